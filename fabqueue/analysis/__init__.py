@@ -1,0 +1,1 @@
+"""Reading and checking uploads: meshes, drawings, their guards and thumbnails."""

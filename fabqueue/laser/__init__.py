@@ -1,0 +1,1 @@
+"""PURE laser planning: SVG to toolpaths, ordering, GRBL G-code, the material library."""

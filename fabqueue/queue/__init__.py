@@ -1,0 +1,1 @@
+"""Work: the embedded Redis owner, RQ tasks, device workers and crash reconciliation."""

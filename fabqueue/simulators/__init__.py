@@ -1,0 +1,1 @@
+"""Simulated machines shipped with the package: the GRBL emulator and the simulated printer."""

@@ -1,0 +1,1 @@
+"""PrusaSlicer: profile lookup, the CLI runner and the G-code comment parser."""

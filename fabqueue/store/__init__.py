@@ -1,0 +1,1 @@
+"""The truth: database models and queries, migrations, the content-addressed file store."""

@@ -1,0 +1,1 @@
+"""The web edge: API (one module per resource), pages, templates, static files, catalogs."""
