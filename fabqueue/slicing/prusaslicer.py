@@ -1,0 +1,200 @@
+"""Run the PrusaSlicer CLI on one model, with a time and memory limit, and read its totals.
+
+Verified on PrusaSlicer 2.5 (see /work/shared/notes/prusaslicer.md): a part taller than
+``max_print_height`` is sliced anyway (exit 0), so the height is checked here first; a part
+larger than the bed aborts (exit 134, SIGABRT) with "Objects could not fit on the bed".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabqueue.slicing.gcode_meta import parse_totals
+from fabqueue.slicing.profiles import IniFile, ProfileError, bed_size, number, read_ini
+
+SLICER_ENV = "FABQUEUE_PRUSA_SLICER"
+DEFAULT_SLICER = "prusa-slicer"
+OVERRIDE_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+INFO_SIZE_RE = re.compile(r"^size_([xyz])\s*=\s*(-?[\d.]+)", re.MULTILINE)
+HEIGHT_TOLERANCE_MM = 0.01
+# What PrusaSlicer (or the loader, when even its libraries don't fit) says when the address
+# space limit bites.
+MEMORY_SIGNS = ("bad_alloc", "out of memory", "cannot allocate", "failed to map segment")
+
+
+class SliceError(Exception):
+    """Slicing failed; ``code`` is stable, ``reason`` is plain words for staff and residents."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    gcode: Path
+    estimated_seconds: float
+    filament_mm: float
+    filament_cm3: float
+    filament_g: float | None  # None when the profile sets no filament_density
+    cost: float | None  # None when the profile sets no filament_cost
+
+
+def slicer_binary() -> str:
+    """The PrusaSlicer CLI (``$FABQUEUE_PRUSA_SLICER`` or ``prusa-slicer`` on PATH)."""
+    configured = os.environ.get(SLICER_ENV, DEFAULT_SLICER)
+    found = shutil.which(configured)
+    if found is None:
+        raise SliceError("slicer_missing", f"PrusaSlicer is not installed ({configured!r})")
+    return found
+
+
+def volume_from_files(files: list[Path]) -> tuple[float, float, float]:
+    """Build volume from the ``--load`` files (the last one to set a key wins)."""
+    settings: dict[str, str] = {}
+    for path in files:
+        settings.update(read_ini(path).settings)
+    merged = IniFile(files[0], settings, {})
+    try:
+        width, depth = bed_size(merged)
+        return width, depth, number(merged, "max_print_height")
+    except ProfileError as exc:
+        raise SliceError("bad_profile", f"printer profile is incomplete: {exc.reason}") from exc
+
+
+def limit_memory(megabytes: int) -> Callable[[], None]:
+    def apply() -> None:  # runs in the child between fork and exec
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def run_slicer(args: list[str], timeout_s: float, memory_limit_mb: int) -> tuple[int, str]:
+    """Run PrusaSlicer in its own process group; kill the group on timeout."""
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=limit_memory(memory_limit_mb),
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise SliceError(
+            "timeout", f"slicing took longer than {timeout_s:g} s and was stopped"
+        ) from None
+    return process.returncode, output.decode("utf-8", errors="replace")
+
+
+def model_size(model: Path, timeout_s: float, memory_limit_mb: int) -> tuple[float, float, float]:
+    """The model's size as PrusaSlicer reads it (same units handling as the slice itself)."""
+    code, output = run_slicer(
+        [slicer_binary(), "--loglevel", "1", "--info", str(model)], timeout_s, memory_limit_mb
+    )
+    sizes: dict[str, float] = {}
+    for axis, value in INFO_SIZE_RE.findall(output):  # one block per object in a 3MF
+        sizes[axis] = max(sizes.get(axis, 0.0), float(value))
+    if code != 0 or len(sizes) != 3:
+        raise explain_failure(code, output, memory_limit_mb)
+    return sizes["x"], sizes["y"], sizes["z"]
+
+
+def explain_failure(code: int, output: str, memory_limit_mb: int) -> SliceError:
+    """Turn an exit code and PrusaSlicer's output into plain words."""
+    text = output.lower()
+    if "could not fit on the bed" in text:
+        return SliceError("too_big", "the model (or its copies) does not fit on the printer's bed")
+    if any(sign in text for sign in MEMORY_SIGNS):
+        return SliceError(
+            "out_of_memory",
+            f"slicing needed more than the {memory_limit_mb} MB of memory it is allowed",
+        )
+    if "no such file" in text:
+        return SliceError("unreadable", "the model file is missing")
+    if "loading of a model file failed" in text or "failed loading" in text:
+        return SliceError("unreadable", "PrusaSlicer could not read the model file")
+    if code < 0 and -code == signal.SIGKILL:
+        return SliceError("killed", "the slicer was killed (most likely it ran out of memory)")
+    if code in (-signal.SIGSEGV, 128 + signal.SIGSEGV, -signal.SIGABRT, 128 + signal.SIGABRT):
+        return SliceError(
+            "crashed", "the slicer crashed on this model (it may be too complex or broken)"
+        )
+    last = output.strip().splitlines()[-1:] or ["no output"]
+    return SliceError("failed", f"the slicer failed (exit {code}): {last[0]}")
+
+
+def override_args(overrides: dict[str, str] | None) -> list[str]:
+    args: list[str] = []
+    for key, value in (overrides or {}).items():
+        if not OVERRIDE_KEY_RE.match(key) or "\n" in value:
+            raise SliceError("bad_override", f"not a slicer setting: {key!r}")
+        args.append(f"--{key.replace('_', '-')}={value}")
+    return args
+
+
+def slice_model(
+    model: Path,
+    out: Path,
+    files: list[Path],
+    *,
+    copies: int = 1,
+    timeout_s: float = 600,
+    memory_limit_mb: int = 2048,
+    build_volume: tuple[float, float, float] | None = None,
+    overrides: dict[str, str] | None = None,
+) -> SliceResult:
+    """Slice ``model`` with the profile ``files`` into ``out``; ``copies`` are arranged on the bed.
+
+    Raises SliceError with plain words: ``too_tall`` (checked before slicing), ``too_big``,
+    ``timeout``, ``out_of_memory``/``killed``, ``unreadable``, ``no_totals``.
+    """
+    if not files:
+        raise SliceError("bad_profile", "no slicer profile given")
+    if copies < 1:
+        raise SliceError("bad_copies", "the number of copies must be at least 1")
+    if not model.is_file():
+        raise SliceError("unreadable", "the model file is missing")
+    volume = build_volume or volume_from_files(files)
+    _, _, height = model_size(model, timeout_s, memory_limit_mb)
+    if height > volume[2] + HEIGHT_TOLERANCE_MM:
+        raise SliceError(
+            "too_tall",
+            f"the model is {height:.1f} mm tall; this printer prints up to {volume[2]:.0f} mm",
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    args = [slicer_binary(), "--loglevel", "1", "--export-gcode"]
+    for path in files:
+        args += ["--load", str(path)]
+    args += override_args(overrides)
+    args += ["--remaining-times"]
+    if copies > 1:
+        args += ["--duplicate", str(copies)]  # arranged on the bed (arrange is the default)
+    args += ["-o", str(out), str(model)]
+    code, output = run_slicer(args, timeout_s, memory_limit_mb)
+    if code != 0 or not out.is_file():
+        raise explain_failure(code, output, memory_limit_mb)
+    totals = parse_totals(out)
+    if "estimated_seconds" not in totals or "filament_mm" not in totals:
+        raise SliceError("no_totals", "the slicer wrote G-code without its print estimates")
+    return SliceResult(
+        gcode=out,
+        estimated_seconds=totals["estimated_seconds"],
+        filament_mm=totals["filament_mm"],
+        filament_cm3=totals.get("filament_cm3", 0.0),
+        filament_g=totals.get("filament_g"),
+        cost=totals.get("cost"),
+    )
