@@ -142,14 +142,16 @@ def check_relative_e(ini: IniFile) -> None:
         )
 
 
-def meta_list(ini: IniFile, key: str, available: dict[str, IniFile]) -> tuple[str, ...]:
+def meta_list(
+    ini: IniFile, key: str, available: dict[str, IniFile], folder: str
+) -> tuple[str, ...]:
     if key not in ini.meta:
         return tuple(sorted(available))
     names = tuple(n.strip() for n in ini.meta[key].split(",") if n.strip())
     for name in names:
         if name not in available:
             raise ProfileError(
-                ini.path, f"fabqueue.{key} names '{name}' but there is no {key}/{name}.ini"
+                ini.path, f"fabqueue.{key} names '{name}' but there is no {folder}/{name}.ini"
             )
     return names
 
@@ -315,8 +317,8 @@ def load_profiles(folder: Path) -> ProfileSet:
             id=path.stem,
             name=ini.meta.get("name", path.stem),
             ini=ini,
-            materials=meta_list(ini, "materials", filaments),
-            qualities=meta_list(ini, "qualities", qualities),
+            materials=meta_list(ini, "materials", filaments, FILAMENTS_DIR),
+            qualities=meta_list(ini, "qualities", qualities, QUALITIES_DIR),
             build_volume=(width, depth, height),
         )
     if not printers:

@@ -116,6 +116,14 @@ def model_size(model: Path, timeout_s: float, memory_limit_mb: int) -> tuple[flo
 def explain_failure(code: int, output: str, memory_limit_mb: int) -> SliceError:
     """Turn an exit code and PrusaSlicer's output into plain words."""
     text = output.lower()
+    if "unable to create convex hull" in text:
+        # Verified: when memory runs short, the hull fails first and PrusaSlicer then
+        # claims the objects do not fit; don't blame the model's size for that.
+        return SliceError(
+            "no_outline",
+            "PrusaSlicer could not work out the model's outline (the model may be broken, or "
+            f"slicing ran out of its {memory_limit_mb} MB of memory)",
+        )
     if "could not fit on the bed" in text:
         return SliceError("too_big", "the model (or its copies) does not fit on the printer's bed")
     if any(sign in text for sign in MEMORY_SIGNS):
