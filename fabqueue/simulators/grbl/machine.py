@@ -1,0 +1,583 @@
+"""The GRBL 1.1h machine model: receive buffer, line protocol, 15-block planner and motion.
+
+Faithful to /work/shared/notes/grbl.md where it matters to a sender: the 128-byte receive
+buffer drops what does not fit, every line gets ``ok``/``error:N`` in order, ``ok`` is sent
+when a line's moves are in the planner (so a full planner stalls the line protocol and the
+receive buffer fills), realtime bytes act at once, a soft reset during motion raises
+ALARM:3 and loses what was buffered. Time is simulated: a move takes its distance over its
+feed rate, times ``time_scale`` (use e.g. 0.01 in tests), plus ``min_block_s``.
+
+Threads: the link's reader (realtime bytes, buffer), the protocol loop (lines), the motion
+loop (planner) and the link's writer. All state is guarded by one condition variable.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from fabqueue.simulators.grbl.gcode import GcodeError, Modal, Move, Vector, clean, interpret
+from fabqueue.simulators.grbl.link import PtyLink
+from fabqueue.simulators.grbl.settings import default_settings, format_setting, validate_write
+
+BANNER = "Grbl 1.1h ['$' for help]"
+UNLOCK_MESSAGE = "[MSG:'$H'|'$X' to unlock]"
+PLANNER_BLOCKS = 15
+RX_BUFFER_BYTES = 128
+LINE_MAX_CHARS = 80
+_REALTIME = frozenset(b"?!~\x18")
+_SETTING_WRITE = re.compile(r"\$(\d+)=(.*)")
+_ANSWERED = -1  # the command already answered (or a reset/alarm swallowed its answer)
+
+
+@dataclass(frozen=True)
+class MotionSegment:
+    """One executed planner block, for the tests' assertions."""
+
+    line_number: int  # the line's number among all lines received since start (1-based)
+    source: str  # the line as received
+    start: Vector
+    end: Vector  # where the motion stopped (the target unless cut short)
+    rapid: bool
+    feed: float  # mm/min used (rapids: the axes' max rate)
+    spindle: str  # "M3", "M4", "M5"
+    power: float  # laser power applied (0 = off): S clamped to $30, off for G0 in laser mode
+    completed: bool  # False when a reset or alarm cut the move short
+    jog: bool = False
+
+    @property
+    def laser_on(self) -> bool:
+        return self.power > 0
+
+
+@dataclass
+class _Block:
+    move: Move
+    line_number: int
+    source: str
+    duration_s: float
+    feed: float
+    power: float
+    jog: bool = False
+
+
+class GrblMachine:
+    """The firmware's behaviour; ``GrblEmulator`` wires it to a pty."""
+
+    def __init__(
+        self,
+        link: PtyLink,
+        *,
+        time_scale: float = 1.0,
+        min_block_s: float = 0.0,
+        laser_mode: bool = True,
+        max_s: float = 1000,
+        homing: bool = False,
+        soft_limits: bool = False,
+        travel_mm: tuple[float, float, float] = (400.0, 300.0, 50.0),
+        status_mask: int = 1,
+        reset_delay_s: float = 0.03,
+        eeprom_stall_s: float = 0.02,
+        hold_decel_s: float = 0.05,
+        homing_s: float = 0.2,
+    ) -> None:
+        self._link = link
+        self.time_scale = time_scale
+        self.min_block_s = min_block_s
+        self.reset_delay_s = reset_delay_s
+        self.eeprom_stall_s = eeprom_stall_s
+        self.hold_decel_s = hold_decel_s
+        self.homing_s = homing_s
+        self.settings = default_settings(
+            laser_mode=laser_mode, max_s=max_s, homing=homing, soft_limits=soft_limits,
+            travel_mm=travel_mm, status_mask=status_mask,
+        )  # fmt: skip
+        self.modal = Modal()
+        self._cv = threading.Condition()
+        self._rx = bytearray()
+        self._line = bytearray()
+        self._planner: deque[_Block] = deque()
+        self._epoch = 0
+        self._alarm = homing  # power-up with homing enabled: position unknown, locked
+        self._critical = False  # ALARM:1/2: nothing but a soft reset is heard
+        self._hold = False
+        self._hold_at = 0.0
+        self._held_moving = False
+        self._resumed_at = 0.0
+        self._check_mode = False
+        self._homing = False
+        self._deaf_until = 0.0
+        self._banner_due: float | None = None
+        self._overrides = [100, 100, 100]  # feed, rapid, spindle (%)
+        self._position: Vector = (0.0, 0.0, 0.0)
+        self._current: _Block | None = None
+        self._t0 = 0.0
+        self._t_end = 0.0
+        self._reports = 0
+        self._lines_total = 0
+        self._unanswered_bytes = 0
+        self._injected: dict[int, int] = {}
+        self._lines_since_arm = 0
+        self.closed = False
+        # observations for tests and benchmarks
+        self.segments: list[MotionSegment] = []
+        self.lines_received: list[str] = []
+        self.responses: list[str] = []
+        self.realtime_received: list[tuple[float, int]] = []
+        self.max_rx_fill = 0
+        self.max_unanswered_bytes = 0
+        self.rx_dropped = 0
+        self.resets = 0
+
+    # == state ===============================================================================
+    def state_name(self, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        if self._alarm:
+            return "Alarm"
+        if self._homing:
+            return "Home"
+        if self._hold:
+            decelerating = self._held_moving and now - self._hold_at < self.hold_decel_s
+            return "Hold:1" if decelerating else "Hold:0"
+        if self._check_mode:
+            return "Check"
+        if self._planner:
+            return "Jog" if self._planner[0].jog else "Run"
+        return "Idle"
+
+    def live_position(self, now: float | None = None) -> Vector:
+        block = self._current
+        if block is None:
+            return self._position
+        now = time.monotonic() if now is None else now
+        if self._hold:
+            now = min(now, self._hold_at)
+        frac = 1.0 if block.duration_s <= 0 else (now - self._t0) / block.duration_s
+        frac = min(max(frac, 0.0), 1.0)
+        s, e = block.move.start, block.move.end
+        return (s[0] + (e[0] - s[0]) * frac, s[1] + (e[1] - s[1]) * frac, s[2] + (e[2] - s[2]) * frac)
+
+    def status_report(self) -> str:
+        now = time.monotonic()
+        pos = ",".join(f"{v:.3f}" for v in self.live_position(now))
+        mask = int(self.settings[10])
+        parts = [self.state_name(now), ("MPos:" if mask & 1 else "WPos:") + pos]
+        if mask & 2:
+            parts.append(f"Bf:{PLANNER_BLOCKS - len(self._planner)},{RX_BUFFER_BYTES - len(self._rx)}")
+        block = self._current
+        feed = block.feed if block is not None and not self._hold else 0
+        power = self.modal.power if self.modal.spindle != "5" else 0
+        parts.append(f"FS:{feed:g},{power:g}")
+        self._reports += 1
+        if self._overrides != [100, 100, 100] or self._reports % 10 == 1:
+            parts.append("Ov:" + ",".join(str(v) for v in self._overrides))
+        elif self._reports % 10 == 2:
+            parts.append("WCO:0.000,0.000,0.000")
+        return "<" + "|".join(parts) + ">"
+
+    def _emit(self, text: str) -> None:
+        self.responses.append(text)
+        self._link.send((text + "\r\n").encode())
+
+    def _answer(self, raw: bytes, code: int) -> None:
+        self._unanswered_bytes = max(0, self._unanswered_bytes - len(raw) - 1)
+        self._emit("ok" if code == 0 else f"error:{code}")
+
+    # == receiving (link reader thread) ======================================================
+    def receive(self, data: bytes) -> None:
+        with self._cv:
+            for byte in data:
+                self._receive_byte(byte)
+            self._cv.notify_all()
+
+    def _receive_byte(self, byte: int) -> None:
+        now = time.monotonic()
+        if now < self._deaf_until:
+            self.rx_dropped += 1  # booting after a reset, or the EEPROM write stalls the UART
+            return
+        if byte in _REALTIME or byte >= 0x80:
+            self.realtime_received.append((now, byte))
+            self._realtime(byte, now)
+            return
+        if self._critical:
+            return
+        if len(self._rx) >= RX_BUFFER_BYTES:
+            self.rx_dropped += 1
+            return
+        self._rx.append(byte)
+        self._unanswered_bytes += 1
+        self.max_rx_fill = max(self.max_rx_fill, len(self._rx))
+        self.max_unanswered_bytes = max(self.max_unanswered_bytes, self._unanswered_bytes)
+
+    def _realtime(self, byte: int, now: float) -> None:
+        if byte == 0x18:
+            self.soft_reset()
+        elif self._critical:
+            return  # after ALARM:1/2 even `?` goes unanswered until a reset
+        elif byte == ord("?"):
+            self._emit(self.status_report())
+        elif byte == ord("!"):
+            if self._planner and self._planner[0].jog:
+                self._cancel_jog()
+            elif not self._hold and not self._alarm and not self._check_mode:
+                self._hold, self._hold_at = True, now
+                self._held_moving = bool(self._planner)
+        elif byte == ord("~"):
+            if self._hold:
+                self._hold, self._resumed_at = False, now
+        elif byte == 0x85:
+            self._cancel_jog()
+        else:
+            self._override(byte)
+
+    def _override(self, byte: int) -> None:
+        feed, rapid, spindle = self._overrides
+        steps = {0x91: 10, 0x92: -10, 0x93: 1, 0x94: -1}
+        if byte == 0x90:
+            feed = 100
+        elif byte in steps:
+            feed = min(200, max(10, feed + steps[byte]))
+        elif byte in (0x95, 0x96, 0x97):
+            rapid = {0x95: 100, 0x96: 50, 0x97: 25}[byte]
+        elif byte == 0x99:
+            spindle = 100
+        elif byte in (0x9A, 0x9B, 0x9C, 0x9D):
+            spindle = min(200, max(10, spindle + steps[byte - 9]))
+        self._overrides = [feed, rapid, spindle]
+
+    def _cancel_jog(self) -> None:
+        if self._planner and self._planner[0].jog:
+            self._stop_motion()
+
+    # == reset and alarms ====================================================================
+    def soft_reset(self) -> None:
+        """0x18: stop at once; ALARM:3 if it was moving; banner after the reboot delay."""
+        with self._cv:
+            moving = self._homing or (
+                bool(self._planner)
+                and not (self._hold and not self.state_name().endswith(":1"))
+            )
+            self.resets += 1
+            self._stop_motion()
+            self._rx.clear()
+            self._line.clear()
+            self._unanswered_bytes = 0
+            self._critical = self._check_mode = self._homing = False
+            self.modal = Modal(position=self._position)
+            self._overrides = [100, 100, 100]
+            if moving:
+                self._alarm = True
+                self._emit("ALARM:3")
+            self._deaf_until = time.monotonic() + self.reset_delay_s
+            self._banner_due = self._deaf_until
+            self._cv.notify_all()
+
+    def raise_alarm(self, code: int) -> None:
+        """Stop motion and enter the Alarm state; 1 (hard limit) and 2 (soft limit) are
+        critical: only a soft reset is heard afterwards."""
+        with self._cv:
+            self._stop_motion()
+            self._alarm = True
+            self._emit(f"ALARM:{code}")
+            if code in (1, 2):
+                self._emit("[MSG:Reset to continue]")
+                self._critical = True
+            self._cv.notify_all()
+
+    def _stop_motion(self) -> None:
+        """Abort the running move (logged as cut short) and empty the planner."""
+        self._epoch += 1
+        block = self._current
+        if block is not None:
+            self._position = self.live_position()
+            self._log(block, self._position, completed=False)
+        self._current = None
+        self._planner.clear()
+        self._hold = False
+        self._cv.notify_all()
+
+    def _log(self, block: _Block, end: Vector, *, completed: bool) -> None:
+        self.segments.append(
+            MotionSegment(
+                block.line_number, block.source, block.move.start, end, block.move.rapid,
+                block.feed, "M" + block.move.spindle, block.power, completed, block.jog,
+            )
+        )  # fmt: skip
+
+    # == line protocol (protocol thread) =====================================================
+    def protocol_loop(self) -> None:
+        with self._cv:
+            self._emit("")
+            self._emit(BANNER)
+            if self._alarm:
+                self._emit(UNLOCK_MESSAGE)
+            while not self.closed:
+                if self._banner_due is not None:
+                    wait = self._banner_due - time.monotonic()
+                    if wait > 0:
+                        self._cv.wait(wait)
+                        continue
+                    self._banner_due = None
+                    self._emit("")
+                    self._emit(BANNER)
+                    if self._alarm:
+                        self._emit(UNLOCK_MESSAGE)
+                    continue
+                if self._critical or self._hold or not self._rx:
+                    self._cv.wait(0.1)
+                    continue
+                end = next((i for i, b in enumerate(self._rx) if b in (10, 13)), -1)
+                taken = self._rx[: end + 1] if end >= 0 else self._rx[:]
+                del self._rx[: len(taken)]
+                self._line.extend(taken)
+                if end < 0:
+                    continue
+                raw = bytes(self._line[:-1])
+                self._line.clear()
+                self._process_line(raw)
+
+    def _process_line(self, raw: bytes) -> None:
+        text = raw.decode("latin-1")
+        self.lines_received.append(text)
+        self._lines_total += 1
+        line = clean(text)
+        if not line:
+            self._answer(raw, 0)  # empty line or comment: ok, for syncing
+            return
+        epoch = self._epoch
+        self._lines_since_arm += 1
+        code = self._injected.pop(self._lines_since_arm, None)
+        if code is None:
+            if len(line) > LINE_MAX_CHARS:
+                code = 11
+            elif line.startswith("$"):
+                code = self._system_command(line, raw)
+            elif self._alarm:
+                code = 9
+            else:
+                code = self._gcode(line, text, epoch)
+        if code != _ANSWERED and epoch == self._epoch:
+            self._answer(raw, code)
+
+    def _wait_planner(self, epoch: int, *, until_empty: bool) -> bool:
+        """Block the line protocol for planner room (or an empty planner); False on reset."""
+        while epoch == self._epoch and not self.closed:
+            if until_empty and not self._planner or not until_empty and (
+                len(self._planner) < PLANNER_BLOCKS
+            ):
+                return True
+            self._cv.wait(0.1)
+        return False
+
+    def _gcode(self, line: str, source: str, epoch: int) -> int:
+        try:
+            planned = interpret(line, self.modal, arc_tolerance=self.settings[12])
+        except GcodeError as err:
+            return err.code
+        if self.settings[20] and any(not self._within_travel(m.end) for m in planned.moves):
+            self.raise_alarm(2)
+            return _ANSWERED
+        if self._check_mode:
+            return 0
+        if (planned.dwell_s is not None or planned.sync) and not self._wait_planner(
+            epoch, until_empty=True
+        ):
+            return _ANSWERED
+        if planned.dwell_s:
+            deadline = time.monotonic() + planned.dwell_s * self.time_scale
+            while epoch == self._epoch and (left := deadline - time.monotonic()) > 0:
+                self._cv.wait(left)
+        if planned.pause:
+            self._hold, self._hold_at, self._held_moving = True, time.monotonic(), False
+        for move in planned.moves:
+            if not self._wait_planner(epoch, until_empty=False):
+                return _ANSWERED
+            self._plan(move, self._lines_total, source)
+        return 0
+
+    def _within_travel(self, point: Vector) -> bool:
+        travel = (self.settings[130], self.settings[131], self.settings[132])
+        return all(-1e-6 <= v <= t + 1e-6 for v, t in zip(point, travel, strict=True))
+
+    def _plan(self, move: Move, line_number: int, source: str, *, jog: bool = False) -> None:
+        deltas = [abs(e - s) for s, e in zip(move.start, move.end, strict=True)]
+        distance = math.sqrt(sum(d * d for d in deltas))
+        rates = (self.settings[110], self.settings[111], self.settings[112])
+        axis_limited_min = max(d / r for d, r in zip(deltas, rates, strict=True))
+        feed_ov, rapid_ov, spindle_ov = self._overrides
+        if move.rapid:
+            minutes = axis_limited_min * 100 / rapid_ov
+        else:
+            minutes = max(distance / (move.feed * feed_ov / 100), axis_limited_min)
+        feed = distance / minutes if minutes > 0 else 0.0
+        off = move.spindle == "5" or (move.rapid and self.settings[32]) or jog
+        power = 0.0 if off else min(move.power, self.settings[30]) * spindle_ov / 100
+        duration = minutes * 60 * self.time_scale + self.min_block_s
+        self._planner.append(_Block(move, line_number, source, duration, feed, power, jog))
+        self._cv.notify_all()
+
+    # == $ commands ==========================================================================
+    def _system_command(self, line: str, raw: bytes) -> int:
+        if line == "$":
+            self._emit("[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]")
+            return 0
+        if line.startswith("$J="):
+            return self._jog(line[3:], raw)
+        if line == "$G":
+            self._emit(self.modal.report())
+            return 0
+        if line == "$C":
+            return self._toggle_check_mode(raw)
+        if line == "$X":
+            if self._alarm:
+                self._alarm = False
+                self._emit("[MSG:Caution: Unlocked]")
+            return 0
+        if line == "$$":
+            if self._planner or self._hold:
+                return 8
+            for number, value in self.settings.items():
+                self._emit(format_setting(number, value))
+            return 0
+        if self.state_name() not in ("Idle", "Alarm"):
+            return 8  # not idle
+        if line == "$H":
+            return self._home()
+        if line == "$I":
+            self._emit("[VER:1.1h.20190830:]")
+            self._emit(f"[OPT:V,{PLANNER_BLOCKS},{RX_BUFFER_BYTES}]")
+            return 0
+        if line == "$#":
+            for name in ("G54", "G55", "G56", "G57", "G58", "G59", "G28", "G30", "G92"):
+                self._emit(f"[{name}:0.000,0.000,0.000]")
+            self._emit("[TLO:0.000]")
+            self._emit("[PRB:0.000,0.000,0.000:0]")
+            return 0
+        if line == "$N":
+            self._emit("$N0=")
+            self._emit("$N1=")
+            return 0
+        match = _SETTING_WRITE.fullmatch(line)
+        if match is None:
+            return 3
+        return self._write_setting(int(match.group(1)), match.group(2))
+
+    def _write_setting(self, number: int, text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            return 2
+        code = validate_write(self.settings, number, value)
+        if code is not None:
+            return code
+        self.settings[number] = value
+        # The EEPROM write stalls the serial interrupt: what arrives meanwhile is lost.
+        deadline = time.monotonic() + self.eeprom_stall_s
+        self._deaf_until = deadline
+        while (left := deadline - time.monotonic()) > 0:
+            self._cv.wait(left)
+        return 0
+
+    def _toggle_check_mode(self, raw: bytes) -> int:
+        if self._check_mode:
+            self._emit("[MSG:Disabled]")
+            self._answer(raw, 0)
+            self.soft_reset()  # leaving check mode resets by itself
+            return _ANSWERED
+        if self.state_name() != "Idle":
+            return 8
+        self._check_mode = True
+        self._emit("[MSG:Enabled]")
+        return 0
+
+    def _home(self) -> int:
+        if not self.settings[22]:
+            return 5  # homing not enabled
+        epoch = self._epoch
+        self._homing = True
+        deadline = time.monotonic() + self.homing_s
+        while epoch == self._epoch and (left := deadline - time.monotonic()) > 0:
+            self._cv.wait(left)
+        if epoch != self._epoch:
+            return _ANSWERED
+        self._homing = self._alarm = False
+        self._position = (0.0, 0.0, 0.0)
+        self.modal.position = self._position
+        return 0
+
+    def _jog(self, body: str, raw: bytes) -> int:
+        if self.state_name() not in ("Idle", "Jog"):
+            return 8
+        jog_modal = Modal(
+            motion="1", inches=self.modal.inches, incremental=False, position=self.modal.position
+        )
+        try:
+            planned = interpret(body, jog_modal)
+        except GcodeError as err:
+            return err.code
+        if "F" not in body:
+            return 22
+        if self.settings[20] and any(not self._within_travel(m.end) for m in planned.moves):
+            return 15  # jog travel exceeded
+        for move in planned.moves:
+            if not self._wait_planner(self._epoch, until_empty=False):
+                return _ANSWERED
+            self._plan(move, self._lines_total, raw.decode("latin-1"), jog=True)
+        self.modal.position = jog_modal.position
+        return 0
+
+    # == motion (motion thread) ==============================================================
+    def motion_loop(self) -> None:
+        previous_end: float | None = None  # back-to-back blocks start when the last ended
+        with self._cv:
+            while not self.closed:
+                if not self._planner or self._hold:
+                    if not self._planner:
+                        previous_end = None  # starved: the next block starts when it arrives
+                    self._cv.wait(0.05)
+                    continue
+                block, epoch = self._planner[0], self._epoch
+                now = time.monotonic()
+                self._t0 = previous_end if previous_end is not None else now
+                self._t_end = self._t0 + block.duration_s
+                self._current = block
+                previous_end = self._run_block(block, epoch)
+
+    def _run_block(self, block: _Block, epoch: int) -> float | None:
+        """Wait out one block (pausing for holds); its end time, or None if it was aborted."""
+        while not self.closed and epoch == self._epoch:
+            now = time.monotonic()
+            if self._hold:
+                remaining = max(0.0, self._t_end - self._hold_at)
+                while self._hold and epoch == self._epoch and not self.closed:
+                    self._cv.wait(0.05)
+                if epoch != self._epoch or self.closed:
+                    return None
+                self._t_end = self._resumed_at + remaining
+                self._t0 = self._t_end - block.duration_s
+                continue
+            if now >= self._t_end:
+                self._planner.popleft()
+                self._current = None
+                self._position = block.move.end
+                self._log(block, block.move.end, completed=True)
+                self._cv.notify_all()
+                return self._t_end
+            self._cv.wait(min(self._t_end - now, 0.02))
+        return None
+
+    # == test hooks ==========================================================================
+    def inject_error(self, code: int, line_number: int) -> None:
+        """Answer ``error:code`` to the ``line_number``-th non-empty line from now on."""
+        with self._cv:
+            self._lines_since_arm = 0
+            self._injected = {line_number: code}
+
+    def close(self) -> None:
+        with self._cv:
+            self.closed = True
+            self._cv.notify_all()
