@@ -171,8 +171,8 @@ def _check(
             N_("The model encloses no volume: there is no inside to fill. Check that it is a "
                "solid in your design program."),
         )
-    report["volume_cm3"] = round(volume / 1000, 4)
-    report["surface_cm2"] = round(measures.surface_mm2 / 100, 3)
+    report["volume_cm3"] = _significant(volume / 1000)
+    report["surface_cm2"] = _significant(measures.surface_mm2 / 100)
     if bodies > 1:
         _warn(report, finding(
             "multiple_bodies",
@@ -183,6 +183,11 @@ def _check(
     _check_fit(report, vertices, bbox, material, printers)
     _estimate(report, volume, measures, bbox, material, params, copies)
     return MeshGeometry(vertices, faces)
+
+
+def _significant(value: float, digits: int = 6) -> float:
+    """Round to significant digits: a part drawn in inches may be 0.0015 cm³."""
+    return float(f"{value:.{digits}g}")
 
 
 def _check_surface(report: dict[str, Any], edges: topology.EdgeFacts, faces: int) -> None:
