@@ -111,8 +111,7 @@ def frame_program(
     if laser is not None:
         check_fits(bbox, laser)
     writer = _Writer(travel_feed=laser.max_speed_mm_min if laser else feed)
-    writer.header()
-    writer.raw("M5")  # beam off: G1 below only moves the head
+    writer.header()  # ends with M5: beam off, so the G1 moves below only move the head
     x0, y0, x1, y1 = bbox
     writer.travel((x0, y0))
     corners = [(x1, y0), (x1, y1), (x0, y1), (x0, y0)]

@@ -140,7 +140,7 @@ def test_frame_program_traces_the_box_with_the_beam_off() -> None:
     corners = {(m[1], m[2]) for m in path}
     assert corners == {(10, 20), (110, 20), (110, 70), (10, 70)}
     assert all(m[4] in (None, "0") for m in path)  # S0 wherever a power is given
-    assert program.lines.index("M5", 3) < program.lines.index(next(
+    assert program.lines.index("M5") < program.lines.index(next(
         line for line in program.lines if line.startswith("G1")))
     assert program.cut_length_mm == 0
     with pytest.raises(Refused):
