@@ -29,7 +29,9 @@ _G_GROUPS: dict[str, int] = {
     "54": 12, "55": 12, "56": 12, "57": 12, "58": 12, "59": 12,
 }  # fmt: skip
 # M-code -> group (4 stopping, 7 spindle, 8 coolant). M7 (mist) is not compiled in by default.
-_M_GROUPS: dict[str, int] = {"0": 4, "1": 4, "2": 4, "30": 4, "3": 7, "4": 7, "5": 7, "8": 8, "9": 8}
+_M_GROUPS: dict[str, int] = {
+    "0": 4, "1": 4, "2": 4, "30": 4, "3": 7, "4": 7, "5": 7, "8": 8, "9": 8,
+}  # fmt: skip
 _VALUE_LETTERS = frozenset("FIJKNPRSTXYZ")
 _AXES = "XYZ"
 
@@ -129,7 +131,9 @@ def interpret(line: str, modal: Modal, *, arc_tolerance: float = 0.002) -> Inter
             if group is None:
                 raise GcodeError(20)  # unsupported command
             if group in gcodes:
-                raise GcodeError(24)  # two G-codes from one modal group
+                # two motion commands collide as "axis command conflict" (24) before the
+                # modal group check (21) is reached, as on the firmware
+                raise GcodeError(24 if group == 1 else 21)
             gcodes[group] = key
         elif letter == "M":
             if float(number) != int(float(number)):
@@ -139,7 +143,7 @@ def interpret(line: str, modal: Modal, *, arc_tolerance: float = 0.002) -> Inter
             if group is None:
                 raise GcodeError(20)
             if group in mcodes:
-                raise GcodeError(24)
+                raise GcodeError(21)  # modal group violation
             mcodes[group] = key
         elif letter in _VALUE_LETTERS:
             if letter in values:

@@ -159,7 +159,7 @@ class GrblMachine:
         frac = 1.0 if block.duration_s <= 0 else (now - self._t0) / block.duration_s
         frac = min(max(frac, 0.0), 1.0)
         s, e = block.move.start, block.move.end
-        return (s[0] + (e[0] - s[0]) * frac, s[1] + (e[1] - s[1]) * frac, s[2] + (e[2] - s[2]) * frac)
+        return tuple(a + (b - a) * frac for a, b in zip(s, e, strict=True))  # type: ignore[return-value]
 
     def status_report(self) -> str:
         now = time.monotonic()
@@ -167,7 +167,8 @@ class GrblMachine:
         mask = int(self.settings[10])
         parts = [self.state_name(now), ("MPos:" if mask & 1 else "WPos:") + pos]
         if mask & 2:
-            parts.append(f"Bf:{PLANNER_BLOCKS - len(self._planner)},{RX_BUFFER_BYTES - len(self._rx)}")
+            free_blocks = PLANNER_BLOCKS - len(self._planner)
+            parts.append(f"Bf:{free_blocks},{RX_BUFFER_BYTES - len(self._rx)}")
         block = self._current
         feed = block.feed if block is not None and not self._hold else 0
         power = self.modal.power if self.modal.spindle != "5" else 0
@@ -258,8 +259,7 @@ class GrblMachine:
         """0x18: stop at once; ALARM:3 if it was moving; banner after the reboot delay."""
         with self._cv:
             moving = self._homing or (
-                bool(self._planner)
-                and not (self._hold and not self.state_name().endswith(":1"))
+                bool(self._planner) and not (self._hold and not self.state_name().endswith(":1"))
             )
             self.resets += 1
             self._stop_motion()
@@ -366,9 +366,8 @@ class GrblMachine:
     def _wait_planner(self, epoch: int, *, until_empty: bool) -> bool:
         """Block the line protocol for planner room (or an empty planner); False on reset."""
         while epoch == self._epoch and not self.closed:
-            if until_empty and not self._planner or not until_empty and (
-                len(self._planner) < PLANNER_BLOCKS
-            ):
+            room = len(self._planner) < PLANNER_BLOCKS
+            if (not self._planner) if until_empty else room:
                 return True
             self._cv.wait(0.1)
         return False

@@ -7,8 +7,12 @@ INTEGER_SETTINGS = frozenset({0, 1, 2, 3, 4, 5, 6, 10, 13, 20, 21, 22, 23, 26, 3
 
 
 def default_settings(
-    *, laser_mode: bool = True, max_s: float = 1000, homing: bool = False,
-    soft_limits: bool = False, travel_mm: tuple[float, float, float] = (400.0, 300.0, 50.0),
+    *,
+    laser_mode: bool = True,
+    max_s: float = 1000,
+    homing: bool = False,
+    soft_limits: bool = False,
+    travel_mm: tuple[float, float, float] = (400.0, 300.0, 50.0),
     status_mask: int = 1,
 ) -> dict[int, float]:
     """A diode/CO2 laser's settings; rapid rates are a typical 6000 mm/min for X and Y."""

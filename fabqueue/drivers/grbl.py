@@ -1,0 +1,650 @@
+"""The GRBL 1.1 laser driver: streams G-code over a serial port with pyserial.
+
+Protocol facts are in /work/shared/notes/grbl.md. Streaming uses character counting: at
+most 127 bytes (line + newline) unacknowledged in GRBL's 128-byte receive buffer, the next
+line sent as soon as it fits, so the planner never starves on short engraving segments.
+Settings writes (`$N=`) go one at a time, each waiting for its ``ok`` (the EEPROM write
+stalls the controller's serial interrupt). The job ends on the ``ok`` of a trailing
+``G4 P0``, which GRBL answers only once every planned move has run.
+
+Threads: a reader (answers, status reports, alarms), a status poller (`?` at ≤ 5 Hz) and,
+during a job, a streamer. The caller's thread never waits for the job.
+
+A GRBL controller keeps no job name and a stream cannot outlive the process that feeds it:
+``find`` only knows the job this driver instance is running. After a process restart
+there is nothing to re-attach to (the laser stopped when its stream did).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import serial
+
+from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
+from fabqueue.drivers.grbl_codes import alarm_meaning, error_meaning
+
+log = logging.getLogger(__name__)
+
+RX_BUFFER_LIMIT = 127  # bytes a character-counting sender may have unacknowledged
+LINE_LIMIT = 80  # GRBL's line buffer
+BANNER = re.compile(r"Grbl (\d+\.\d+\w*)")
+STATUS = re.compile(r"<([^|>]+)(.*)>")
+SETTING_LINE = re.compile(r"\$(\d+)=([-\d.]+)")
+SETTING_WRITE = re.compile(r"\$\d+=")
+END_SYNC = "G4 P0"  # answered only when the planner has run dry: the job's real end
+Streaming = Literal["char_count", "send_wait"]
+EventCallback = Callable[[str, dict[str, object]], None]
+
+
+@dataclass
+class _Line:
+    number: int  # line number in the program (1-based), for messages
+    text: str  # as sent, without comment
+
+    @property
+    def size(self) -> int:
+        return len(self.text) + 1
+
+
+@dataclass
+class _Sent:
+    """A line waiting for its ``ok``/``error:N``; informational replies gather in ``lines``."""
+
+    line: _Line
+    counted: bool  # part of a job (progress counts it)
+    lines: list[str] = field(default_factory=list)
+    answer: str | None = None
+
+
+@dataclass
+class _Job:
+    name: str
+    lines: list[_Line]
+    line_seconds: list[float] | None
+    started: float = field(default_factory=time.monotonic)
+    acked: int = 0
+    ended: float | None = None
+    outcome: Outcome | None = None
+    message: str | None = None
+    stop: str | None = None  # why the streamer must stop: "cancel", "error", "alarm", "offline"
+    max_in_flight: int = 0
+
+
+def prepare_lines(raw: Iterable[str]) -> list[_Line]:
+    """Strip comments and blanks, keep each line's number; refuse lines GRBL would reject
+    for length (error:11) before anything is sent."""
+    lines: list[_Line] = []
+    for number, text in enumerate(raw, start=1):
+        code = re.sub(r"\([^)]*\)", "", text.split(";", 1)[0]).strip()
+        if not code:
+            continue
+        if len(code) > LINE_LIMIT:
+            raise DriverError(
+                f"Line {number} of the program is {len(code)} characters long; GRBL accepts "
+                f"at most {LINE_LIMIT}.",
+                code="line_too_long",
+            )
+        lines.append(_Line(number, code))
+    return lines
+
+
+class GrblDriver:
+    """One GRBL laser on a serial port (see the module docstring)."""
+
+    def __init__(
+        self,
+        port: str,
+        baud: int = 115200,
+        *,
+        homing: bool = False,
+        unlock: bool = True,
+        timeout_s: float = 5.0,
+        status_hz: float = 5.0,
+        on_event: EventCallback | None = None,
+        streaming: Streaming = "char_count",
+    ) -> None:
+        self.port, self.baud = port, baud
+        self.homing, self.unlock = homing, unlock
+        self.timeout_s = timeout_s
+        self.status_interval_s = 1.0 / min(max(status_hz, 0.1), 5.0)
+        self.on_event = on_event
+        self.streaming: Streaming = streaming
+        self.settings: dict[int, float] = {}
+        self.max_power_s: float = 0.0
+        self._serial: serial.Serial | None = None
+        self._cv = threading.Condition()
+        self._in_flight: deque[_Sent] = deque()
+        self._banners = 0
+        self._alarm: int | None = None
+        self._resetting = False  # our own soft reset: its ALARM:3 is expected
+        self._offline_reason: str | None = "not connected"
+        self._grbl_state = "Unknown"
+        self._position: tuple[float, ...] = ()
+        self._buffer: tuple[int, int] | None = None  # free planner blocks, free RX bytes
+        self._status_at = 0.0
+        self._poll_paused = False
+        self._paused = False
+        self._job: _Job | None = None
+        self._threads: list[threading.Thread] = []
+        self._closing = False
+        self._last_event: tuple[str, str] | None = None
+        self._last_progress_event = 0.0
+
+    # == connection ==========================================================================
+    def connect(self) -> None:
+        try:
+            self._serial = serial.Serial(self.port, self.baud, timeout=0.05, write_timeout=2)
+        except (serial.SerialException, OSError) as err:
+            raise DriverOffline(f"Cannot open the laser's serial port {self.port}: {err}") from err
+        self._closing = False
+        self._offline_reason = None
+        self._spawn(self._read_loop, "reader")
+        try:
+            self._reset_and_wait()
+            lines = self.command("$$")
+            self.settings = {
+                int(m.group(1)): float(m.group(2)) for m in map(SETTING_LINE.fullmatch, lines) if m
+            }
+            self.max_power_s = self.settings.get(30, 0.0)
+            self._require_laser_mode()
+            self._unlock_or_home()
+        except DriverError:
+            self.close()
+            raise
+        self._spawn(self._poll_loop, "poller")
+
+    def close(self) -> None:
+        with self._cv:
+            job_running = self._job is not None and self._job.outcome is None
+        if job_running and self._offline_reason is None:
+            with contextlib.suppress(DriverError):
+                self._write(b"\x18")  # never leave a laser streaming half a job
+            self._finish(Outcome.INTERRUPTED, "The driver was closed during the job.")
+        self._closing = True
+        with self._cv:
+            self._offline_reason = self._offline_reason or "closed"
+            self._stop_job("offline")
+            self._cv.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2)
+        self._threads.clear()
+        if self._serial is not None:
+            with contextlib.suppress(Exception):
+                self._serial.close()
+
+    def reset(self) -> None:
+        """Clear an alarm: soft reset, then unlock (or home, if configured)."""
+        self._reset_and_wait()
+        self._unlock_or_home()
+        self._emit_state()
+
+    def _require_laser_mode(self) -> None:
+        if self.settings.get(32) != 1:
+            raise DriverError(
+                "The controller on this port is not in laser mode ($32=0): it would pause and "
+                "burn at every corner. Set $32=1 on the controller before running laser jobs.",
+                code="not_laser_mode",
+            )
+
+    def _unlock_or_home(self) -> None:
+        if self.homing:
+            self.command("$H", timeout_s=max(self.timeout_s, 60.0))
+        elif self.unlock:
+            self.command("$X")
+        with self._cv:
+            self._alarm = None
+
+    def _reset_and_wait(self) -> None:
+        """Soft reset (0x18) and wait for the banner: bytes sent before it would be lost."""
+        self._wait_banner(self._send_reset())
+
+    def _send_reset(self) -> int:
+        """Write 0x18 (its ALARM:3 is expected); the banner count to wait past."""
+        with self._cv:
+            banners = self._banners
+            self._resetting = True
+            self._write(b"\x18")
+            return banners
+
+    def _wait_banner(self, banners: int) -> None:
+        with self._cv:
+            ok = self._cv.wait_for(
+                lambda: self._banners > banners or self._offline_reason is not None,
+                self.timeout_s,
+            )
+            self._resetting = False
+            if self._offline_reason is not None:
+                raise DriverOffline(f"The laser's serial link failed: {self._offline_reason}")
+            if not ok:
+                raise DriverOffline(
+                    f"No GRBL controller answered on {self.port} within {self.timeout_s:g} s "
+                    "(no start-up banner after a reset)."
+                )
+
+    def command(self, text: str, *, timeout_s: float | None = None) -> list[str]:
+        """Send one line, wait for its ``ok``; the informational lines it produced.
+
+        Raises DriverError with GRBL's meaning on ``error:N``."""
+        sent = _Sent(_Line(0, text), counted=False)
+        with self._cv:
+            self._in_flight.append(sent)
+            self._write((text + "\n").encode())
+            self._cv.wait_for(
+                lambda: sent.answer is not None or self._offline_reason is not None,
+                timeout_s or self.timeout_s,
+            )
+            if sent.answer is None:
+                if self._offline_reason is not None:
+                    raise DriverOffline(f"The laser's serial link failed: {self._offline_reason}")
+                raise DriverOffline(f"GRBL did not answer {text!r} in time.")
+        if sent.answer != "ok":
+            code = int(sent.answer.split(":")[1])
+            raise DriverError(
+                f"GRBL refused {text!r}: error {code}, {error_meaning(code)}.", code="grbl_error"
+            )
+        return sent.lines
+
+    # == serial I/O ==========================================================================
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"grbl-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _write(self, data: bytes) -> None:
+        port = self._serial
+        if port is None or self._offline_reason is not None:
+            raise DriverOffline(f"The laser is not connected ({self._offline_reason}).")
+        try:
+            port.write(data)
+        except (serial.SerialException, OSError, TypeError) as err:
+            self._link_lost(str(err))
+            raise DriverOffline(f"The laser's serial link failed: {err}") from err
+
+    def _read_loop(self) -> None:
+        port = self._serial
+        assert port is not None
+        pending = b""
+        while not self._closing:
+            try:
+                data = port.read(max(1, port.in_waiting))
+            except (serial.SerialException, OSError, TypeError, AttributeError) as err:
+                if not self._closing:
+                    self._link_lost(str(err) or "the port closed")
+                return
+            if not data:
+                continue
+            pending += data
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                text = raw.decode("ascii", "replace").strip()
+                if text:
+                    self._on_line(text)
+
+    def _on_line(self, text: str) -> None:
+        with self._cv:
+            if text == "ok" or text.startswith("error:"):
+                if self._in_flight:
+                    self._on_answer(self._in_flight.popleft(), text)
+            elif text.startswith("<"):
+                self._on_status(text)
+            elif text.startswith("ALARM:"):
+                code = int(text[6:]) if text[6:].isdigit() else 0
+                if not (self._resetting and code == 3):
+                    self._alarm = code
+                    self._stop_job("alarm")
+            elif BANNER.match(text):
+                self._banners += 1
+                self._in_flight.clear()  # a reset discards whatever GRBL had buffered
+            elif self._in_flight:
+                self._in_flight[0].lines.append(text)
+            self._cv.notify_all()
+
+    def _on_answer(self, sent: _Sent, text: str) -> None:
+        sent.answer = text
+        job = self._job
+        if not sent.counted or job is None or job.outcome is not None:
+            return
+        job.acked += 1
+        if text != "ok" and job.stop is None:
+            code = int(text.split(":")[1])
+            job.stop = "error"
+            job.message = (
+                f"GRBL rejected line {sent.line.number} ({sent.line.text!r}): error {code}, "
+                f"{error_meaning(code)}. The job was stopped."
+            )
+        self._emit_progress()
+
+    def _on_status(self, text: str) -> None:
+        match = STATUS.fullmatch(text)
+        if match is None:
+            return
+        self._grbl_state = match.group(1)
+        self._status_at = time.monotonic()
+        for field_text in match.group(2).split("|"):
+            name, _, value = field_text.partition(":")
+            if name in ("MPos", "WPos"):
+                self._position = tuple(float(v) for v in value.split(","))
+            elif name == "Bf":
+                blocks, rx = value.split(",")
+                self._buffer = (int(blocks), int(rx))
+        if self._grbl_state.startswith("Hold"):
+            self._paused = True
+        elif self._grbl_state in ("Run", "Idle"):
+            self._paused = False
+        self._emit_state()
+
+    def _poll_loop(self) -> None:
+        while not self._closing and self._offline_reason is None:
+            if not self._poll_paused:
+                with contextlib.suppress(DriverError):
+                    self._write(b"?")
+            time.sleep(self.status_interval_s)
+
+    def _link_lost(self, reason: str) -> None:
+        with self._cv:
+            if self._offline_reason is None:
+                self._offline_reason = reason
+                log.warning("GRBL link on %s lost: %s", self.port, reason)
+            self._stop_job("offline")
+            self._cv.notify_all()
+        self._emit_state()
+
+    # == jobs ================================================================================
+    def start(
+        self, job_name: str, program: Path, *, line_seconds: Sequence[float] | None = None
+    ) -> None:
+        """Stream ``program`` in the background. ``line_seconds``: the planned duration of
+        each line of the file (blank and comment lines included), for ``time_left_s``."""
+        self.start_lines(job_name, program.read_text().splitlines(), line_seconds=line_seconds)
+
+    def start_lines(
+        self, job_name: str, lines: Sequence[str], *, line_seconds: Sequence[float] | None = None
+    ) -> None:
+        prepared = prepare_lines(lines)
+        if line_seconds is not None and len(line_seconds) != len(lines):
+            raise ValueError("line_seconds needs one entry per program line")
+        with self._cv:
+            if self._offline_reason is not None:
+                raise DriverOffline(f"The laser is not connected ({self._offline_reason}).")
+            if self._job is not None and self._job.outcome is None:
+                raise DriverError(f"The laser is busy with {self._job.name!r}.", code="busy")
+            if self._alarm is not None or self._grbl_state == "Alarm":
+                raise DriverError(
+                    "The laser is in an alarm state; reset it before starting a job.", code="alarm"
+                )
+            self._require_laser_mode()
+            seconds = None
+            if line_seconds is not None:
+                seconds = [float(line_seconds[line.number - 1]) for line in prepared]
+            self._job = _Job(job_name, prepared, seconds)
+            self._paused = False
+        self._spawn(self._stream, "streamer")
+        self._emit_state()
+
+    def run_frame(self, lines: Sequence[str]) -> None:
+        """Trace the job's outline with the laser off (a frame run before cutting)."""
+        if any(re.search(r"M0*[34](?!\d)", line.upper()) for line in lines):
+            raise DriverError(
+                "A frame run must not switch the laser on (M3/M4).", code="frame_fires_laser"
+            )
+        self.start_lines("frame", ["M5", *lines, "M5"])
+
+    def _stream(self) -> None:
+        job = self._job
+        assert job is not None
+        window = RX_BUFFER_LIMIT if self.streaming == "char_count" else 0
+        with self._cv:
+            for line in [*job.lines, None]:
+                if line is None:  # trailing sync: answered once all motion has run
+                    line, counted = _Line(job.lines[-1].number if job.lines else 0, END_SYNC), False
+                else:
+                    counted = True
+                setting = SETTING_WRITE.match(line.text) is not None
+                if not self._wait_room(job, line, window, setting):
+                    break
+                sent = _Sent(line, counted)
+                self._in_flight.append(sent)
+                job.max_in_flight = max(job.max_in_flight, self._unacked_bytes())
+                try:
+                    self._write(line.text.encode() + b"\n")
+                except DriverOffline:
+                    break
+                if setting and not self._wait_room(job, line, 0, True):
+                    break
+            else:
+                self._wait_room(job, None, 0, False)
+        self._end_job(job)
+
+    def _unacked_bytes(self) -> int:
+        return sum(s.line.size for s in self._in_flight)
+
+    def _wait_room(self, job: _Job, line: _Line | None, window: int, exclusive: bool) -> bool:
+        """Wait (holding the condition) until ``line`` fits in GRBL's buffer; with
+        ``exclusive`` or no window, until nothing is unacknowledged. False if the job stops.
+
+        A silent controller is a lost link only when its status reports stop too: a long
+        move or a feed hold can delay an ``ok`` for as long as it lasts."""
+        self._poll_paused = exclusive
+
+        def fits() -> bool:
+            if self._job_stopping(job):
+                return True
+            used = self._unacked_bytes()
+            if exclusive or line is None or window == 0:
+                return used == 0
+            return used + line.size <= window
+
+        answered_at, answered = time.monotonic(), len(self._in_flight)
+        while not self._cv.wait_for(fits, 0.25):
+            now = time.monotonic()
+            if len(self._in_flight) != answered:
+                answered_at, answered = now, len(self._in_flight)
+            elif now - answered_at > self.timeout_s:
+                if now - self._status_at > self.timeout_s:
+                    job.stop = "offline"
+                    job.message = f"GRBL stopped answering for {self.timeout_s:g} s"
+                elif self._grbl_state == "Idle":
+                    job.stop = "stalled"
+        self._poll_paused = False
+        return not self._job_stopping(job)
+
+    def _job_stopping(self, job: _Job) -> bool:
+        return job.stop is not None or job.outcome is not None or bool(self._offline_reason)
+
+    def _stop_job(self, reason: str) -> None:
+        job = self._job
+        if job is not None and job.outcome is None and job.stop is None:
+            job.stop = reason
+            self._cv.notify_all()
+
+    def _end_job(self, job: _Job) -> None:
+        if job.stop is None:
+            self._finish(Outcome.DONE, None)
+        elif job.stop == "error":
+            self._halt()
+            self._finish(Outcome.FAILED, job.message)
+        elif job.stop == "stalled":
+            self._halt()
+            self._finish(
+                Outcome.FAILED,
+                f"GRBL stopped acknowledging lines (after line {job.acked} of "
+                f"{len(job.lines)}) while idle: bytes were lost on the link. The job was stopped.",
+            )
+        elif job.stop == "alarm":
+            code = self._alarm or 0
+            self._finish(
+                Outcome.FAILED,
+                f"GRBL raised ALARM:{code}: {alarm_meaning(code)}. The laser stopped; reset "
+                "it before the next job.",
+            )
+        elif job.stop == "offline" or self._offline_reason is not None:
+            reason = self._offline_reason or job.message or "no answer"
+            self._finish(Outcome.INTERRUPTED, f"The link to the laser was lost: {reason}.")
+        # "cancel" is finished by cancel() itself
+
+    def _halt(self) -> None:
+        """Feed hold then soft reset: the laser stops and the buffers are emptied."""
+        with contextlib.suppress(DriverError):
+            self._write(b"!")
+            self._reset_and_wait()
+            if self.unlock and not self.homing:
+                self.command("$X")
+            with self._cv:
+                self._alarm = None if self.unlock and not self.homing else 3
+
+    def _finish(self, outcome: Outcome, message: str | None) -> None:
+        with self._cv:
+            job = self._job
+            if job is None or job.outcome is not None:
+                return
+            job.outcome, job.message, job.ended = outcome, message, time.monotonic()
+            self._paused = False
+            self._cv.notify_all()
+        self._emit_progress(force=True)
+        self._emit_state()
+
+    # == controls ============================================================================
+    def pause(self) -> None:
+        self._write(b"!")
+        with self._cv:
+            self._paused = True
+        self._emit_state()
+
+    def resume(self) -> None:
+        self._write(b"~")
+        with self._cv:
+            self._paused = False
+        self._emit_state()
+
+    def cancel(self) -> None:
+        """The stop button: a soft reset stops motion and laser at once."""
+        with self._cv:
+            job = self._job
+            running = job is not None and job.outcome is None
+            if running and job is not None:
+                job.stop = "cancel"
+            banners = self._send_reset()  # first, before anything that could wait
+            self._cv.notify_all()
+        if running:
+            self._finish(Outcome.CANCELLED, "Stopped by the operator.")
+        self._wait_banner(banners)
+        if self.unlock and not self.homing:
+            self.command("$X")
+            with self._cv:
+                self._alarm = None
+
+    def find(self, job_name: str) -> MachineStatus | None:
+        """The status of ``job_name`` if this driver instance runs (or just ran) it."""
+        with self._cv:
+            if self._job is None or self._job.name != job_name:
+                return None
+        return self.status()
+
+    # == status ==============================================================================
+    def _machine_state(self) -> MachineState:
+        job = self._job
+        if self._offline_reason is not None:
+            return MachineState.OFFLINE
+        if self._alarm is not None or self._grbl_state == "Alarm":
+            return MachineState.ERROR
+        if self._paused:
+            return MachineState.PAUSED
+        if (job is not None and job.outcome is None) or self._grbl_state in ("Run", "Jog", "Home"):
+            return MachineState.RUNNING
+        return MachineState.IDLE
+
+    def status(self) -> MachineStatus:
+        with self._cv:
+            job = self._job
+            state = self._machine_state()
+            extra: dict[str, object] = {
+                "grbl_state": self._grbl_state,
+                "position": list(self._position),
+            }
+            if self._buffer is not None:
+                extra["planner_blocks_free"], extra["rx_bytes_free"] = self._buffer
+            if job is None:
+                message = self._offline_reason if state is MachineState.OFFLINE else None
+                if self._alarm is not None:
+                    message = f"ALARM:{self._alarm}: {alarm_meaning(self._alarm)}"
+                return MachineStatus(state, message=message, extra=extra)
+            total = len(job.lines)
+            elapsed = (job.ended or time.monotonic()) - job.started
+            extra.update(
+                lines_acked=job.acked, lines_total=total, max_unacked_bytes=job.max_in_flight
+            )
+            return MachineStatus(
+                state,
+                job_name=job.name,
+                progress=100.0 * job.acked / total if total else 100.0,
+                elapsed_s=elapsed,
+                time_left_s=self._time_left(job, elapsed),
+                message=job.message,
+                outcome=job.outcome,
+                extra=extra,
+            )
+
+    @staticmethod
+    def _time_left(job: _Job, elapsed: float) -> float | None:
+        if job.outcome is not None:
+            return 0.0
+        if job.line_seconds is not None:
+            planned_done = sum(job.line_seconds[: job.acked])
+            planned_left = sum(job.line_seconds[job.acked :])
+            rate = elapsed / planned_done if planned_done > 0 else 1.0
+            return planned_left * rate
+        if job.acked == 0:
+            return None
+        return elapsed * (len(job.lines) - job.acked) / job.acked
+
+    # == events ==============================================================================
+    def _emit(self, name: str, payload: dict[str, object]) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(name, payload)
+        except Exception:  # a broken subscriber must not stop the laser's stream
+            log.exception("GRBL on_event callback failed")
+
+    def _emit_state(self) -> None:
+        with self._cv:
+            key = (self._machine_state().value, self._grbl_state)
+            if key == self._last_event:
+                return
+            self._last_event = key
+            job = self._job
+        self._emit(
+            "laser:state",
+            {"state": key[0], "grbl_state": key[1], "job": job.name if job else None},
+        )
+
+    def _emit_progress(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress_event < 0.5:
+            return
+        self._last_progress_event = now
+        job = self._job
+        if job is None:
+            return
+        total = len(job.lines)
+        self._emit(
+            "laser:progress",
+            {
+                "job": job.name,
+                "progress": 100.0 * job.acked / total if total else 100.0,
+                "lines_acked": job.acked,
+                "lines_total": total,
+                "outcome": job.outcome.value if job.outcome else None,
+            },
+        )
