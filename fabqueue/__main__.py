@@ -1,0 +1,3 @@
+from fabqueue.cli import app
+
+app()

@@ -1,0 +1,236 @@
+"""The ``fabqueue`` command: serve, worker, users, devices, db, demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fabqueue.config import Settings
+
+app = typer.Typer(help="FabQueue: job queue for the printers and lasers of a makerspace.",
+                  no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+devices_app = typer.Typer(help="Sites, machines and materials.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(devices_app, name="devices")
+app.add_typer(db_app, name="db")
+
+DataDir = Annotated[Path | None, typer.Option(
+    "--data-dir", help="data folder (default: $FABQUEUE_DATA_DIR or ./data)")]
+
+
+def settings_for(data_dir: Path | None) -> Settings:
+    if data_dir is not None:
+        os.environ["FABQUEUE_DATA_DIR"] = str(data_dir)
+        return Settings(data_dir=data_dir)
+    return Settings()
+
+
+def open_db(settings: Settings):  # type: ignore[no-untyped-def]
+    from fabqueue.store.db import Database
+
+    db = Database(settings.sqlalchemy_url)
+    db.migrate()
+    return db
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    demo: Annotated[bool, typer.Option(help="seed demo sites, users, materials, "
+                                             "machines (once, into an empty database)")] = False,
+    workers: Annotated[int | None, typer.Option(help="analysis/slicing workers")] = None,
+    verbose: bool = False,
+) -> None:
+    """Run the whole service: web, embedded Redis, workers, machine workers."""
+    import uvicorn
+
+    from fabqueue.queue.context import Context, set_context
+    from fabqueue.queue.supervisor import Supervisor
+    from fabqueue.web.app import create_app
+
+    _logging(verbose)
+    settings = settings_for(data_dir)
+    if workers is not None:
+        settings.workers = workers
+    db = open_db(settings)
+    sup = Supervisor(settings)
+    try:
+        sup.start_redis()
+        os.environ["REDIS_URL"] = sup.redis_url
+        ctx = Context(settings)
+        ctx.__dict__["redis_url"] = sup.redis_url
+        ctx.__dict__["db"] = db
+        ctx.install_publisher()
+        set_context(ctx)
+        if demo:
+            from fabqueue.demo import seed_demo
+
+            seed_demo(ctx, echo=typer.echo)
+        for i in range(max(1, settings.workers)):
+            sup.add_child(f"worker-{i + 1}", "worker", "--name-suffix", str(i + 1))
+        _add_device_workers(sup, ctx)
+        sup.start_children()
+        sup.start_reconciler(ctx)
+        typer.echo(f"FabQueue on http://{host}:{port}/  (data: {settings.data_path})")
+        server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=port,
+                                               log_level="info" if verbose else "warning"))
+        server.run()
+    finally:
+        sup.stop()
+
+
+def _add_device_workers(sup: object, ctx: object) -> None:
+    try:
+        from fabqueue.queue.device_worker import device_worker_children
+    except ImportError:
+        return
+    device_worker_children(sup, ctx)  # type: ignore[arg-type]
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    queues: Annotated[str, typer.Option(help="comma-separated queues")] = "analysis,slicing",
+    burst: Annotated[bool, typer.Option(help="exit when the queues are empty")] = False,
+    name_suffix: Annotated[str | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Run analysis and slicing workers alone, against REDIS_URL and DATABASE_URL."""
+    import socket
+
+    from rq import Queue, Worker
+
+    from fabqueue.queue.context import get_context
+
+    _logging()
+    settings_for(data_dir)
+    ctx = get_context()
+    ctx.db.migrate()
+    qs = [Queue(q.strip(), connection=ctx.redis) for q in queues.split(",") if q.strip()]
+    name = f"fabqueue-{socket.gethostname()}-{os.getpid()}"
+    if name_suffix:
+        name += f"-{name_suffix}"
+    w = Worker(qs, connection=ctx.redis, name=name)
+    w.work(burst=burst, logging_level="INFO")
+
+
+@app.command("device-worker")
+def device_worker(
+    device_id: str,
+    data_dir: DataDir = None,
+) -> None:
+    """Drive one machine: take its jobs and watch it (started by serve for each machine)."""
+    from fabqueue.queue.context import get_context
+    from fabqueue.queue.device_worker import run_device_worker
+
+    _logging()
+    settings_for(data_dir)
+    run_device_worker(get_context(), device_id)
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="resident, teacher, staff or admin")],
+    site: Annotated[str | None, typer.Option(help="site (staff and teachers)")] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    password_stdin: Annotated[bool, typer.Option(help="read the password from stdin")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Add a user; asks for the password (or reads it from stdin)."""
+    from fabqueue.store.users import AccountError, create_user
+
+    settings = settings_for(data_dir)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    db = open_db(settings)
+    try:
+        with db.session() as s:
+            user = create_user(s, name, password, role, site, email)
+            typer.echo(f"added {user.role} {user.name} (id {user.id})")
+    except AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None) -> None:
+    from sqlalchemy import select
+
+    from fabqueue.store.models import User
+
+    db = open_db(settings_for(data_dir))
+    with db.session() as s:
+        for u in s.scalars(select(User).order_by(User.name)):
+            state = "disabled" if u.disabled else "active"
+            typer.echo(f"{u.id}\t{u.name}\t{u.role}\t{u.site_id or '-'}\t{state}")
+
+
+@devices_app.command("import")
+def devices_import(file: Path, data_dir: DataDir = None) -> None:
+    """Import sites, materials and machines from a TOML file (re-importing updates)."""
+    from pydantic import ValidationError
+
+    from fabqueue.store import inventory
+
+    try:
+        doc = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        typer.echo(f"error: can't read {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    db = open_db(settings_for(data_dir))
+    try:
+        with db.session() as s:
+            summary = inventory.apply(s, doc)
+    except ValidationError as exc:
+        typer.echo(f"error in {file}:", err=True)
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            typer.echo(f"  {where}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.echo(f"error in {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for what in ("added", "updated"):
+        for item in summary[what]:
+            typer.echo(f"{what} {item}")
+
+
+@devices_app.command("list")
+def devices_list(data_dir: DataDir = None) -> None:
+    from sqlalchemy import select
+
+    from fabqueue.store.models import Device
+
+    db = open_db(settings_for(data_dir))
+    with db.session() as s:
+        for d in s.scalars(select(Device).order_by(Device.site_id, Device.id)):
+            typer.echo(f"{d.id}\t{d.site_id}\t{d.kind}\t{d.driver}\t{d.state}")
+
+
+@db_app.command("migrate")
+def db_migrate(data_dir: DataDir = None) -> None:
+    """Create or upgrade the database schema."""
+    settings = settings_for(data_dir)
+    open_db(settings)
+    typer.echo(f"database ready: {settings.sqlalchemy_url.split('@')[-1]}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,39 @@
+"""Staff commands for a running machine (pause, resume, cancel, stop, start, frame).
+
+The web records intent here; the device worker that drives the machine picks it up within a
+poll (about a second; a laser stop is watched more often) and carries it out. Commands are a
+Redis list per device, so a command sent while the worker is busy is not lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from fabqueue.queue.names import control_key
+
+COMMANDS = frozenset({"pause", "resume", "cancel", "stop", "start", "frame", "reset",
+                      "bed_cleared"})
+
+
+def send(conn: redis.Redis, device_id: str, command: str, **data: Any) -> None:
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command}")
+    payload = json.dumps({"command": command, "at": time.time(), **data})
+    pipe = conn.pipeline()
+    pipe.rpush(control_key(device_id), payload)
+    pipe.expire(control_key(device_id), 3600)
+    pipe.execute()
+
+
+def take(conn: redis.Redis, device_id: str, timeout_s: float = 0) -> dict[str, Any] | None:
+    """The next command, waiting up to ``timeout_s`` (0: don't wait)."""
+    if timeout_s > 0:
+        item = conn.blpop([control_key(device_id)], timeout=timeout_s)
+        raw = item[1] if item else None
+    else:
+        raw = conn.lpop(control_key(device_id))
+    return json.loads(raw) if raw else None

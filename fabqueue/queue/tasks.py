@@ -1,0 +1,112 @@
+"""RQ tasks. Each loads what it needs from the database (the truth) and writes back through
+``store.jobs.change_status``; a task that finds its job in another state does nothing, so a
+task run twice (after a crash or a Redis restart) is harmless."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rq import Callback, Queue, Retry
+
+from fabqueue.analysis.run import analyse_upload
+from fabqueue.core.findings import N_, finding
+from fabqueue.core.jobs import JobStatus
+from fabqueue.queue import names
+from fabqueue.queue.context import Context, get_context
+from fabqueue.store import queries
+from fabqueue.store.jobs import change_status, lock_job
+from fabqueue.store.models import Job
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_analysis(ctx: Context, job_id: int) -> None:
+    q = Queue(names.ANALYSIS, connection=ctx.redis)
+    q.enqueue_call(
+        analyse_job,
+        args=(job_id,),
+        job_id=names.analysis_job_id(job_id),
+        timeout=ctx.settings.analysis_timeout_s,
+        result_ttl=600,
+        failure_ttl=3600,
+        retry=Retry(max=max(0, ctx.settings.analysis_attempts - 1), interval=1),
+        on_failure=Callback(analysis_failed),
+    )
+
+
+def _limit_memory(mb: int) -> None:
+    # The work-horse is a throwaway fork: a limit here protects the worker and the machine
+    # from a hostile mesh without touching the parent.
+    limit = mb * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or hard > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit if hard != resource.RLIM_INFINITY
+                                                 else resource.RLIM_INFINITY))
+
+
+def analyse_job(job_id: int) -> str:
+    ctx = get_context()
+    with ctx.db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status != JobStatus.ANALYZING:
+            return "skipped"
+        job.analysis_attempts += 1
+        inputs = queries.analysis_inputs(s, job, ctx.settings)
+        path = ctx.files.path(job.file_sha256)
+        fmt = job.file_format
+    _limit_memory(ctx.settings.analysis_memory_mb)
+    with tempfile.TemporaryDirectory(dir=ctx.files.tmp) as tmp:
+        thumb = Path(tmp) / "thumb.png"
+        try:
+            result = analyse_upload(path, fmt, thumbnail=thumb, **inputs)
+        except MemoryError:
+            result = _failed_result(finding(
+                "too_complex", N_("The model is too complex to analyse within the memory "
+                                  "limit. Simplify it (fewer triangles) and upload again.")))
+        thumb_sha = ctx.files.put_file(thumb) if thumb.exists() else None
+    with ctx.db.session() as s:
+        job = lock_job(s, job_id)
+        if job is None or job.status != JobStatus.ANALYZING:
+            return "skipped"
+        job.analysis = result
+        job.thumbnail_sha256 = thumb_sha
+        if result.get("ok"):
+            change_status(s, job, JobStatus.AWAITING_APPROVAL, action="analysed")
+        else:
+            reason = "; ".join(e.get("text", "") .format(**e.get("params", {}))
+                               for e in result.get("errors", []))
+            change_status(s, job, JobStatus.INVALID, action="analysed", reason=reason)
+    return "ok" if result.get("ok") else "invalid"
+
+
+def _failed_result(f: Any) -> dict[str, Any]:
+    return {"ok": False, "errors": [f.to_dict()], "warnings": []}
+
+
+def analysis_failed(job: Any, connection: Any, exc_type: Any, value: Any, tb: Any) -> None:
+    """RQ failure callback: when the last retry failed, the job becomes invalid with a reason."""
+    if job.retries_left:
+        return
+    job_id = int(job.args[0])
+    mark_analysis_failed(get_context(), job_id, timeout="Timeout" in str(exc_type))
+
+
+def mark_analysis_failed(ctx: Context, job_id: int, *, timeout: bool = False) -> None:
+    if timeout:
+        f = finding("analysis_timeout", N_("The analysis took too long and was stopped. The "
+                                           "model may be too complex: simplify it and upload "
+                                           "again."))
+    else:
+        f = finding("analysis_failed", N_("The file could not be analysed. Check that it opens "
+                                          "in your design program, export it again and "
+                                          "upload it."))
+    with ctx.db.session() as s:
+        job = lock_job(s, job_id)
+        if job is None or job.status != JobStatus.ANALYZING:
+            return
+        job.analysis = _failed_result(f)
+        change_status(s, job, JobStatus.INVALID, action="analysis_failed", reason=f.render())

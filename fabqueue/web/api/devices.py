@@ -1,0 +1,229 @@
+"""``/api/devices``: machines, their live state, and the controls staff use at them.
+
+The web never talks to a machine: it records intent (a control command or a database fact
+such as "the bed is clear") and the device worker carries it out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fabqueue import events
+from fabqueue.core.access import can_manage_device, is_staff
+from fabqueue.core.devices import DeviceState
+from fabqueue.core.jobs import JobStatus
+from fabqueue.queue import control
+from fabqueue.store.inventory import DeviceIn, upsert_device
+from fabqueue.store.jobs import queue_event, record
+from fabqueue.store.models import Device, Job, User
+from fabqueue.web.deps import ApiError, admin_user, current_user, get_db
+
+router = APIRouter(prefix="/api/devices", tags=["devices"])
+
+CHECKLIST = ("material", "focus", "air", "lid")
+
+
+def device_out(d: Device, *, staff: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": d.id, "site": d.site_id, "name": d.name, "kind": d.kind, "driver": d.driver,
+        "simulated": d.driver == "simulated", "state": d.state, "state_reason": d.state_reason,
+        "job": d.current_job_id, "progress": d.progress, "time_left_s": d.time_left_s,
+        "temperatures": d.temperatures or {}, "materials": d.materials or [],
+        "loaded_material": d.loaded_material, "profile": d.profile,
+        "printer_class": d.printer_class, "enabled": d.enabled, "seen_at": d.seen_at,
+    }
+    if d.kind == "printer":
+        out["build_volume_mm"] = d.size_mm
+    else:
+        out["bed_mm"] = d.size_mm
+    if staff:
+        out["connection"] = d.connection  # names of secrets only, never their values
+        out["settings"] = d.settings
+        out["confirmation"] = d.confirmation
+    return out
+
+
+def _load(db: Session, device_id: str) -> Device:
+    d = db.get(Device, device_id)
+    if d is None:
+        raise ApiError(404, "There is no machine {id}.", id=device_id)
+    return d
+
+
+def _managed(db: Session, user: User, device_id: str) -> Device:
+    d = _load(db, device_id)
+    if not can_manage_device(role=user.role, user_site=user.site_id, device_site=d.site_id):
+        raise ApiError(403, "Only lab staff of this site can control this machine.")
+    return d
+
+
+@router.get("")
+def _handle_list(site: str | None = None, kind: str | None = None,
+                 user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+    q = select(Device).order_by(Device.site_id, Device.id)
+    if site:
+        q = q.where(Device.site_id == site)
+    if kind:
+        q = q.where(Device.kind == kind)
+    return [device_out(d, staff=is_staff(user.role)) for d in db.scalars(q)]
+
+
+@router.get("/{device_id}")
+def _handle_get(device_id: str, user: User = Depends(current_user),
+                db: Session = Depends(get_db)) -> dict[str, Any]:
+    return device_out(_load(db, device_id), staff=is_staff(user.role))
+
+
+@router.put("/{device_id}")
+def _handle_put(device_id: str, body: DeviceIn, user: User = Depends(admin_user),
+                db: Session = Depends(get_db)) -> dict[str, Any]:
+    body.id = device_id
+    try:
+        upsert_device(db, body)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    db.flush()
+    return device_out(_load(db, device_id), staff=True)
+
+
+@router.delete("/{device_id}", status_code=204)
+def _handle_delete(device_id: str, user: User = Depends(admin_user),
+                   db: Session = Depends(get_db)) -> None:
+    d = _load(db, device_id)
+    if d.current_job_id:
+        raise ApiError(409, "The machine {id} is running a job; stop it first.", id=d.id)
+    db.delete(d)
+
+
+def _publish_state(db: Session, d: Device) -> None:
+    queue_event(db, events.DEVICE_STATE, {"device": d.id, "site": d.site_id, "state": d.state,
+                                          "job": d.current_job_id})
+
+
+@router.post("/{device_id}/bed-cleared")
+def _handle_bed_cleared(device_id: str, user: User = Depends(current_user),
+                        db: Session = Depends(get_db)) -> dict[str, Any]:
+    d = _managed(db, user, device_id)
+    if d.kind != "printer":
+        raise ApiError(409, "Only printers have a bed to clear.")
+    if d.state != DeviceState.NEEDS_BED_CLEAR:
+        raise ApiError(409, "The printer {id} is {state}: there is no finished print to "
+                            "clear.", id=d.id, state=d.state)
+    d.state = DeviceState.IDLE.value
+    d.state_reason = None
+    d.current_job_id = None
+    d.progress = None
+    d.time_left_s = None
+    _publish_state(db, d)
+    return device_out(d, staff=True)
+
+
+class StartIn(BaseModel):
+    job: int
+    checklist: dict[str, bool] = Field(default_factory=dict)
+
+
+@router.post("/{device_id}/start")
+def _handle_start(device_id: str, body: StartIn, request: Request,
+                  user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict[str, Any]:
+    """Staff at the laser confirm the checklist; the laser starts only on this."""
+    d = _managed(db, user, device_id)
+    if d.kind != "laser":
+        raise ApiError(409, "Printers start by themselves once their bed is cleared.")
+    missing = [item for item in CHECKLIST if body.checklist.get(item) is not True]
+    if missing:
+        raise ApiError(409, "Confirm every item of the checklist first: {missing}.",
+                       missing=", ".join(missing))
+    job = db.get(Job, body.job)
+    if job is None or job.kind != "laser":
+        raise ApiError(404, "There is no laser job {id}.", id=body.job)
+    if job.status != JobStatus.READY:
+        raise ApiError(409, "Job {id} can't start: it is {status}.", id=job.id,
+                       status=job.status)
+    if job.pinned_device_id and job.pinned_device_id != d.id:
+        raise ApiError(409, "Job {id} is meant for the laser {device}.", id=job.id,
+                       device=job.pinned_device_id)
+    if job.material_id not in (d.materials or []):
+        raise ApiError(409, "The laser {device} does not take {material}.", device=d.id,
+                       material=job.material_id)
+    if d.state not in (DeviceState.IDLE, DeviceState.AWAITING_OPERATOR):
+        raise ApiError(409, "The laser {id} is {state}; it can't start a job now.", id=d.id,
+                       state=d.state)
+    now = time.time()
+    ttl = request.app.state.settings.operator_confirmation_ttl_s
+    d.confirmation = {"job": job.id, "by": user.id, "at": now, "expires": now + ttl,
+                      "checklist": {k: True for k in CHECKLIST}}
+    record(db, job, "operator_confirmed", actor_id=user.id,
+           data={"device": d.id, "expires_in_s": ttl})
+    db.commit()
+    control.send(request.app.state.ctx.redis, d.id, "start", job=job.id, by=user.id,
+                 expires=now + ttl)
+    return device_out(d, staff=True)
+
+
+def _command(request: Request, db: Session, user: User, device_id: str, command: str,
+             running_only: bool = True) -> dict[str, Any]:
+    d = _managed(db, user, device_id)
+    if running_only and not d.current_job_id and command not in ("stop", "reset"):
+        raise ApiError(409, "The machine {id} is not running a job.", id=d.id)
+    control.send(request.app.state.ctx.redis, d.id, command, job=d.current_job_id,
+                 by=user.id)
+    if d.current_job_id:
+        job = db.get(Job, d.current_job_id)
+        if job is not None:
+            record(db, job, f"{command}_requested", actor_id=user.id, data={"device": d.id})
+    return device_out(d, staff=True)
+
+
+@router.post("/{device_id}/stop")
+def _handle_stop(device_id: str, request: Request, user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> dict[str, Any]:
+    """The stop button: a laser is soft-reset at once; a print is cancelled."""
+    return _command(request, db, user, device_id, "stop", running_only=False)
+
+
+@router.post("/{device_id}/pause")
+def _handle_pause(device_id: str, request: Request, user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict[str, Any]:
+    return _command(request, db, user, device_id, "pause")
+
+
+@router.post("/{device_id}/resume")
+def _handle_resume(device_id: str, request: Request, user: User = Depends(current_user),
+                   db: Session = Depends(get_db)) -> dict[str, Any]:
+    return _command(request, db, user, device_id, "resume")
+
+
+@router.post("/{device_id}/cancel")
+def _handle_cancel(device_id: str, request: Request, user: User = Depends(current_user),
+                   db: Session = Depends(get_db)) -> dict[str, Any]:
+    return _command(request, db, user, device_id, "cancel")
+
+
+@router.post("/{device_id}/frame")
+def _handle_frame(device_id: str, body: StartIn, request: Request,
+                  user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict[str, Any]:
+    """Trace the job's outline with the laser off, so the operator can check the sheet."""
+    d = _managed(db, user, device_id)
+    if d.kind != "laser":
+        raise ApiError(409, "Only a laser can trace a frame.")
+    control.send(request.app.state.ctx.redis, d.id, "frame", job=body.job, by=user.id)
+    return device_out(d, staff=True)
+
+
+@router.post("/{device_id}/reset")
+def _handle_reset(device_id: str, request: Request, user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict[str, Any]:
+    """Clear an alarm or error after staff checked the machine."""
+    return _command(request, db, user, device_id, "reset", running_only=False)
+
+

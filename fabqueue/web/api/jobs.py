@@ -1,0 +1,205 @@
+"""``/api/jobs``: upload, list, show, approve, reject, cancel, audit log, files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fabqueue.core.access import can_manage_job, can_view_job
+from fabqueue.core.jobs import OWNER_CANCELLABLE, JobStatus
+from fabqueue.store.models import Batch, Job, JobEvent, User
+from fabqueue.store.queries import visible_jobs
+from fabqueue.web import approval
+from fabqueue.web.deps import ApiError, current_user, get_db, request_locale
+from fabqueue.web.intake import submit
+from fabqueue.web.present import event_out, job_out
+from fabqueue.web.uploads import parse_upload
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["file", "material"],
+            "properties": {
+                "file": {"type": "string", "format": "binary",
+                         "description": "STL, 3MF or OBJ (print), SVG (laser), G-code (staff)"},
+                "material": {"type": "string", "description": "material id, e.g. PLA"},
+                "copies": {"type": "integer", "minimum": 1, "default": 1},
+                "site": {"type": "string"},
+                "quality": {"type": "string", "enum": ["draft", "normal", "fine"]},
+                "note": {"type": "string"},
+            },
+        }}},
+    }
+}
+
+
+def load_visible(db: Session, user: User, job_id: int) -> Job:
+    job = db.get(Job, job_id)
+    if job is None:
+        raise ApiError(404, "There is no job {id}.", id=job_id)
+    teacher = db.get(Batch, job.batch_id).teacher_id if job.batch_id else None
+    if not can_view_job(role=user.role, user_id=user.id, user_site=user.site_id,
+                        owner_id=job.owner_id, job_site=job.site_id, batch_teacher_id=teacher):
+        raise ApiError(403, "This job belongs to someone else.")
+    return job
+
+
+def load_managed(db: Session, user: User, job_id: int) -> Job:
+    job = load_visible(db, user, job_id)
+    if not can_manage_job(role=user.role, user_site=user.site_id, job_site=job.site_id):
+        raise ApiError(403, "Only lab staff of this site can do this.")
+    return job
+
+
+@router.post("", status_code=201, openapi_extra=UPLOAD_SCHEMA)
+async def _handle_upload(request: Request, user: User = Depends(current_user),
+                         db: Session = Depends(get_db)) -> dict[str, Any]:
+    ctx = request.app.state.ctx
+    form = await parse_upload(request, ctx.files, max_file_bytes=ctx.settings.max_upload_bytes)
+    upload = next((f for f in form.files if f.field == "file"), None)
+    if upload is None:
+        raise ApiError(422, "Choose a file to upload (form field 'file').")
+    job = submit(ctx, db, user, sha256=upload.sha256, size=upload.size,
+                 filename=upload.filename, material_id=form.get("material"),
+                 copies=form.get("copies"), site_id=form.get("site") or None,
+                 note=form.get("note"), quality=form.get("quality") or None)
+    return job_out(job, request_locale(request, user))
+
+
+@router.get("")
+def _handle_list(
+    request: Request,
+    status: list[JobStatus] | None = Query(None),
+    site: str | None = None,
+    batch: int | None = None,
+    mine: bool = False,
+    limit: int = Query(50, ge=1, le=200),
+    offset: int = Query(0, ge=0),
+    user: User = Depends(current_user),
+    db: Session = Depends(get_db),
+) -> dict[str, Any]:
+    q = visible_jobs(user)
+    if status:
+        q = q.where(Job.status.in_([s.value for s in status]))
+    if site:
+        q = q.where(Job.site_id == site)
+    if batch is not None:
+        q = q.where(Job.batch_id == batch)
+    if mine:
+        q = q.where(Job.owner_id == user.id)
+    total = db.scalar(select(func.count()).select_from(q.subquery()))
+    rows = db.scalars(q.order_by(Job.id.desc()).limit(limit).offset(offset))
+    locale = request_locale(request, user)
+    return {"items": [job_out(j, locale, full=False) for j in rows], "total": total,
+            "limit": limit, "offset": offset}
+
+
+@router.get("/{job_id}")
+def _handle_get(job_id: int, request: Request, user: User = Depends(current_user),
+                db: Session = Depends(get_db)) -> dict[str, Any]:
+    job = load_visible(db, user, job_id)
+    return job_out(job, request_locale(request, user))
+
+
+@router.get("/{job_id}/events")
+def _handle_events(job_id: int, user: User = Depends(current_user),
+                   db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+    load_visible(db, user, job_id)
+    evs = list(db.scalars(select(JobEvent).where(JobEvent.job_id == job_id)
+                          .order_by(JobEvent.id)))
+    ids = {e.actor_id for e in evs if e.actor_id}
+    names = dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+    return [event_out(e, names) for e in evs]
+
+
+# Uploaded files are served as downloads only, never inline: an SVG with a script must
+# not run in our origin.
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff",
+                    "Content-Security-Policy": "default-src 'none'; sandbox"}
+
+
+@router.get("/{job_id}/file")
+def _handle_file(job_id: int, request: Request, user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> Response:
+    job = load_visible(db, user, job_id)
+    path = request.app.state.files.path(job.file_sha256)
+    return FileResponse(path, media_type="application/octet-stream", filename=job.file_name,
+                        headers=DOWNLOAD_HEADERS, content_disposition_type="attachment")
+
+
+@router.get("/{job_id}/thumbnail")
+def _handle_thumbnail(job_id: int, request: Request, user: User = Depends(current_user),
+                      db: Session = Depends(get_db)) -> Response:
+    job = load_visible(db, user, job_id)
+    if not job.thumbnail_sha256:
+        raise ApiError(404, "There is no picture of this job yet.")
+    return FileResponse(request.app.state.files.path(job.thumbnail_sha256),
+                        media_type="image/png", headers=DOWNLOAD_HEADERS)
+
+
+@router.get("/{job_id}/program")
+def _handle_program(job_id: int, request: Request, user: User = Depends(current_user),
+                    db: Session = Depends(get_db)) -> Response:
+    job = load_visible(db, user, job_id)
+    if not job.program_sha256:
+        raise ApiError(404, "This job has no machine program yet.")
+    return FileResponse(request.app.state.files.path(job.program_sha256),
+                        media_type="text/plain", filename=f"job-{job.id}.gcode",
+                        headers=DOWNLOAD_HEADERS, content_disposition_type="attachment")
+
+
+class ApproveIn(BaseModel):
+    device: str | None = Field(None, description="pin the job to this machine")
+    priority: int | None = Field(None, ge=-10, le=10, description="higher runs sooner")
+    front: bool = Field(False, description="move to the front of its queue")
+    quality: str | None = None
+    note: str | None = None
+
+
+class RejectIn(BaseModel):
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+@router.post("/{job_id}/approve")
+def _handle_approve(job_id: int, request: Request, body: ApproveIn | None = None,
+                    user: User = Depends(current_user),
+                    db: Session = Depends(get_db)) -> dict[str, Any]:
+    job = load_managed(db, user, job_id)
+    body = body or ApproveIn()
+    approval.approve(request.app.state.ctx, db, job, user, device=body.device,
+                     priority=body.priority, front=body.front, quality=body.quality,
+                     note=body.note)
+    return job_out(job, request_locale(request, user))
+
+
+@router.post("/{job_id}/reject")
+def _handle_reject(job_id: int, body: RejectIn, request: Request,
+                   user: User = Depends(current_user),
+                   db: Session = Depends(get_db)) -> dict[str, Any]:
+    job = load_managed(db, user, job_id)
+    approval.reject(db, job, user, body.reason)
+    return job_out(job, request_locale(request, user))
+
+
+@router.post("/{job_id}/cancel")
+def _handle_cancel(job_id: int, request: Request, user: User = Depends(current_user),
+                   db: Session = Depends(get_db)) -> dict[str, Any]:
+    job = load_visible(db, user, job_id)
+    staff = can_manage_job(role=user.role, user_site=user.site_id, job_site=job.site_id)
+    if job.owner_id != user.id and not staff:
+        raise ApiError(403, "Only the owner or lab staff can cancel this job.")
+    if job.status not in OWNER_CANCELLABLE and not (staff and job.status in (
+            JobStatus.RUNNING, JobStatus.INTERRUPTED)):
+        raise ApiError(409, "This job can't be cancelled now: it is {status}.",
+                       status=job.status)
+    approval.cancel(request.app.state.ctx, db, job, user)
+    return job_out(job, request_locale(request, user))

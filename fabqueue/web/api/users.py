@@ -1,0 +1,81 @@
+"""``/api/users``: accounts (admin), and each user's own language and e-mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fabqueue.core.access import Role
+from fabqueue.i18n import LOCALES
+from fabqueue.store.models import Site, User
+from fabqueue.store.users import AccountError, create_user, hash_password
+from fabqueue.web.api.auth import user_out
+from fabqueue.web.deps import ApiError, admin_user, current_user, get_db
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+class UserIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=100)
+    password: str = Field(..., min_length=8, max_length=200)
+    role: Role
+    site: str | None = None
+    email: str | None = None
+
+
+class UserPatch(BaseModel):
+    role: Role | None = None
+    site: str | None = None
+    email: str | None = None
+    disabled: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=200)
+    locale: str | None = None
+    quota_g_month: float | None = Field(None, ge=0)
+
+
+@router.get("")
+def _handle_list(user: User = Depends(admin_user),
+                 db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+    return [user_out(u) for u in db.scalars(select(User).order_by(User.name))]
+
+
+@router.post("", status_code=201)
+def _handle_create(body: UserIn, user: User = Depends(admin_user),
+                   db: Session = Depends(get_db)) -> dict[str, Any]:
+    try:
+        new = create_user(db, body.name, body.password, body.role.value, body.site, body.email)
+    except AccountError as exc:
+        raise ApiError(422, str(exc)) from None
+    return user_out(new)
+
+
+@router.patch("/{user_id}")
+def _handle_patch(user_id: int, body: UserPatch, user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict[str, Any]:
+    target = db.get(User, user_id)
+    if target is None:
+        raise ApiError(404, "There is no user {id}.", id=user_id)
+    admin = user.role == Role.ADMIN
+    own_fields = {"locale", "email", "password"}
+    asked = {k for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if not admin and (target.id != user.id or asked - own_fields):
+        raise ApiError(403, "Only an administrator can do this.")
+    if body.locale is not None:
+        if body.locale not in LOCALES:
+            raise ApiError(422, "Choose one of the languages: {choices}.",
+                           choices=", ".join(LOCALES))
+        target.locale = body.locale
+    if body.site is not None and db.get(Site, body.site) is None:
+        raise ApiError(422, "There is no site {site}.", site=body.site)
+    for name in ("role", "site", "email", "disabled", "quota_g_month"):
+        value = getattr(body, name)
+        if value is not None:
+            setattr(target, "site_id" if name == "site" else name,
+                    value.value if isinstance(value, Role) else value)
+    if body.password:
+        target.password_hash = hash_password(body.password)
+    return user_out(target)

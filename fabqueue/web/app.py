@@ -1,0 +1,85 @@
+"""The FastAPI application factory: API routers, pages, static files, error handlers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from fabqueue import __version__
+from fabqueue.i18n import gettext
+from fabqueue.queue.context import Context
+from fabqueue.store.files import TooLarge
+from fabqueue.web.deps import ApiError, request_locale
+from fabqueue.web.uploads import UploadError
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(
+        title="FabQueue",
+        version=__version__,
+        description="Job queue for the 3D printers and laser cutters of a makerspace.",
+    )
+    app.state.ctx = ctx
+    app.state.settings = ctx.settings
+    app.state.db = ctx.db
+    app.state.files = ctx.files
+    app.state.secret = ctx.settings.effective_secret()
+    app.add_middleware(SessionMiddleware, secret_key=app.state.secret, session_cookie="fabqueue",
+                       same_site="lax", https_only=ctx.settings.session_https_only,
+                       max_age=14 * 24 * 3600)
+
+    from fabqueue.web.api import auth, batches, devices, events, jobs, materials, sites, users
+
+    for module in (auth, jobs, batches, devices, sites, materials, users, events):
+        app.include_router(module.router)
+    from fabqueue.web.pages import routes as pages
+
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def locale(request: Request) -> str:
+        return request_locale(request, getattr(request.state, "user", None))
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"detail": exc.render(locale(request))}, exc.status_code,
+                            headers=headers)
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
+        msg = gettext(locale(request), "The file is larger than the limit of {limit} MB. "
+                                       "Make it smaller or ask the lab staff.")
+        return JSONResponse({"detail": msg.format(limit=exc.limit // (1024 * 1024))}, 413)
+
+    @app.exception_handler(UploadError)
+    async def _upload_error(request: Request, exc: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": gettext(locale(request), exc.message)}, 400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse({"detail": "; ".join(problems),
+                             "errors": jsonable_encoder(exc.errors())}, 422)

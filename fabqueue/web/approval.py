@@ -1,0 +1,120 @@
+"""Staff decisions on jobs: approve (with checks a resident can act on), reject, cancel."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from fabqueue.core.jobs import OWNER_CANCELLABLE, JobStatus
+from fabqueue.queue import control
+from fabqueue.queue.context import Context
+from fabqueue.store.jobs import change_status
+from fabqueue.store.models import Device, Job, User
+from fabqueue.web.deps import ApiError
+
+log = logging.getLogger(__name__)
+
+
+def _check_device(db: Session, job: Job, device_id: str) -> Device:
+    device = db.get(Device, device_id)
+    kind = "laser" if job.kind == "laser" else "printer"
+    if device is None or device.kind != kind:
+        raise ApiError(422, "There is no {kind} {device}.", kind=kind, device=device_id)
+    if job.site_id and device.site_id != job.site_id:
+        raise ApiError(422, "The machine {device} is at another site.", device=device_id)
+    if job.material_id not in (device.materials or []):
+        raise ApiError(409, "The machine {device} does not take {material}.",
+                       device=device_id, material=job.material_id)
+    return device
+
+
+def approval_problem(db: Session, job: Job, settings: object) -> None:
+    """Refuse at approval what can never run: nothing fits, unknown laser material."""
+    analysis = job.analysis or {}
+    if not analysis.get("ok"):
+        raise ApiError(409, "This job has problems that must be fixed first.")
+    if job.kind == "laser":
+        from fabqueue.store.queries import laser_library
+
+        library = laser_library(settings)  # type: ignore[arg-type]
+        from fabqueue.store.models import Material
+
+        material = db.get(Material, job.material_id)
+        key = (material.laser_material if material else None) or job.material_id
+        if library is not None and key not in library:
+            raise ApiError(409, "The laser material {material} is not in the material "
+                                "library, so the lab has no settings to cut it.",
+                           material=key)
+    if not analysis.get("fits"):
+        what = "laser" if job.kind == "laser" else "printer"
+        raise ApiError(409, "It does not fit any {what} at this site that takes {material}: "
+                            "{size}.", what=what, material=job.material_id,
+                       size=" × ".join(f"{v:.0f}" for v in (analysis.get("bbox_mm")
+                                                            or analysis.get("size_mm") or []))
+                       + " mm")
+
+
+def approve(ctx: Context, db: Session, job: Job, user: User, *, device: str | None = None,
+            priority: int | None = None, front: bool = False, quality: str | None = None,
+            note: str | None = None) -> None:
+    if job.status != JobStatus.AWAITING_APPROVAL:
+        raise ApiError(409, "This job can't be approved now: it is {status}.",
+                       status=job.status)
+    approval_problem(db, job, ctx.settings)
+    if device:
+        d = _check_device(db, job, device)
+        if d.id not in (job.analysis or {}).get("fits", []):
+            raise ApiError(409, "It does not fit the machine {device}.", device=d.id)
+        job.pinned_device_id = d.id
+    if priority is not None:
+        job.priority = priority
+    if front:
+        job.priority = max(job.priority, 10)
+    if quality:
+        from fabqueue.web.intake import QUALITIES
+
+        if quality not in QUALITIES:
+            raise ApiError(422, "Quality must be one of: {choices}.",
+                           choices=", ".join(QUALITIES))
+        job.quality = quality
+    change_status(db, job, JobStatus.APPROVED, actor_id=user.id, reason=note,
+                  data={"device": device, "priority": job.priority})
+    db.commit()
+    enqueue_preparation_safely(ctx, job.id)
+
+
+def enqueue_preparation_safely(ctx: Context, job_id: int) -> None:
+    try:
+        from fabqueue.queue.pipeline import enqueue_preparation
+    except ImportError:
+        return
+    try:
+        enqueue_preparation(ctx, job_id)
+    except Exception:  # Redis away: the reconciler re-queues approved jobs
+        log.exception("could not queue preparation of job %s", job_id)
+
+
+def reject(db: Session, job: Job, user: User, reason: str) -> None:
+    reason = reason.strip()
+    if not reason:
+        raise ApiError(422, "Give a reason, so the owner knows what to change.")
+    if job.status not in (JobStatus.AWAITING_APPROVAL, JobStatus.APPROVED):
+        raise ApiError(409, "This job can't be rejected now: it is {status}.",
+                       status=job.status)
+    change_status(db, job, JobStatus.REJECTED, actor_id=user.id, reason=reason)
+
+
+def cancel(ctx: Context, db: Session, job: Job, user: User) -> None:
+    if job.status in OWNER_CANCELLABLE:
+        change_status(db, job, JobStatus.CANCELLED, actor_id=user.id, reason="cancelled")
+        return
+    if job.status == JobStatus.INTERRUPTED:
+        change_status(db, job, JobStatus.CANCELLED, actor_id=user.id, reason="cancelled")
+        return
+    # running: the device worker stops the machine and records the end
+    if job.device_id:
+        control.send(ctx.redis, job.device_id, "cancel", job=job.id, by=user.id)
+        from fabqueue.store.jobs import record
+
+        record(db, job, "cancel_requested", actor_id=user.id)

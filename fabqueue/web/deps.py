@@ -1,0 +1,128 @@
+"""Request dependencies: database session, the signed-in user, locale, errors in words."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import OAuth2PasswordBearer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+
+from fabqueue.core.access import Role, is_staff
+from fabqueue.i18n import gettext, negotiate
+from fabqueue.store.models import User
+
+TOKEN_MAX_AGE_S = 30 * 24 * 3600
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.db.sessionmaker() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def serializer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.secret, salt="fabqueue-api-token")
+
+
+def issue_token(request: Request, user: User) -> str:
+    return serializer(request).dumps({"uid": user.id})
+
+
+def request_locale(request: Request, user: User | None = None) -> str:
+    if user is not None and user.locale:
+        return user.locale
+    chosen = request.session.get("locale") if "session" in request.scope else None
+    return chosen or negotiate(request.headers.get("accept-language"))
+
+
+class ApiError(HTTPException):
+    """An error a person reads: an English msgid translated into the caller's language."""
+
+    def __init__(self, status: int, message: str, **params: Any) -> None:
+        super().__init__(status_code=status, detail=message)
+        self.message = message
+        self.params = params
+
+    def render(self, locale: str) -> str:
+        return gettext(locale, self.message).format(**self.params)
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.session["csrf"] = token
+    return token
+
+
+async def check_csrf(request: Request) -> None:
+    """Cookie-authenticated changes need the session's token (header or form field)."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = request.session.get("csrf")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if sent is None:
+        sent = request.query_params.get("csrf_token")
+    if not expected or not sent or not secrets.compare_digest(expected, sent):
+        raise ApiError(403, "The form has expired or did not come from FabQueue. "
+                            "Reload the page and try again.")
+
+
+async def optional_user(
+    request: Request,
+    token: str | None = Depends(oauth2_scheme),
+    db: Session = Depends(get_db),
+) -> User | None:
+    uid: int | None = None
+    if token:
+        try:
+            uid = int(serializer(request).loads(token, max_age=TOKEN_MAX_AGE_S)["uid"])
+        except (BadSignature, SignatureExpired, KeyError, ValueError, TypeError):
+            raise ApiError(401, "Your sign-in has expired. Sign in again.") from None
+    elif "session" in request.scope and request.session.get("uid"):
+        uid = int(request.session["uid"])
+        await check_csrf(request)
+    if uid is None:
+        return None
+    user = db.get(User, uid)
+    if user is None or user.disabled:
+        if "session" in request.scope:
+            request.session.clear()
+        raise ApiError(401, "This account is disabled or no longer exists.")
+    request.state.user = user
+    return user
+
+
+async def current_user(user: User | None = Depends(optional_user)) -> User:
+    if user is None:
+        raise ApiError(401, "Sign in first.")
+    return user
+
+
+async def staff_user(user: User = Depends(current_user)) -> User:
+    if not is_staff(user.role):
+        raise ApiError(403, "Only lab staff can do this.")
+    return user
+
+
+async def admin_user(user: User = Depends(current_user)) -> User:
+    if user.role != Role.ADMIN:
+        raise ApiError(403, "Only an administrator can do this.")
+    return user

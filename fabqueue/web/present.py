@@ -1,0 +1,85 @@
+"""How jobs and findings look to the API: plain JSON, messages in the reader's language."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fabqueue.core.findings import Finding
+from fabqueue.i18n import gettext
+from fabqueue.store.models import Job, JobEvent
+
+
+def iso(value: datetime | None) -> str | None:
+    """Times in the API are ISO 8601 with their zone (SQLite forgets it: those are UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def render_findings(items: list[dict[str, Any]] | None, locale: str) -> list[str]:
+    out = []
+    for item in items or []:
+        try:
+            out.append(Finding.from_dict(item).render(lambda s: gettext(locale, s)))
+        except (KeyError, IndexError, ValueError):
+            out.append(str(item.get("text", item)))
+    return out
+
+
+def analysis_out(analysis: dict[str, Any] | None, locale: str) -> dict[str, Any] | None:
+    if analysis is None:
+        return None
+    out = dict(analysis)
+    out["errors"] = render_findings(analysis.get("errors"), locale)
+    out["warnings"] = render_findings(analysis.get("warnings"), locale)
+    out["error_codes"] = [e.get("code") for e in analysis.get("errors") or []]
+    out["warning_codes"] = [w.get("code") for w in analysis.get("warnings") or []]
+    return out
+
+
+def job_out(job: Job, locale: str, *, full: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "status_reason": job.status_reason,
+        "owner": job.owner_id,
+        "site": job.site_id,
+        "material": job.material_id,
+        "quality": job.quality,
+        "copies": job.copies,
+        "note": job.note,
+        "file_name": job.file_name,
+        "file_format": job.file_format,
+        "size_bytes": job.size_bytes,
+        "priority": job.priority,
+        "device": job.device_id,
+        "pinned_device": job.pinned_device_id,
+        "batch": job.batch_id,
+        "student_name": job.student_name,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "thumbnail_url": f"/api/jobs/{job.id}/thumbnail" if job.thumbnail_sha256 else None,
+        "file_url": f"/api/jobs/{job.id}/file",
+    }
+    if full:
+        data["analysis"] = analysis_out(job.analysis, locale)
+        data["slicing"] = job.slice_result
+    else:
+        a = job.analysis or {}
+        data["summary"] = {k: a.get(k) for k in ("ok", "material_g", "estimated_seconds",
+                                                  "cost", "volume_cm3", "size_mm", "bbox_mm")}
+    return data
+
+
+def event_out(ev: JobEvent, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": ev.id, "at": iso(ev.at), "who": names.get(ev.actor_id) if ev.actor_id else None,
+        "who_id": ev.actor_id, "action": ev.action, "from": ev.from_status,
+        "to": ev.to_status, "why": ev.reason, "data": ev.data,
+    }
