@@ -101,6 +101,8 @@ def prepare_lines(raw: Iterable[str]) -> list[_Line]:
 class GrblDriver:
     """One GRBL laser on a serial port (see the module docstring)."""
 
+    BANNER_SETTLE_S = 0.08  # GRBL's banner follows a reset within 30-50 ms
+
     def __init__(
         self,
         port: str,
@@ -223,6 +225,15 @@ class GrblDriver:
                 lambda: self._banners > banners or self._offline_reason is not None,
                 self.timeout_s,
             )
+            # A banner already on its way (a power-up or an earlier reset) can arrive before
+            # the one our reset causes: settle until no further banner comes for a moment.
+            while ok and self._offline_reason is None:
+                seen = self._banners
+                if not self._cv.wait_for(
+                    lambda seen=seen: self._banners > seen or bool(self._offline_reason),
+                    self.BANNER_SETTLE_S,
+                ):
+                    break
             self._resetting = False
             if self._offline_reason is not None:
                 raise DriverOffline(f"The laser's serial link failed: {self._offline_reason}")

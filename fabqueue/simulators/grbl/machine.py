@@ -122,6 +122,7 @@ class GrblMachine:
         self._unanswered_bytes = 0
         self._injected: dict[int, int] = {}
         self._lines_since_arm = 0
+        self._waiting = False  # the line protocol is blocked (planner full, dwell, homing...)
         self.closed = False
         # observations for tests and benchmarks
         self.segments: list[MotionSegment] = []
@@ -206,6 +207,11 @@ class GrblMachine:
             return
         if self._critical:
             return
+        # Bytes come in at the line rate; the firmware keeps up unless its line protocol is
+        # blocked. An unpaced link delivers a whole write at once, so give the protocol loop
+        # the time it would have had.
+        while len(self._rx) >= RX_BUFFER_BYTES and not self._protocol_blocked():
+            self._cv.wait(0.002)
         if len(self._rx) >= RX_BUFFER_BYTES:
             self.rx_dropped += 1
             return
@@ -213,6 +219,12 @@ class GrblMachine:
         self._unanswered_bytes += 1
         self.max_rx_fill = max(self.max_rx_fill, len(self._rx))
         self.max_unanswered_bytes = max(self.max_unanswered_bytes, self._unanswered_bytes)
+
+    def _protocol_blocked(self) -> bool:
+        return (
+            self.closed or self._waiting or self._hold or self._critical
+            or self._banner_due is not None
+        )  # fmt: skip
 
     def _realtime(self, byte: int, now: float) -> None:
         if byte == 0x18:
@@ -368,8 +380,11 @@ class GrblMachine:
         while epoch == self._epoch and not self.closed:
             room = len(self._planner) < PLANNER_BLOCKS
             if (not self._planner) if until_empty else room:
+                self._waiting = False
                 return True
+            self._waiting = True
             self._cv.wait(0.1)
+        self._waiting = False
         return False
 
     def _gcode(self, line: str, source: str, epoch: int) -> int:
@@ -388,8 +403,10 @@ class GrblMachine:
             return _ANSWERED
         if planned.dwell_s:
             deadline = time.monotonic() + planned.dwell_s * self.time_scale
+            self._waiting = True
             while epoch == self._epoch and (left := deadline - time.monotonic()) > 0:
                 self._cv.wait(left)
+            self._waiting = False
         if planned.pause:
             self._hold, self._hold_at, self._held_moving = True, time.monotonic(), False
         for move in planned.moves:
@@ -497,10 +514,11 @@ class GrblMachine:
         if not self.settings[22]:
             return 5  # homing not enabled
         epoch = self._epoch
-        self._homing = True
+        self._homing = self._waiting = True
         deadline = time.monotonic() + self.homing_s
         while epoch == self._epoch and (left := deadline - time.monotonic()) > 0:
             self._cv.wait(left)
+        self._waiting = False
         if epoch != self._epoch:
             return _ANSWERED
         self._homing = self._alarm = False
