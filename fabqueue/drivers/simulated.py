@@ -1,0 +1,91 @@
+"""Driver for the simulated printer (demo and queue tests); every status says it is simulated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
+from fabqueue.simulators.printer import (
+    SimState,
+    SimulatedPrinter,
+    SimulatedPrinterError,
+    get_printer,
+)
+
+STATES = {
+    SimState.IDLE: MachineState.IDLE,
+    SimState.HEATING: MachineState.RUNNING,
+    SimState.PRINTING: MachineState.RUNNING,
+    SimState.PAUSED: MachineState.PAUSED,
+    SimState.ERROR: MachineState.ERROR,
+}
+
+
+class SimulatedPrinterDriver:
+    """Drives the simulated printer registered under ``device_id`` (created on first use).
+
+    Options (``duration_s``, ``speed``, ``heat_s``, ``fail_at``) apply when the printer is
+    first created; a driver made again for the same device re-attaches to the same printer.
+    """
+
+    def __init__(self, device_id: str, **options: object) -> None:
+        self.device_id = device_id
+        self.printer: SimulatedPrinter = get_printer(device_id, **options)
+
+    def _do(self, action: str) -> None:
+        try:
+            getattr(self.printer, action)()
+        except SimulatedPrinterError as exc:
+            raise self._error(exc) from exc
+
+    @staticmethod
+    def _error(exc: SimulatedPrinterError) -> DriverError:
+        if exc.code == "offline":
+            return DriverOffline(exc.reason)
+        return DriverError(exc.reason, code=exc.code)
+
+    def connect(self) -> None:
+        if not self.printer.online:
+            raise DriverOffline("the simulated printer is switched off")
+
+    def close(self) -> None:
+        """Nothing to release: the printer lives on in the registry."""
+
+    def status(self) -> MachineStatus:
+        snap = self.printer.snapshot()
+        extra: dict[str, object] = {"simulated": True, "sim_state": snap.state.value}
+        if snap.current_line is not None:
+            extra["line"] = snap.current_line
+        if not snap.online:
+            return MachineStatus(state=MachineState.OFFLINE, job_name=snap.job_name,
+                                 message="the simulated printer is switched off", extra=extra)
+        return MachineStatus(
+            state=STATES[snap.state],
+            job_name=snap.job_name,
+            progress=snap.progress,
+            time_left_s=snap.time_left_s,
+            elapsed_s=snap.elapsed_s,
+            temperatures=snap.temperatures,
+            message=snap.message or ("heating" if snap.state is SimState.HEATING else None),
+            outcome=Outcome(snap.outcome.value) if snap.outcome else None,
+            extra=extra,
+        )
+
+    def start(self, job_name: str, program: Path) -> None:
+        try:
+            self.printer.start(job_name, program)
+        except SimulatedPrinterError as exc:
+            raise self._error(exc) from exc
+
+    def find(self, job_name: str) -> MachineStatus | None:
+        status = self.status()
+        return status if status.job_name == job_name else None
+
+    def pause(self) -> None:
+        self._do("pause")
+
+    def resume(self) -> None:
+        self._do("resume")
+
+    def cancel(self) -> None:
+        self._do("cancel")
