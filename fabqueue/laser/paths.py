@@ -11,6 +11,8 @@ from fabqueue.core.findings import N_, Finding, finding
 from fabqueue.laser.materials import Operation
 from fabqueue.laser.svg import Drawing, Polyline
 
+_SELF_INTERSECTION_BUDGET = 50_000  # segments checked per drawing
+
 
 @dataclass(frozen=True)
 class ColourMap:
@@ -145,7 +147,14 @@ def _cut_line_warnings(paths: list[Toolpath]) -> list[Finding]:
         warnings.append(finding("open_path", N_(
             "{count} cut line(s) are open (not closed shapes); they will be cut as drawn."),
             count=open_count))
-    crossing = sum(1 for p in cuts if p.closed and self_intersects(p.points))
+    # The crossing test costs ~20 µs per segment; a budget keeps a huge drawing's analysis
+    # bounded (a warning only, so shapes beyond the budget are simply not checked).
+    crossing, budget = 0, _SELF_INTERSECTION_BUDGET
+    for path in (p for p in cuts if p.closed and len(p.points) >= 4):
+        budget -= len(path.points)
+        if budget < 0:
+            break
+        crossing += self_intersects(path.points)
     if crossing:
         warnings.append(finding("self_intersecting", N_(
             "{count} cut shape(s) cross themselves; they will be cut as drawn."), count=crossing))

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from fabqueue.laser.materials import OPERATION_ORDER, Operation
 from fabqueue.laser.paths import Toolpath
@@ -69,35 +70,49 @@ def rotate_to_nearest(points: np.ndarray, head: np.ndarray | Point) -> np.ndarra
 def containers(paths: list[Toolpath]) -> list[list[int]]:
     """For each path, the closed paths that enclose it (so must be cut after it).
 
-    A bbox test first (the container's box holds the path's box and is larger), then
-    point-in-polygon on one vertex. Equal boxes (a line drawn twice) never contain each other.
+    A bbox test first (the container's box holds the path's box and is larger; candidates
+    come from a sweep over boxes sorted by left edge), then point-in-polygon on one vertex.
+    Equal boxes (a line drawn twice) never contain each other.
     """
+    result: list[list[int]] = [[] for _ in paths]
+    if not paths:
+        return result
     boxes = np.array([[*p.points.min(axis=0), *p.points.max(axis=0)] for p in paths])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    closed = np.array([p.closed for p in paths])
-    result: list[list[int]] = []
-    for i, path in enumerate(paths):
-        box = boxes[i]
-        candidates = np.flatnonzero(
-            closed & (boxes[:, 0] <= box[0]) & (boxes[:, 1] <= box[1])
-            & (boxes[:, 2] >= box[2]) & (boxes[:, 3] >= box[3]) & (areas > areas[i])
-        )
-        probe = path.points[0]
-        result.append([int(j) for j in candidates if j != i
-                       and point_in_polygon(probe, paths[j].points)])
+    probes = np.array([p.points[0] for p in paths])
+    by_left = np.argsort(boxes[:, 0], kind="stable")
+    lefts = boxes[by_left, 0]
+    for j, path in enumerate(paths):
+        if not path.closed:
+            continue
+        box = boxes[j]
+        lo, hi = np.searchsorted(lefts, box[0], "left"), np.searchsorted(lefts, box[2], "right")
+        cand = by_left[lo:hi]
+        cand = cand[(boxes[cand, 1] >= box[1]) & (boxes[cand, 2] <= box[2])
+                    & (boxes[cand, 3] <= box[3]) & (areas[cand] < areas[j])]
+        if cand.size:
+            for i in cand[points_in_polygon(probes[cand], path.points)]:
+                result[int(i)].append(j)
     return result
 
 
 def point_in_polygon(point: np.ndarray, ring: np.ndarray) -> bool:
-    """Even-odd ray casting, vectorised over the ring's edges."""
-    x, y = float(point[0]), float(point[1])
+    return bool(points_in_polygon(np.asarray(point, dtype=float)[None, :], ring)[0])
+
+
+def points_in_polygon(points: np.ndarray, ring: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    """Even-odd ray casting of many points against one ring (points × edges, in chunks)."""
     a, b = ring, np.roll(ring, -1, axis=0)
-    crosses = (a[:, 1] > y) != (b[:, 1] > y)
-    if not crosses.any():
-        return False
-    a, b = a[crosses], b[crosses]
-    x_at = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
-    return bool(np.count_nonzero(x_at > x) % 2)
+    result = np.zeros(len(points), dtype=bool)
+    step = max(1, chunk // max(len(ring), 1))
+    for start in range(0, len(points), step):
+        x = points[start:start + step, 0:1]
+        y = points[start:start + step, 1:2]
+        crosses = (a[:, 1] > y) != (b[:, 1] > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+        result[start:start + step] = np.count_nonzero(crosses & (x_at > x), axis=1) % 2 == 1
+    return result
 
 
 def _exit(path: Toolpath) -> np.ndarray:
@@ -147,42 +162,75 @@ def _candidates(path: Toolpath) -> tuple[np.ndarray, np.ndarray]:
 def _nearest_neighbour(
     group: list[Toolpath], parents: list[list[int]], head: np.ndarray
 ) -> tuple[list[int], list[int]]:
+    """Greedy tour: always go to the nearest entry point of a path whose holes are done."""
     n = len(group)
-    boxes = np.array([[*p.points.min(axis=0), *p.points.max(axis=0)] for p in group])
     waiting_children = np.zeros(n, dtype=int)
     for plist in parents:
         for j in plist:
             waiting_children[j] += 1
+    usable = waiting_children == 0
+    if not usable.any():  # a containment cycle (should not happen): take anything
+        usable[:] = True
     done = np.zeros(n, dtype=bool)
+    index = _EntryIndex(group)
     order: list[int] = []
     entries: list[int] = []
     position = head
     for _ in range(n):
-        ready = np.flatnonzero(~done & (waiting_children == 0))
-        if ready.size == 0:  # a containment cycle (should not happen): take anything left
-            ready = np.flatnonzero(~done)
-        # Distance to a box is a lower bound of the distance to any point inside it, so
-        # exact distances are computed only until the next box is farther than the best.
-        dx = np.maximum(np.maximum(boxes[ready, 0] - position[0], position[0] - boxes[ready, 2]), 0)
-        dy = np.maximum(np.maximum(boxes[ready, 1] - position[1], position[1] - boxes[ready, 3]), 0)
-        bound = np.hypot(dx, dy)
-        best, best_i, best_entry = np.inf, -1, 0
-        for k in np.argsort(bound, kind="stable"):
-            if bound[k] >= best:
-                break
-            i = int(ready[k])
-            points, indices = _candidates(group[i])
-            distances = np.hypot(*(points - position).T)
-            m = int(np.argmin(distances))
-            if distances[m] < best:
-                best, best_i, best_entry = float(distances[m]), i, int(indices[m])
-        done[best_i] = True
-        for j in parents[best_i]:
+        item, entry = index.nearest(position, usable)
+        done[item] = True
+        usable[item] = False
+        index.remove(item)
+        for j in parents[item]:
             waiting_children[j] -= 1
-        order.append(best_i)
-        entries.append(best_entry)
-        position = _entry_exit(group[best_i], best_entry)[1]
+            usable[j] = waiting_children[j] == 0 and not done[j]
+        if not usable.any() and not done.all():
+            usable = ~done  # a cycle: carry on rather than stall
+        order.append(item)
+        entries.append(entry)
+        position = _entry_exit(group[item], entry)[1]
     return order, entries
+
+
+class _EntryIndex:
+    """A k-d tree over every path's possible entry points, rebuilt as paths are used up.
+
+    Queries widen (k × 4) until a usable path shows up, so blocked outer contours near the
+    head cost a few wider queries instead of a scan of the whole sheet; rebuilding when half
+    the points belong to finished paths keeps the whole tour near n log n.
+    """
+
+    def __init__(self, group: list[Toolpath]) -> None:
+        candidates = [_candidates(p) for p in group]
+        self.points = np.concatenate([c[0] for c in candidates])
+        self.owner = np.repeat(np.arange(len(group)), [len(c[0]) for c in candidates])
+        self.entry = np.concatenate([c[1] for c in candidates])
+        self.alive = np.ones(len(group), dtype=bool)
+        self._build()
+
+    def _build(self) -> None:
+        self.ids = np.flatnonzero(self.alive[self.owner])
+        self.tree = cKDTree(self.points[self.ids])
+        self.stale = 0
+
+    def remove(self, item: int) -> None:
+        self.alive[item] = False
+        self.stale += int(np.count_nonzero(self.owner[self.ids] == item))
+        if self.alive.any() and self.stale * 2 > len(self.ids):
+            self._build()
+
+    def nearest(self, position: np.ndarray, usable: np.ndarray) -> tuple[int, int]:
+        size = len(self.ids)
+        k = min(16, size)
+        while True:
+            _dist, found = self.tree.query(position, k=k)
+            found = self.ids[np.atleast_1d(found)[np.atleast_1d(_dist) < np.inf]]
+            good = found[usable[self.owner[found]]]
+            if good.size:
+                return int(self.owner[good[0]]), int(self.entry[good[0]])
+            if k >= size:
+                raise RuntimeError("no usable path left to order")  # a bug, not bad input
+            k = min(k * 4, size)
 
 
 def _two_opt(
