@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import svgelements as se
+from lxml import etree
 
 from fabqueue.core.findings import N_, Finding, Refused, finding
 
@@ -29,6 +30,8 @@ DEFAULT_MAX_SEGMENTS = 500_000
 DEFAULT_MAX_POINTS = 5_000_000
 _MAX_POINTS_PER_SEGMENT = 20_000
 _CLOSE_EPS_MM = 1e-3
+_SVG_NS = "http://www.w3.org/2000/svg"
+_TEMPLATE_TAGS = (b"symbol", b"marker", b"mask")
 
 _LENGTH = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Z%]*)\s*$")
 _UNITS_PX = {"": 1.0, "px": 1.0, "mm": PX_PER_MM, "cm": 10 * PX_PER_MM, "in": 96.0,
@@ -67,7 +70,7 @@ def parse_svg(
     root = _root_attributes(data)
     width_px, height_px, size_known = _page_size(root, warnings)
     try:
-        svg = se.SVG.parse(io.BytesIO(data), reify=True, ppi=96.0,
+        svg = se.SVG.parse(io.BytesIO(_templates_into_defs(data)), reify=True, ppi=96.0,
                            width=width_px or None, height=height_px or None)
     except Exception as exc:  # svgelements raises many kinds on malformed input
         raise Refused("svg_unreadable", N_("The drawing could not be read as SVG: {reason}"),
@@ -101,6 +104,32 @@ def parse_svg(
         for points, stroke, fill, closed, element in raw
     ]
     return Drawing(polylines, page_mm, warnings)
+
+
+def _templates_into_defs(data: bytes) -> bytes:
+    """Wrap ``<symbol>``, ``<marker>`` and ``<mask>`` outside ``<defs>`` in a ``<defs>``.
+
+    They are templates, drawn only where used, but svgelements draws their content in place
+    too (at the origin): that would cut a stray copy. Runs after the guards refused entities.
+    """
+    if not any(b"<" + tag in data or b":" + tag in data for tag in _TEMPLATE_TAGS):
+        return data
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError:
+        return data  # svgelements reports the syntax error in its own words
+    loose = [el for el in root.iter() if isinstance(el.tag, str)
+             and etree.QName(el).localname.encode() in _TEMPLATE_TAGS
+             and not any(etree.QName(a).localname == "defs" for a in el.iterancestors())]
+    for element in loose:
+        parent = element.getparent()
+        if parent is None:
+            continue
+        defs = etree.Element(f"{{{_SVG_NS}}}defs")
+        parent.insert(parent.index(element), defs)
+        defs.append(element)  # moves it
+    return etree.tostring(root) if loose else data
 
 
 def guard_svg(data: bytes, *, max_bytes: int, max_segments: int) -> None:

@@ -205,3 +205,15 @@ def test_flattening_budget_refuses_absurdly_large_curves() -> None:
     # A 1 km circle at 0.05 mm would need ~400k points per quarter: over a small budget.
     data = svg('<circle cx="0" cy="0" r="1000000" stroke="red"/>')
     assert refused_code(data, max_points=10_000) == "svg_too_complex"
+
+
+@pytest.mark.parametrize("tag", ["symbol", "marker", "mask"])
+def test_templates_are_drawn_only_where_used(tag: str) -> None:
+    body = (f'<{tag} id="t"><rect width="5" height="5" stroke="red" fill="none"/></{tag}>'
+            '<use xlink:href="#t" x="10" y="10"/>' if tag == "symbol" else
+            f'<{tag} id="t"><rect width="5" height="5" stroke="red" fill="none"/></{tag}>'
+            '<path d="M50 50 H60" stroke="red"/>')
+    lines = parse_svg(svg(body)).polylines
+    # No stray copy of the template's content at the origin (page top-left, y=100 mm up).
+    assert all(bbox(p.points) != [0.0, 95.0, 5.0, 100.0] for p in lines)
+    assert len(lines) == 1
