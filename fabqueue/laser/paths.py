@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fabqueue.core.findings import N_, Finding, finding
+from fabqueue.core.findings import N_, Finding, Refused, finding
 from fabqueue.laser.materials import Operation
 from fabqueue.laser.svg import Drawing, Polyline
 
 _SELF_INTERSECTION_BUDGET = 50_000  # segments checked per drawing
+#: Hatch line crossings above which engraving is refused (a 1 m² black square at 0.1 mm
+#: needs 20 000); beyond this the memory and the job time are absurd.
+MAX_HATCH_CROSSINGS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -114,17 +117,22 @@ def toolpaths_from_drawing(
             paths.extend(Toolpath(op, first.stroke.lower(), p.points, p.closed) for p in lines)
         elif first.stroke is not None:
             unknown.add(first.stroke.lower())
+    errors: list[Finding] = []
     for colour, elements in fills.items():
-        segments = hatch(elements, engrave_interval_mm)
+        try:
+            segments = hatch(elements, engrave_interval_mm)
+        except Refused as refused:
+            errors.append(refused.finding)
+            continue
         paths.extend(Toolpath(Operation.ENGRAVE, colour, s, False) for s in segments)
-    result = ToolpathSet(paths, list(drawing.warnings), [], engrave_interval_mm)
+    result = ToolpathSet(paths, list(drawing.warnings), errors, engrave_interval_mm)
     if unknown:
         result.warnings.append(finding("svg_unknown_colours", N_(
             "Lines in colours {colours} are ignored: use {cut} strokes to cut, {score} strokes "
             "to score and {engrave} fill to engrave."),
             colours=", ".join(sorted(unknown)), cut=", ".join(colours.cut_strokes),
             score=", ".join(colours.score_strokes), engrave=", ".join(colours.engrave_fills)))
-    if not paths:
+    if not paths and not errors:
         result.errors.append(finding("nothing_to_cut", N_(
             "The drawing has nothing to cut, score or engrave in the laser colours ({cut} cut, "
             "{score} score, {engrave} fill engrave)."),
@@ -196,13 +204,21 @@ def _segments_cross(p: np.ndarray, q: np.ndarray, r: np.ndarray, s: np.ndarray) 
     return (d1 * d2 < 0) & (d3 * d4 < 0)
 
 
-def hatch(elements: list[list[np.ndarray]], interval_mm: float) -> list[np.ndarray]:
+def hatch(
+    elements: list[list[np.ndarray]], interval_mm: float, max_crossings: int = MAX_HATCH_CROSSINGS
+) -> list[np.ndarray]:
     """Scanline hatching of filled shapes, even-odd within a shape, union across shapes.
 
     Returns 2-point segments in boustrophedon order (alternate rows reversed) so the head
     sweeps back and forth like a raster engraver. Scanlines sit at half-interval offsets so a
     shape's area ≈ total hatch length × interval.
     """
+    crossings = sum(_crossing_count(rings, interval_mm) for rings in elements if rings)
+    if crossings > max_crossings:
+        raise Refused("engrave_too_large", N_(
+            "The engraved area is too large to plan ({rows} hatch line crossings at "
+            "{interval} mm; the limit is {limit}). Check the drawing's size."),
+            rows=crossings, interval=interval_mm, limit=max_crossings)
     intervals = [iv for rings in elements if rings
                  for iv in [_scanline_intervals(rings, interval_mm)] if iv[0].size]
     if not intervals:
@@ -224,18 +240,27 @@ def hatch(elements: list[list[np.ndarray]], interval_mm: float) -> list[np.ndarr
     return segments
 
 
+def _row_ranges(rings: list[np.ndarray], interval: float) -> tuple[np.ndarray, ...]:
+    """Each edge's first row and row count. Row k sits at y = (k + 0.5) * interval; an edge
+    covers rows with lo <= y < hi, so a vertex shared by two edges is counted once and every
+    row crosses a ring an even number of times."""
+    a = np.concatenate(rings)
+    b = np.concatenate([np.roll(r, -1, axis=0) for r in rings])
+    lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+    k_first = np.ceil(lo / interval - 0.5).astype(np.int64)
+    k_stop = np.ceil(hi / interval - 0.5).astype(np.int64)
+    return a, b, k_first, np.maximum(k_stop - k_first, 0)
+
+
+def _crossing_count(rings: list[np.ndarray], interval: float) -> int:
+    return int(_row_ranges(rings, interval)[3].sum())
+
+
 def _scanline_intervals(
     rings: list[np.ndarray], interval: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row index, start x, end x of the inside spans of one shape (even-odd rule)."""
-    a = np.concatenate(rings)
-    b = np.concatenate([np.roll(r, -1, axis=0) for r in rings])
-    lo, hi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
-    # Row k sits at y = (k + 0.5) * interval; an edge covers rows with lo <= y < hi, so a
-    # vertex shared by two edges is counted once and every row crosses a ring an even time.
-    k_first = np.ceil(lo / interval - 0.5).astype(np.int64)
-    k_stop = np.ceil(hi / interval - 0.5).astype(np.int64)
-    counts = np.maximum(k_stop - k_first, 0)
+    a, b, k_first, counts = _row_ranges(rings, interval)
     total = int(counts.sum())
     if total == 0:
         empty = np.empty(0)

@@ -30,6 +30,10 @@ DEFAULT_MAX_SEGMENTS = 500_000
 DEFAULT_MAX_POINTS = 5_000_000
 _MAX_POINTS_PER_SEGMENT = 20_000
 _CLOSE_EPS_MM = 1e-3
+#: Coordinates beyond 10 km are a broken file, not a job; refusing them keeps every later
+#: step (hatch rows, sizes, G-code numbers) within sane integers and floats.
+MAX_COORD_MM = 1e7
+_MAX_COORD_PX = MAX_COORD_MM * PX_PER_MM
 _SVG_NS = "http://www.w3.org/2000/svg"
 _TEMPLATE_TAGS = (b"symbol", b"marker", b"mask")
 
@@ -85,7 +89,13 @@ def parse_svg(
             images += 1
         elif isinstance(element, se.Shape):
             stroke, fill = _hex(element.stroke), _hex(element.fill)
-            for points, closed in flattener.subpaths(abs(se.Path(element))):
+            try:
+                subpaths = flattener.subpaths(abs(se.Path(element)))
+            except (ValueError, OverflowError, ZeroDivisionError) as exc:  # inf/NaN numbers
+                raise _out_of_range() from exc
+            for points, closed in subpaths:
+                if not np.isfinite(points).all() or np.abs(points).max() > _MAX_COORD_PX:
+                    raise _out_of_range()
                 raw.append((points, stroke, fill, closed, index))
     if texts:
         warnings.append(finding("svg_text", N_(
@@ -104,6 +114,12 @@ def parse_svg(
         for points, stroke, fill, closed, element in raw
     ]
     return Drawing(polylines, page_mm, warnings)
+
+
+def _out_of_range() -> Refused:
+    return Refused("svg_out_of_range", N_(
+        "The drawing has coordinates that are not numbers or lie more than {limit_km} km from "
+        "the origin; check its size and units."), limit_km=round(MAX_COORD_MM / 1e6))
 
 
 def _templates_into_defs(data: bytes) -> bytes:

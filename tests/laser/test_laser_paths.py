@@ -124,3 +124,12 @@ def test_engrave_interval_sets_the_row_spacing() -> None:
     rows = sorted({round(float(p.points[0, 1]), 3) for p in result.paths})
     assert len(rows) == 20
     assert np.diff(rows) == pytest.approx(0.5)
+
+
+def test_an_absurdly_large_engraving_is_an_error_not_a_memory_blowup() -> None:
+    # 1 km of black at 0.1 mm would need 10 million hatch rows.
+    result = toolpaths('<rect x="0" y="0" width="10" height="10" fill="black"/>'
+                       '<path d="M0 0 H10" stroke="red" fill="none"/>'.replace(
+                           'height="10"', 'height="1000000"'))
+    assert codes(result.errors) == {"engrave_too_large"}
+    assert [p.operation for p in result.paths] == [Operation.CUT]

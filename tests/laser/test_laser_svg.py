@@ -217,3 +217,9 @@ def test_templates_are_drawn_only_where_used(tag: str) -> None:
     # No stray copy of the template's content at the origin (page top-left, y=100 mm up).
     assert all(bbox(p.points) != [0.0, 95.0, 5.0, 100.0] for p in lines)
     assert len(lines) == 1
+
+
+@pytest.mark.parametrize("d", ["M0 0 L1e999 0", "M0 0 C1e999 0 1 1 2 2",
+                               "M0 0 A1e999 5 0 0 1 10 0", "M0 0 L1e300 0"])
+def test_infinite_or_absurd_coordinates_are_refused(d: str) -> None:
+    assert refused_code(svg(f'<path d="{d}" stroke="red" fill="none"/>')) == "svg_out_of_range"
