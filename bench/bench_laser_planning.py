@@ -7,6 +7,7 @@ with two round holes each), plans it, prints the figures and records them in
 
 from __future__ import annotations
 
+import os
 import platform
 import random
 import sys
@@ -61,7 +62,8 @@ def record(figures: dict[str, float]) -> None:
         "",
         "Command: `python bench/bench_laser_planning.py` "
         f"({platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.machine()})",
+        f"{platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} while it ran: the machine is shared)",
         "",
         f"Sheet: {figures['parts']:.0f} parts (20 mm squares with 2 holes each, "
         f"{figures['contours']:.0f} contours), shuffled drawing order.",

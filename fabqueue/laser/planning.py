@@ -253,6 +253,7 @@ def _two_opt(
     while improved and time.perf_counter() < deadline:
         improved = False
         limit = _reversal_limits(order, parents)
+        following = np.vstack([ent[1:], [np.nan, np.nan]])  # entry of the next path; nan: end
         for i in range(n):
             if i % 32 == 0 and time.perf_counter() >= deadline:
                 break
@@ -260,7 +261,7 @@ def _two_opt(
             if j.size == 0:
                 continue
             before = head if i == 0 else ext[i - 1]
-            after = np.vstack([ent[1:], [np.nan, np.nan]])[j]  # nan: the tour's end
+            after = following[j]
             old = np.hypot(*(ent[i] - before)) + np.nan_to_num(np.hypot(*(after - ext[j]).T))
             new = np.hypot(*(ext[j] - before).T) + np.nan_to_num(np.hypot(*(after - ent[i]).T))
             gain = old - new
@@ -272,6 +273,7 @@ def _two_opt(
                                   for p, e in zip(order[i:end], entries[i:end][::-1], strict=True)]
                 ent[i:end], ext[i:end] = ext[i:end][::-1].copy(), ent[i:end][::-1].copy()
                 limit = _reversal_limits(order, parents)
+                following = np.vstack([ent[1:], [np.nan, np.nan]])
                 improved = True
     return order, entries
 
