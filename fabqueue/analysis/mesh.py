@@ -123,8 +123,9 @@ def _check(
     report["triangles"] = len(triangles)
     if len(triangles) == 0:
         raise Refused("empty_file", N_("The model contains no triangles."))
-    finite = np.isfinite(triangles).all(axis=(1, 2))
-    bad = len(triangles) - int(np.count_nonzero(finite))
+    bad = 0
+    if not np.isfinite(triangles).all():  # the per-triangle count only for broken files
+        bad = len(triangles) - int(np.count_nonzero(np.isfinite(triangles).all(axis=(1, 2))))
     report["nan_coordinates"] = bad
     if bad:
         raise Refused(
@@ -133,13 +134,15 @@ def _check(
                "wrote a broken file. Export it again."),
             count=bad,
         )
-    vertices, faces = topology.merge_vertices(triangles)
-    degenerate = topology.degenerate_mask(faces)
+    merged = topology.merge_vertices(triangles)
+    degenerate = topology.degenerate_mask(merged.faces)
     report["degenerate_faces"] = int(np.count_nonzero(degenerate))
     if report["degenerate_faces"]:
-        faces = faces[~degenerate]
+        merged = topology.drop_faces(merged, degenerate)
         triangles = triangles[~degenerate]
-    bbox = (vertices.max(axis=0).astype(np.float64) - vertices.min(axis=0)).tolist()
+    vertices, faces = merged.vertices, merged.faces
+    low, high = topology.bounds(vertices)
+    bbox = (high - low).tolist()
     report["bbox_mm"] = [round(v, 3) for v in bbox]
     if len(faces) == 0 or min(bbox) <= 1e-6 * max(max(bbox), 1e-9):
         raise Refused(
@@ -147,7 +150,7 @@ def _check(
             N_("The model is flat (no thickness): there is nothing to print. Give it a "
                "thickness (extrude it) in your design program."),
         )
-    edges, touching = topology.edge_facts(faces, len(vertices))
+    edges, touching = topology.edge_facts(merged)
     bodies, face_body = topology.body_labels(len(faces), touching)
     measures = topology.measure(triangles, face_body, bodies)
     report.update(

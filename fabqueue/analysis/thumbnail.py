@@ -58,7 +58,9 @@ def _render(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
         pick = np.random.default_rng(0).choice(len(faces), _MAX_FACES, replace=False)
         faces = faces[pick]
     right, up, towards = _camera()
-    centre = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
+    centre = np.array(
+        [(vertices[:, i].min() + vertices[:, i].max()) / 2 for i in range(3)], dtype=np.float32
+    )  # column by column: far faster than reducing axis=0 of an (n, 3) array
     view = (vertices - centre) @ np.stack((right, up, towards), axis=1).astype(np.float32)
     extent = max(float(np.ptp(view[:, 0])), float(np.ptp(view[:, 1])), 1e-9)
     scale = pixels * (1 - 2 * _MARGIN) / extent

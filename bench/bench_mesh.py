@@ -1,0 +1,190 @@
+"""Benchmark: analysing a ~1M-triangle binary STL, against admesh, PrusaSlicer and trimesh.
+
+Run from the repository root:  .venv/bin/python bench/bench_mesh.py [--runs 3] [--no-write]
+
+Generates four geodesic spheres (1,003,520 triangles, 50 MB) in a temp folder, runs every
+tool in its own subprocess (through a small wrapper that reports the child's wall time and
+peak RSS from getrusage), keeps the best time of --runs, prints a table with ratios to
+admesh, and writes it under "## Mesh analysis" in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "RESULTS.md"
+SECTION = "## Mesh analysis"
+FREQUENCY = 112  # 20 * 112² = 250,880 triangles per sphere
+
+
+def icosahedron() -> tuple[np.ndarray, np.ndarray]:
+    t = (1 + 5**0.5) / 2
+    vertices = np.array(
+        [[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t],
+         [0, -1, -t], [0, 1, -t], [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]], dtype=float)
+    faces = np.array(
+        [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4],
+         [11, 10, 2], [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8],
+         [3, 8, 9], [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]])
+    return vertices, faces
+
+
+def geodesic_sphere(
+    frequency: int, radius: float, centre: tuple[float, float, float]
+) -> np.ndarray:
+    """(20·f², 3, 3) float32 triangles, outward wound, with bit-identical shared corners.
+
+    A lattice point is i·A + j·B + k·C; on an edge one weight is 0, and the remaining
+    two-term sum is the same in both neighbouring faces (addition commutes), so the sphere is
+    exactly closed without any merging.
+    """
+    vertices, faces = icosahedron()
+    f = frequency
+    i, j = np.meshgrid(np.arange(f + 1), np.arange(f + 1), indexing="ij")
+    a, b, c = (vertices[faces[:, n]][:, None, None, :] for n in range(3))
+    k = f - i - j
+    points = (i[..., None] * a + j[..., None] * b) + k[..., None] * c  # (20, f+1, f+1, 3)
+    points /= np.linalg.norm(points, axis=-1, keepdims=True)
+    points = points * radius + np.array(centre)
+    up_i, up_j = np.nonzero((i + j) <= f - 1)
+    down_i, down_j = np.nonzero((i + j) <= f - 2)
+    up = np.stack([points[:, up_i, up_j], points[:, up_i + 1, up_j], points[:, up_i, up_j + 1]],
+                  axis=2)
+    down = np.stack([points[:, down_i + 1, down_j], points[:, down_i + 1, down_j + 1],
+                     points[:, down_i, down_j + 1]], axis=2)
+    return np.concatenate([up.reshape(-1, 3, 3), down.reshape(-1, 3, 3)]).astype(np.float32)
+
+
+def write_test_stl(path: Path) -> int:
+    spheres = [geodesic_sphere(FREQUENCY, 40.0, (x, y, 40.0))
+               for x in (-45.0, 45.0) for y in (-45.0, 45.0)]
+    triangles = np.concatenate(spheres)
+    records = np.zeros(len(triangles),
+                       dtype=[("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("a", "<u2")])
+    records["v"] = triangles
+    with path.open("wb") as f:
+        f.write(b"fabqueue bench: four geodesic spheres".ljust(80, b" "))
+        f.write(np.uint32(len(triangles)).tobytes())
+        records.tofile(f)
+    return len(triangles)
+
+
+def measure(command: list[str]) -> dict[str, float]:
+    """Run one command in a fresh wrapper process; return its wall seconds and peak RSS."""
+    wrapper = (
+        "import json, resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)\n"
+        "wall = time.perf_counter() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(json.dumps({'seconds': wall, 'rss_mb': rss / 1024, 'rc': done.returncode,"
+        " 'tail': done.stdout.decode(errors='replace')[-300:]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True,
+                         check=True, text=True)
+    return json.loads(out.stdout)
+
+
+TRIMESH = (
+    "import sys, trimesh\n"
+    "m = trimesh.load(sys.argv[1])\n"
+    "print(m.is_watertight, m.volume, len(m.split(only_watertight=False)))\n"
+)
+OURS = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from fabqueue.analysis.mesh import analyse_mesh\n"
+    "from fabqueue.core.estimates import PrintParams\n"
+    "from fabqueue.core.specs import MaterialSpec, PrinterSpec\n"
+    "r = analyse_mesh(Path(sys.argv[1]), 'stl', params=PrintParams(),\n"
+    "    material=MaterialSpec('PLA', 'filament', density_g_cm3=1.24, price_per_kg=25),\n"
+    "    printers=[PrinterSpec('mk3', 'lab', (250, 210, 220), ('PLA',))],\n"
+    "    thumbnail=Path(sys.argv[2]) if len(sys.argv) > 2 else None)\n"
+    "print(r['ok'], r['triangles'], r['bodies'], r['watertight'], r['volume_cm3'], r['fits'],"
+    " r['material_g'])\n"
+)
+
+
+def tools(stl: Path, png: Path) -> dict[str, list[str]]:
+    py = sys.executable
+    return {
+        "admesh": ["admesh", str(stl)],
+        "prusa-slicer --info": ["prusa-slicer", "--info", str(stl)],
+        "trimesh load + watertight/volume/split": [py, "-c", TRIMESH, str(stl)],
+        "fabqueue analyse_mesh": [py, "-c", OURS, str(stl)],
+        "fabqueue analyse_mesh + thumbnail": [py, "-c", OURS, str(stl), str(png)],
+    }
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    base = results["admesh"]["seconds"]
+    lines = ["| tool | wall s (best) | ratio to admesh | peak RSS MB |", "|---|---:|---:|---:|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['seconds']:.2f} | {r['seconds'] / base:.2f}× "
+                     f"| {r['rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def write_results(text: str) -> None:
+    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    if SECTION in existing:
+        before, rest = existing.split(SECTION, 1)
+        after = rest[rest.find("\n## "):] if "\n## " in rest else ""
+        existing = before.rstrip() + "\n\n" + text.rstrip() + "\n" + after
+    else:
+        existing = existing.rstrip() + "\n\n" + text.rstrip() + "\n"
+    RESULTS.write_text(existing)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        stl = Path(folder) / "four-spheres.stl"
+        started = time.perf_counter()
+        count = write_test_stl(stl)
+        print(f"wrote {count:,} triangles, {stl.stat().st_size / 1e6:.1f} MB "
+              f"in {time.perf_counter() - started:.1f} s")
+        results: dict[str, dict[str, float]] = {}
+        for name, command in tools(stl, Path(folder) / "thumb.png").items():
+            runs = [measure(command) for _ in range(args.runs)]
+            best = min(runs, key=lambda r: r["seconds"])
+            best["rss_mb"] = max(r["rss_mb"] for r in runs)
+            results[name] = best
+            print(f"{name}: {best['seconds']:.2f} s, {best['rss_mb']:.0f} MB, rc {best['rc']}; "
+                  f"{best['tail'].strip().splitlines()[-1] if best['tail'].strip() else ''}")
+    text = table(results)
+    print()
+    print(text)
+    if not args.no_write:
+        own = results["fabqueue analyse_mesh"]
+        write_results(
+            f"{SECTION}\n\n"
+            f"{count:,}-triangle binary STL (four geodesic spheres, {count * 50 / 1e6:.0f} MB), "
+            f"best of {args.runs} runs, each in its own process (interpreter start and "
+            f"imports included); {platform.processor() or platform.machine()}, "
+            f"{resource.getpagesize() and ''}Python {platform.python_version()}.\n\n"
+            f"{text}\n\n"
+            f"fabqueue analyse_mesh = parse, vertex merge, watertight, winding, bodies, volume, "
+            f"area, fit, estimate: {own['seconds'] / results['admesh']['seconds']:.2f}× "
+            f"admesh.\n\n"
+            "Reproduce: `.venv/bin/python bench/bench_mesh.py`\n"
+        )
+        print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
