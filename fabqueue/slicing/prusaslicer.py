@@ -16,7 +16,9 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from fabqueue.core.findings import N_, finding
 from fabqueue.slicing.gcode_meta import parse_totals
 from fabqueue.slicing.profiles import IniFile, ProfileError, bed_size, number, read_ini
 
@@ -31,12 +33,17 @@ MEMORY_SIGNS = ("bad_alloc", "out of memory", "cannot allocate", "failed to map 
 
 
 class SliceError(Exception):
-    """Slicing failed; ``code`` is stable, ``reason`` is plain words for staff and residents."""
+    """Slicing failed; ``code`` is stable, ``reason`` is plain words for staff and residents.
 
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
+    ``text`` is an English template marked with ``N_`` and filled from ``params``; ``finding``
+    carries both, so the web can show it in the reader's language.
+    """
+
+    def __init__(self, code: str, text: str, **params: Any) -> None:
+        self.finding = finding(code, text, **params)
         self.code = code
-        self.reason = reason
+        self.reason = self.finding.render()
+        super().__init__(self.reason)
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ def slicer_binary() -> str:
     configured = os.environ.get(SLICER_ENV, DEFAULT_SLICER)
     found = shutil.which(configured)
     if found is None:
-        raise SliceError("slicer_missing", f"PrusaSlicer is not installed ({configured!r})")
+        raise SliceError("slicer_missing", N_("PrusaSlicer is not installed ({program})."),
+                         program=configured)
     return found
 
 
@@ -68,7 +76,8 @@ def volume_from_files(files: list[Path]) -> tuple[float, float, float]:
         width, depth = bed_size(merged)
         return width, depth, number(merged, "max_print_height")
     except ProfileError as exc:
-        raise SliceError("bad_profile", f"printer profile is incomplete: {exc.reason}") from exc
+        raise SliceError("bad_profile", N_("The printer profile is incomplete: {problem}"),
+                         problem=exc.reason) from exc
 
 
 def limit_memory(megabytes: int) -> Callable[[], None]:
@@ -95,7 +104,8 @@ def run_slicer(args: list[str], timeout_s: float, memory_limit_mb: int) -> tuple
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         raise SliceError(
-            "timeout", f"slicing took longer than {timeout_s:g} s and was stopped"
+            "timeout", N_("Slicing took longer than {seconds} s and was stopped."),
+            seconds=f"{timeout_s:g}",
         ) from None
     return process.returncode, output.decode("utf-8", errors="replace")
 
@@ -121,35 +131,44 @@ def explain_failure(code: int, output: str, memory_limit_mb: int) -> SliceError:
         # claims the objects do not fit; don't blame the model's size for that.
         return SliceError(
             "no_outline",
-            "PrusaSlicer could not work out the model's outline (the model may be broken, or "
-            f"slicing ran out of its {memory_limit_mb} MB of memory)",
+            N_("PrusaSlicer could not work out the model's outline (the model may be broken, "
+               "or slicing ran out of its {megabytes} MB of memory)."),
+            megabytes=memory_limit_mb,
         )
     if "could not fit on the bed" in text:
-        return SliceError("too_big", "the model (or its copies) does not fit on the printer's bed")
+        return SliceError(
+            "too_big", N_("The model (or its copies) does not fit on the printer's bed.")
+        )
     if any(sign in text for sign in MEMORY_SIGNS):
         return SliceError(
             "out_of_memory",
-            f"slicing needed more than the {memory_limit_mb} MB of memory it is allowed",
+            N_("Slicing needed more than the {megabytes} MB of memory it is allowed."),
+            megabytes=memory_limit_mb,
         )
     if "no such file" in text:
-        return SliceError("unreadable", "the model file is missing")
+        return SliceError("unreadable", N_("The model file is missing."))
     if "loading of a model file failed" in text or "failed loading" in text:
-        return SliceError("unreadable", "PrusaSlicer could not read the model file")
+        return SliceError("unreadable", N_("PrusaSlicer could not read the model file."))
     if code < 0 and -code == signal.SIGKILL:
-        return SliceError("killed", "the slicer was killed (most likely it ran out of memory)")
+        return SliceError(
+            "killed", N_("The slicer was killed (most likely it ran out of memory).")
+        )
     if code in (-signal.SIGSEGV, 128 + signal.SIGSEGV, -signal.SIGABRT, 128 + signal.SIGABRT):
         return SliceError(
-            "crashed", "the slicer crashed on this model (it may be too complex or broken)"
+            "crashed", N_("The slicer crashed on this model (it may be too complex or broken).")
         )
     last = output.strip().splitlines()[-1:] or ["no output"]
-    return SliceError("failed", f"the slicer failed (exit {code}): {last[0]}")
+    return SliceError(
+        "failed", N_("The slicer failed (exit {exit_code}): {detail}"), exit_code=code,
+        detail=last[0][:300],
+    )
 
 
 def override_args(overrides: dict[str, str] | None) -> list[str]:
     args: list[str] = []
     for key, value in (overrides or {}).items():
         if not OVERRIDE_KEY_RE.match(key) or "\n" in value:
-            raise SliceError("bad_override", f"not a slicer setting: {key!r}")
+            raise SliceError("bad_override", N_("Not a slicer setting: {key}"), key=repr(key))
         args.append(f"--{key.replace('_', '-')}={value}")
     return args
 
@@ -171,17 +190,18 @@ def slice_model(
     ``timeout``, ``out_of_memory``/``killed``, ``unreadable``, ``no_totals``.
     """
     if not files:
-        raise SliceError("bad_profile", "no slicer profile given")
+        raise SliceError("bad_profile", N_("No slicer profile was given."))
     if copies < 1:
-        raise SliceError("bad_copies", "the number of copies must be at least 1")
+        raise SliceError("bad_copies", N_("The number of copies must be at least 1."))
     if not model.is_file():
-        raise SliceError("unreadable", "the model file is missing")
+        raise SliceError("unreadable", N_("The model file is missing."))
     volume = build_volume or volume_from_files(files)
     _, _, height = model_size(model, timeout_s, memory_limit_mb)
     if height > volume[2] + HEIGHT_TOLERANCE_MM:
         raise SliceError(
             "too_tall",
-            f"the model is {height:.1f} mm tall; this printer prints up to {volume[2]:.0f} mm",
+            N_("The model is {height} mm tall; this printer prints up to {limit} mm."),
+            height=round(height, 1), limit=round(volume[2]),
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     args = [slicer_binary(), "--loglevel", "1", "--export-gcode"]
@@ -197,7 +217,7 @@ def slice_model(
         raise explain_failure(code, output, memory_limit_mb)
     totals = parse_totals(out)
     if "estimated_seconds" not in totals or "filament_mm" not in totals:
-        raise SliceError("no_totals", "the slicer wrote G-code without its print estimates")
+        raise SliceError("no_totals", N_("The slicer wrote G-code without its print estimates."))
     return SliceResult(
         gcode=out,
         estimated_seconds=totals["estimated_seconds"],

@@ -84,6 +84,8 @@ def test_too_tall_is_refused_before_slicing(tmp_path: Path) -> None:
         slice_model(tower, out, MK4_PLA)  # height read from the printer's max_print_height
     assert raised.value.code == "too_tall"
     assert "230.0 mm tall" in raised.value.reason and "220 mm" in raised.value.reason
+    assert raised.value.finding.code == "too_tall"
+    assert raised.value.finding.params == {"height": 230.0, "limit": 220}
     assert not out.exists()  # PrusaSlicer itself would have sliced it
 
 
