@@ -284,6 +284,7 @@ def _estimate(
     estimate = estimate_print(
         volume, measures.surface_mm2, (bbox[0], bbox[1], bbox[2]), params, density,
         price or 0.0, copies, footprint_mm2=measures.footprint_mm2,
+        wall_mm2=measures.wall_mm2,
     )
     report.update(
         material_g=estimate.material_g, filament_m=estimate.filament_m,

@@ -39,6 +39,7 @@ class Measures:
     volume_mm3: float  # signed: negative when the faces point inwards
     surface_mm2: float
     footprint_mm2: float  # area projected on the bed, top and bottom averaged
+    wall_mm2: float  # area seen from the side: each face's area times its normal's sideways part
     body_volumes_mm3: np.ndarray  # signed, per body
 
 
@@ -234,6 +235,7 @@ def measure(triangles: np.ndarray, face_body: np.ndarray, bodies: int) -> Measur
     prism = np.empty(len(triangles), dtype=np.float64)
     surface = 0.0
     footprint = 0.0
+    wall = 0.0
     for lo in range(0, len(triangles), _CHUNK):
         part = triangles[lo : lo + _CHUNK] - centre
         ax, ay, az = (part[:, 1, i] - part[:, 0, i] for i in range(3))
@@ -243,9 +245,12 @@ def measure(triangles: np.ndarray, face_body: np.ndarray, bodies: int) -> Measur
         nz = ax * by - ay * bx
         mean_z = (part[:, 0, 2] + part[:, 1, 2] + part[:, 2, 2]) / 3
         prism[lo : lo + len(part)] = mean_z * nz
-        surface += float(np.sqrt(nx * nx + ny * ny + nz * nz).sum(dtype=np.float64))
+        sideways = nx * nx + ny * ny
+        wall += float(np.sqrt(sideways).sum(dtype=np.float64))
+        sideways += nz * nz
+        surface += float(np.sqrt(sideways).sum(dtype=np.float64))
         footprint += float(np.abs(nz).sum(dtype=np.float64))
     prism /= 2
     per_body = np.bincount(face_body, weights=prism, minlength=bodies)
     # area is half the cross product; the footprint is the mean of top and bottom
-    return Measures(float(prism.sum()), surface / 2, footprint / 4, per_body)
+    return Measures(float(prism.sum()), surface / 2, footprint / 4, wall / 2, per_body)

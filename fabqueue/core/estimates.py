@@ -74,12 +74,13 @@ def _feature_volumes(
     bbox_mm: tuple[float, float, float],
     params: PrintParams,
     footprint_mm2: float | None,
+    wall_mm2: float | None,
 ) -> _Volumes:
     height = max(bbox_mm[2], params.layer_height_mm)
     footprint = footprint_mm2 if footprint_mm2 is not None else volume_mm3 / height
     footprint = min(footprint, bbox_mm[0] * bbox_mm[1])
     spacing = _extrusion_spacing(params)
-    side_area = max(surface_mm2 - 2 * footprint, 0.0)
+    side_area = wall_mm2 if wall_mm2 is not None else max(surface_mm2 - 2 * footprint, 0.0)
     walls = min(side_area * params.perimeters * spacing, volume_mm3)
     external = walls / max(params.perimeters, 1)
     # skins cover the footprint inside the walls
@@ -120,15 +121,19 @@ def estimate_print(
     copies: int = 1,
     *,
     footprint_mm2: float | None = None,
+    wall_mm2: float | None = None,
 ) -> PrintEstimate:
     """Estimate filament grams and metres, printing seconds and material cost.
 
     ``footprint_mm2`` is the part's area seen from above (top and bottom skins); without it
-    the average cross-section (volume ÷ height) stands in, exact for prisms.
+    the average cross-section (volume ÷ height) stands in, exact for prisms. ``wall_mm2`` is
+    the area seen from the side (Σ face area × the horizontal part of its unit normal), what
+    perimeters cover layer after layer: for a sphere π²r², where surface minus top and bottom
+    (the fallback) gives only 2πr².
     """
     if volume_mm3 <= 0 or copies <= 0:
         return PrintEstimate(0.0, 0.0, 0.0, 0.0)
-    one = _feature_volumes(volume_mm3, surface_mm2, bbox_mm, params, footprint_mm2)
+    one = _feature_volumes(volume_mm3, surface_mm2, bbox_mm, params, footprint_mm2, wall_mm2)
     extruded_mm3 = one.total * copies
     grams = extruded_mm3 / 1000 * density_g_cm3
     filament_section = math.pi * (params.filament_diameter_mm / 2) ** 2
