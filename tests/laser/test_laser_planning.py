@@ -141,3 +141,14 @@ def test_whole_parts_are_reordered_when_holes_pin_single_paths() -> None:
     assert improved.travel_mm < 0.99 * greedy.travel_mm
     parents = containers(improved.paths)
     assert all(owner > pos for pos, owners in enumerate(parents) for owner in owners)
+
+
+def test_a_sheet_outline_around_everything_is_cut_last() -> None:
+    # One big part holding every other path (more than the small-part shortcut handles).
+    paths = [*nested_sheet(60), square(-5, -5, 520)]
+    random.Random(3).shuffle(paths)
+    plan = plan_toolpaths(paths)
+    assert plan.paths[-1].points.max() == pytest.approx(515)
+    parents = containers(plan.paths)
+    assert all(owner > pos for pos, owners in enumerate(parents) for owner in owners)
+    assert plan.travel_mm <= 0.5 * travel_length(paths)
