@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from fabqueue.core.access import Role, is_staff
@@ -40,8 +41,15 @@ def issue_token(request: Request, user: User) -> str:
 
 
 def request_locale(request: Request, user: User | None = None) -> str:
-    if user is not None and user.locale:
-        return user.locale
+    if user is not None:
+        # When a handler raised, get_db rolled back (expiring the user) and closed the
+        # session before the error handler runs: read the locale kept at sign-in instead of
+        # touching the expired row (that raised DetachedInstanceError and turned every 4xx
+        # into a 500).
+        preferred = inspect(user).dict.get("locale") or getattr(request.state, "user_locale",
+                                                                 None)
+        if preferred:
+            return str(preferred)
     chosen = request.session.get("locale") if "session" in request.scope else None
     return chosen or negotiate(request.headers.get("accept-language"))
 
@@ -107,6 +115,7 @@ async def optional_user(
             request.session.clear()
         raise ApiError(401, "This account is disabled or no longer exists.")
     request.state.user = user
+    request.state.user_locale = user.locale
     return user
 
 
