@@ -74,7 +74,8 @@ def analyse_svg_toolpaths(
     """The report and the toolpaths it was made from (None when the file was refused)."""
     report: dict[str, Any] = {
         "ok": False, "format": "svg", "errors": [], "warnings": [], "size_mm": None,
-        "page_mm": None, "operations": [], "cut_length_mm": 0.0, "engrave_area_mm2": 0.0,
+        "page_mm": None, "operations": [], "cut_length_mm": 0.0, "score_length_mm": 0.0,
+        "engrave_area_mm2": 0.0,
         "estimated_seconds": None, "cost": None, "fits": [],
     }
     laser_material, problem = _laser_material(material, library)
@@ -135,8 +136,9 @@ def _describe(
     report["size_mm"] = [round(width, 2), round(height, 2)]
     report["bbox_mm"] = [round(v, 2) for v in bbox]
     report["operations"] = toolpaths.summary()
-    report["cut_length_mm"] = round(sum(
-        r["length_mm"] for r in report["operations"] if "length_mm" in r), 1)
+    for op in ("cut", "score"):
+        report[f"{op}_length_mm"] = round(sum(
+            r["length_mm"] for r in report["operations"] if r["operation"] == op), 1)
     report["engrave_area_mm2"] = round(sum(
         r["area_mm2"] for r in report["operations"] if "area_mm2" in r), 1)
     report["fits"] = _fitting_lasers(report, width, height, material, lasers)

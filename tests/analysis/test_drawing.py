@@ -58,7 +58,8 @@ def test_report_contract_on_a_good_drawing(tmp_path: Path) -> None:
     assert ops[("#ff0000", "cut")]["length_mm"] == pytest.approx(300 + 31.4, abs=0.2)
     assert ops[("#0000ff", "score")]["length_mm"] == pytest.approx(40)
     assert ops[("#000000", "engrave")]["area_mm2"] == pytest.approx(200, rel=0.02)
-    assert report["cut_length_mm"] == pytest.approx(371.4, abs=0.3)  # cut + score lines
+    assert report["cut_length_mm"] == pytest.approx(331.4, abs=0.3)
+    assert report["score_length_mm"] == pytest.approx(40)
     assert report["engrave_area_mm2"] == pytest.approx(200, rel=0.02)
     assert report["fits"] == ["small", "large"]
     # 50 × 100 mm of a 600 × 400 mm sheet at 6.00: pro rata by bounding-box area.
