@@ -211,7 +211,11 @@ def render_svg_thumbnail(
         draw = ImageDraw.Draw(image)
         order = (Operation.ENGRAVE, Operation.SCORE, Operation.CUT)  # cut lines drawn on top
         for op in order:
-            for path in (p for p in paths if p.operation is op):
+            chosen = [p for p in paths if p.operation is op]
+            if op is Operation.ENGRAVE:
+                # Hatch rows far finer than a pixel: a sample of them paints the same picture.
+                chosen = chosen[::max(1, len(chosen) // (size * 40))]
+            for path in chosen:
                 xy = (path.points - lo) * scale + offset
                 xy[:, 1] = size - xy[:, 1]  # machine y goes up, image rows go down
                 coords = [tuple(v) for v in xy.tolist()]
