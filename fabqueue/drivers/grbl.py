@@ -40,7 +40,6 @@ LINE_LIMIT = 80  # GRBL's line buffer
 BANNER = re.compile(r"Grbl (\d+\.\d+\w*)")
 STATUS = re.compile(r"<([^|>]+)(.*)>")
 SETTING_LINE = re.compile(r"\$(\d+)=([-\d.]+)")
-SETTING_WRITE = re.compile(r"\$\d+=")
 END_SYNC = "G4 P0"  # answered only when the planner has run dry: the job's real end
 Streaming = Literal["char_count", "send_wait"]
 EventCallback = Callable[[str, dict[str, object]], None]
@@ -416,26 +415,41 @@ class GrblDriver:
         assert job is not None
         window = RX_BUFFER_LIMIT if self.streaming == "char_count" else 0
         with self._cv:
-            for line in [*job.lines, None]:
-                if line is None:  # trailing sync: answered once all motion has run
-                    line, counted = _Line(job.lines[-1].number if job.lines else 0, END_SYNC), False
-                else:
-                    counted = True
-                setting = SETTING_WRITE.match(line.text) is not None
-                if not self._wait_room(job, line, window, setting):
+            for line in job.lines:
+                if line.text.startswith("$"):
+                    # `$` commands answer error:8 unless GRBL is idle, and a settings write
+                    # stalls its serial interrupt: let the motion finish, then send it alone.
+                    if not self._send_and_settle(job, _Line(line.number, END_SYNC), False):
+                        break
+                    if not self._send_and_settle(job, line, True):
+                        break
+                elif not self._wait_room(job, line, window, False) or not self._send(
+                    job, line, True
+                ):
                     break
-                sent = _Sent(line, counted)
-                self._in_flight.append(sent)
-                job.max_in_flight = max(job.max_in_flight, self._unacked_bytes())
-                try:
-                    self._write(line.text.encode() + b"\n")
-                except DriverOffline:
-                    break
-                if setting and not self._wait_room(job, line, 0, True):
-                    break
-            else:
-                self._wait_room(job, None, 0, False)
+            else:  # a trailing sync: answered once all motion has run
+                self._send_and_settle(job, _Line(len(job.lines), END_SYNC), False)
         self._end_job(job)
+
+    def _send(self, job: _Job, line: _Line, counted: bool, *, quiet: bool = False) -> bool:
+        self._poll_paused = quiet
+        self._in_flight.append(_Sent(line, counted))
+        job.max_in_flight = max(job.max_in_flight, self._unacked_bytes())
+        try:
+            self._write(line.text.encode() + b"\n")
+        except DriverOffline:
+            return False
+        return True
+
+    def _send_and_settle(self, job: _Job, line: _Line, counted: bool) -> bool:
+        """Send ``line`` with nothing else in flight and wait for its answer. Status polls
+        pause around a `$` line: a byte arriving during an EEPROM write would be lost."""
+        quiet = re.match(r"\$\d+=", line.text) is not None
+        return (
+            self._wait_room(job, line, 0, True)
+            and self._send(job, line, counted, quiet=quiet)
+            and self._wait_room(job, line, 0, True)
+        )
 
     def _unacked_bytes(self) -> int:
         return sum(s.line.size for s in self._in_flight)
@@ -446,7 +460,6 @@ class GrblDriver:
 
         A silent controller is a lost link only when its status reports stop too: a long
         move or a feed hold can delay an ``ok`` for as long as it lasts."""
-        self._poll_paused = exclusive
 
         def fits() -> bool:
             if self._job_stopping(job):
@@ -481,6 +494,8 @@ class GrblDriver:
 
     def _end_job(self, job: _Job) -> None:
         if job.stop is None:
+            with self._cv:
+                self._grbl_state = "Idle"  # the trailing G4 P0 was answered: motion is over
             self._finish(Outcome.DONE, None)
         elif job.stop == "error":
             self._halt()
