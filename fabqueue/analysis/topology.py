@@ -186,7 +186,7 @@ def edge_facts(merged: Merged) -> tuple[EdgeFacts, np.ndarray]:
     face = corner // 3
     del corner
     face_bits = max(int(n_faces - 1).bit_length(), 1)
-    if (2 * n_vertices * n_vertices).bit_length() + face_bits <= 63:
+    if _packs(n_vertices, face_bits):
         key <<= face_bits
         key |= np.repeat(face, 2)[emit]
         key.sort(kind="stable")
@@ -208,6 +208,11 @@ def edge_facts(merged: Merged) -> tuple[EdgeFacts, np.ndarray]:
         flipped_edges=flipped,
     )
     return facts, np.stack((edge_face[touching], edge_face[touching + 1]), axis=1)
+
+
+def _packs(n_vertices: int, face_bits: int) -> bool:
+    """Whether an edge key and a face index fit together in 63 bits."""
+    return (2 * n_vertices * n_vertices).bit_length() + face_bits <= 63
 
 
 def body_labels(n_faces: int, touching: np.ndarray) -> tuple[int, np.ndarray]:
