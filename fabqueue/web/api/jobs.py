@@ -203,3 +203,53 @@ def _handle_cancel(job_id: int, request: Request, user: User = Depends(current_u
                        status=job.status)
     approval.cancel(request.app.state.ctx, db, job, user)
     return job_out(job, request_locale(request, user))
+
+
+class DecisionIn(BaseModel):
+    reason: str | None = Field(None, max_length=2000)
+
+
+@router.post("/{job_id}/requeue")
+def _handle_requeue(job_id: int, request: Request, body: DecisionIn | None = None,
+                    user: User = Depends(current_user),
+                    db: Session = Depends(get_db)) -> dict[str, Any]:
+    """Staff decide an interrupted (or failed) job runs again: it waits for a machine."""
+    job = load_managed(db, user, job_id)
+    approval.requeue(request.app.state.ctx, db, job, user, body.reason if body else None)
+    return job_out(job, request_locale(request, user))
+
+
+@router.post("/{job_id}/fail")
+def _handle_fail(job_id: int, request: Request, body: DecisionIn | None = None,
+                 user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> dict[str, Any]:
+    """Staff decide an interrupted job is over."""
+    job = load_managed(db, user, job_id)
+    if job.status != JobStatus.INTERRUPTED:
+        raise ApiError(409, "Only an interrupted job can be marked failed; it is {status}.",
+                       status=job.status)
+    from fabqueue.store.jobs import change_status
+
+    change_status(db, job, JobStatus.FAILED, actor_id=user.id,
+                  reason=(body.reason if body else None) or "marked failed by staff")
+    return job_out(job, request_locale(request, user))
+
+
+class MoveIn(BaseModel):
+    front: bool = True
+
+
+@router.post("/{job_id}/move")
+def _handle_move(job_id: int, body: MoveIn, request: Request,
+                 user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> dict[str, Any]:
+    """Staff move a waiting job to the front (or back to normal order)."""
+    job = load_managed(db, user, job_id)
+    if job.status not in (JobStatus.APPROVED, JobStatus.SLICING, JobStatus.READY):
+        raise ApiError(409, "Only a waiting job can be moved; it is {status}.",
+                       status=job.status)
+    job.priority = 10 if body.front else 0
+    from fabqueue.store.jobs import record
+
+    record(db, job, "moved_to_front" if body.front else "moved_back", actor_id=user.id)
+    return job_out(job, request_locale(request, user))

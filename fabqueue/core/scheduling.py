@@ -1,0 +1,105 @@
+"""Who goes next on which machine (pure).
+
+A machine takes from its own queue first (jobs pinned to it), then from its pool. Among the
+jobs it can run, staff priority wins; then fair share: the owner (or class) that has had the
+fewest jobs started recently goes first, so one resident's twenty parts don't block everyone;
+then first come, first served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Candidate:
+    job_id: int
+    owner_id: int
+    batch_id: int | None
+    material: str
+    priority: int
+    fits: tuple[str, ...]  # device ids the analysis says it fits
+    pinned_device: str | None
+    estimated_seconds: float | None = None
+
+    @property
+    def share_key(self) -> str:
+        """Fair share is per class for a batch, per person otherwise."""
+        return f"batch:{self.batch_id}" if self.batch_id else f"owner:{self.owner_id}"
+
+
+@dataclass(frozen=True)
+class MachineCaps:
+    id: str
+    materials: tuple[str, ...]
+    loaded_material: str | None = None
+
+
+def compatible(c: Candidate, m: MachineCaps) -> bool:
+    if c.pinned_device and c.pinned_device != m.id:
+        return False
+    if c.material not in m.materials:
+        return False
+    if m.loaded_material and c.material != m.loaded_material:
+        return False
+    return m.id in c.fits
+
+
+def order(candidates: Sequence[Candidate], recent_starts: Mapping[str, int]) -> list[Candidate]:
+    """Queue order: priority, then fair share (fewest recent starts), then age."""
+    started = dict(recent_starts)
+    remaining = sorted(candidates, key=lambda c: c.job_id)
+    out: list[Candidate] = []
+    # Round-robin: after each pick, the picked key counts one more start.
+    while remaining:
+        best = min(remaining, key=lambda c: (-c.priority, started.get(c.share_key, 0), c.job_id))
+        out.append(best)
+        remaining.remove(best)
+        started[best.share_key] = started.get(best.share_key, 0) + 1
+    return out
+
+
+def pick(
+    own: Sequence[Candidate],
+    pool: Sequence[Candidate],
+    machine: MachineCaps,
+    recent_starts: Mapping[str, int],
+) -> Candidate | None:
+    """The next job for ``machine``: its own queue first, then the pool."""
+    for source in (own, pool):
+        ok = [c for c in source if compatible(c, machine)]
+        if ok:
+            return order(ok, recent_starts)[0]
+    return None
+
+
+def may_start_heating(heating_at_site: int, limit: int) -> bool:
+    """Staggered start: at most ``limit`` printers of a site heat at once."""
+    return heating_at_site < max(1, limit)
+
+
+def expected_times(
+    queue: Sequence[Candidate], machines_free_at: Sequence[float], now: float,
+    default_seconds: float = 3600.0,
+) -> dict[int, tuple[float, float]]:
+    """Expected (start, finish) per job if each goes to the machine that frees up first."""
+    free = sorted(max(now, t) for t in machines_free_at) or [now]
+    out: dict[int, tuple[float, float]] = {}
+    for c in queue:
+        start = free.pop(0)
+        finish = start + (c.estimated_seconds or default_seconds)
+        out[c.job_id] = (start, finish)
+        free.append(finish)
+        free.sort()
+    return out
+
+
+def corrected_estimate(estimate_s: float, ratios: Sequence[float]) -> float:
+    """An estimate corrected by a machine's recent actual/estimated ratios (median)."""
+    usable = sorted(r for r in ratios if 0.2 <= r <= 5.0)
+    if not usable:
+        return estimate_s
+    mid = len(usable) // 2
+    median = usable[mid] if len(usable) % 2 else (usable[mid - 1] + usable[mid]) / 2
+    return estimate_s * median

