@@ -57,6 +57,8 @@ def test_hash_collisions_fall_back_to_a_correct_merge(monkeypatch: pytest.Monkey
     # corner must still map to a vertex with its own x
     np.testing.assert_array_equal(merged.vertices[merged.faces][:, :, 0],
                                   triangles_of(sphere)[:, :, 0])
+    # one vertex per distinct x: without the fallback, interleaved runs would split them
+    assert len(merged.vertices) == len(np.unique(triangles_of(sphere)[:, :, 0]))
 
 
 def test_closed_box_is_watertight_and_consistent() -> None:
