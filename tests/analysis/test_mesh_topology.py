@@ -47,10 +47,10 @@ def test_negative_zero_and_cad_noise_are_the_same_point() -> None:
 
 
 def test_hash_collisions_fall_back_to_a_correct_merge(monkeypatch: pytest.MonkeyPatch) -> None:
-    # a "hash" that is x's bits, small numbers: their top bits (the sorted part) all collide,
-    # so corners of different x interleave and the full-hash fallback must take over
-    monkeypatch.setattr(topology, "_hash",
-                        lambda grid: grid[:, 0].view(np.uint32).astype(np.uint64))
+    # a "hash" that is the rank of x: small numbers whose top bits (the sorted part) all
+    # collide, so corners of different x interleave and the full-hash fallback must take over
+    monkeypatch.setattr(topology, "_hash", lambda grid: np.unique(
+        grid[:, 0], return_inverse=True)[1].astype(np.uint64).ravel())
     sphere = trimesh.creation.icosphere(subdivisions=2)
     merged = topology.merge_vertices(triangles_of(sphere))
     # grouping by this hash merges points of equal x (a bad hash merges too much), but every
