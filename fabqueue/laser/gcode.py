@@ -115,8 +115,8 @@ def frame_program(
     x0, y0, x1, y1 = bbox
     writer.travel((x0, y0))
     corners = [(x1, y0), (x1, y1), (x0, y1), (x0, y0)]
-    for k, corner in enumerate(corners):
-        writer.move(corner, feed, s_value=0.0, with_modal=k == 0, lit=False)
+    for corner in corners:
+        writer.move(corner, feed, s_value=0.0, lit=False)
     writer.raw("M5")
     return writer.finish()
 
@@ -166,8 +166,8 @@ def _program(plan: Plan, material: LaserMaterial, laser: LaserSpec, shift: Point
                 points = path.points + offset
                 writer.travel(tuple(points[0]))
                 ring = np.vstack([points[1:], points[:1]]) if path.closed else points[1:]
-                for k, point in enumerate(ring):
-                    writer.move(tuple(point), feed, s_value, with_modal=k == 0)
+                for point in ring:
+                    writer.move(tuple(point), feed, s_value)
     writer.raw("M9")
     writer.raw("M5")
     return writer.finish()
@@ -181,6 +181,7 @@ class _Writer:
         self.lines: list[str] = []
         self.seconds: list[float] = []
         self.position: tuple[str, str] | None = None  # formatted, so rounding can't drift
+        self.modal = ""  # the F and S last written
         self.xy = (0.0, 0.0)
         self.cut = 0.0
         self.travel_mm = 0.0
@@ -203,20 +204,22 @@ class _Writer:
         self.travel_mm += distance
         self.raw(f"G0 X{target[0]} Y{target[1]}", self._duration(distance, self.travel_feed))
 
-    def move(
-        self, point: Point, feed: float, s_value: float, *, with_modal: bool, lit: bool = True
-    ) -> None:
+    def move(self, point: Point, feed: float, s_value: float, *, lit: bool = True) -> None:
         target = (format_number(point[0]), format_number(point[1]))
-        if target == self.position and not with_modal:
-            return
+        if target == self.position:
+            return  # rounds to where the head already is
         distance = self._advance(point, target)
         if lit:
             self.cut += distance
         else:
             self.travel_mm += distance
         line = f"G1 X{target[0]} Y{target[1]}"
-        if with_modal:
-            line += f" F{format_number(feed)} S{format_number(s_value)}"
+        # F and S are modal in GRBL (G0 doesn't reset them): write them only when they change,
+        # which keeps lines short for the 128-byte receive buffer.
+        modal = f"F{format_number(feed)} S{format_number(s_value)}"
+        if modal != self.modal:
+            line += " " + modal
+            self.modal = modal
         self.raw(line, self._duration(distance, feed))
 
     def _advance(self, point: Point, target: tuple[str, str]) -> float:

@@ -21,7 +21,10 @@ from lxml import etree
 
 from fabqueue.core.findings import N_, Finding, Refused, finding
 
-PX_PER_MM = 96.0 / 25.4  # CSS pixels: 96 per inch
+#: CSS pixels (96 per inch) per mm, rounded as svgelements rounds its "mm" unit (3.7795296,
+#: not 96 / 25.4) so that drawings in mm, the laser world's unit, come out exact; inch and px
+#: drawings are then off by 5e-7 (0.05 µm per 100 mm).
+PX_PER_MM = 3.7795296
 DEFAULT_TOLERANCE_MM = 0.05
 DEFAULT_MAX_BYTES = 100_000_000
 #: Estimated path segments + elements above which a file is refused unparsed.

@@ -81,9 +81,12 @@ def test_feeds_power_and_passes_per_operation() -> None:
                                         np.array([[5.0, 5.0], [15.0, 5.0]]), False)]
     program = program_for(paths)
     cuts = [m for m in moves(program.lines) if m[0] == "1" and m[3] is not None]
-    # Score once at F1500 S400, then the cut twice at F300 S900 (90 % of $30=1000).
-    assert [(m[3], m[4]) for m in cuts] == [("1500", "400"), ("300", "900"), ("300", "900")]
+    # Score at F1500 S400, then cut at F300 S900 (90 % of $30=1000); F and S are modal, so
+    # they are written only when they change.
+    assert [(m[3], m[4]) for m in cuts] == [("1500", "400"), ("300", "900")]
     text = program.lines
+    cut_section = text[text.index(next(t for t in text if t.startswith("; cut"))):]
+    assert sum(t.startswith("G1") for t in cut_section) == 2 * 4  # two passes of a square
     assert text.index("M8") > text.index("M9")  # air on for the cut, off for the score
     assert program.cut_length_mm == pytest.approx(10 + 2 * 80)
 
