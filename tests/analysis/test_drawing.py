@@ -209,3 +209,15 @@ def test_sample_tray_is_analysed_and_planned() -> None:
     assert plan.travel_mm < travel_length(toolpaths.paths)
     program = generate_gcode(plan, LIBRARY["plywood-3mm"], LARGE)
     assert program.lines[-1] == "M5" and program.total_seconds > 0
+
+
+def test_sample_with_viewbox_and_unitless_size_is_read_as_px() -> None:
+    sample = SAMPLES / "MIL.svg"
+    if not sample.exists():
+        pytest.skip("shared samples are not present beside the repository")
+    site = ColourMap(cut_strokes=("#000000",))
+    report = analyse(sample, colours=site, lasers=[LARGE])
+    # width="2302.11" height="5329.134" without units: px at 96 per inch.
+    assert report["page_mm"] == pytest.approx([609.1, 1410.0], abs=0.1)
+    assert "svg_units_assumed" in codes(report["warnings"])
+    assert report["cut_length_mm"] > 0
