@@ -130,6 +130,12 @@ class OctoPrintInstance:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, ready_timeout_s: float = 60.0, speedup: bool = True) -> OctoPrintInstance:
+        """Launch and wait until the Virtual Printer is connected (and sped up)."""
+        self.launch()
+        return self.ready(ready_timeout_s=ready_timeout_s, speedup=speedup)
+
+    def launch(self) -> OctoPrintInstance:
+        """Start the server without waiting (start several, then ``ready()`` each)."""
         self.api_key = create_basedir(self.basedir, venv=self.venv)
         log = (self.basedir / "serve.log").open("ab")
         self.process = subprocess.Popen(
@@ -142,6 +148,9 @@ class OctoPrintInstance:
         (self.basedir / PID_FILE).write_text(str(self.process.pid))
         (self.basedir / INSTANCE_FILE).write_text(json.dumps(
             {"url": self.url, "api_key": self.api_key, "pid": self.process.pid}))
+        return self
+
+    def ready(self, *, ready_timeout_s: float = 60.0, speedup: bool = True) -> OctoPrintInstance:
         self.wait_ready(ready_timeout_s)
         self.wait_operational(ready_timeout_s)
         if speedup:

@@ -34,6 +34,8 @@ from fabqueue.slicing.prusaslicer import slice_model
 from tests.octoprint_fixtures import (  # noqa: F401
     ensure_idle,
     octoprint_instance,
+    octoprint_instance_module,
+    octoprint_pair,
     start_instance,
 )
 
@@ -189,3 +191,18 @@ def test_octoprint_killed_mid_print_reads_offline(tmp_path: Path, cube_gcode: Pa
         assert status.outcome is None  # the worker decides what a lost link means
     finally:
         instance.stop()
+
+
+def test_pair_are_separate_printers_and_connect_reconnects(octoprint_pair) -> None:  # noqa: F811
+    first, second = octoprint_pair
+    assert first.url != second.url and first.basedir != second.basedir
+    request = octoprint_instance_module.request
+    for instance in (first, second):
+        request(f"{instance.url}/api/connection", instance.api_key, "POST",
+                {"command": "disconnect"})
+        printer = OctoPrintDriver(instance.url, instance.api_key)
+        assert wait_for(printer, lambda s: s.state is not MachineState.IDLE, timeout_s=5).state \
+            is MachineState.OFFLINE
+        printer.connect()  # connects the printer again
+        assert printer.status().state is MachineState.IDLE
+        instance.send(octoprint_instance_module.SPEEDUP_COMMANDS)  # reset by the reconnect
