@@ -149,6 +149,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--homing", action="store_true", help="homing enabled ($22=1)")
     parser.add_argument("--no-laser-mode", action="store_true", help="$32=0")
     parser.add_argument("--max-s", type=float, default=1000)
+    parser.add_argument(
+        "--min-block-s", type=float, default=0.0, help="least time per planner block"
+    )
     return parser.parse_args(argv)
 
 
@@ -157,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     emulator = GrblEmulator(
         time_scale=args.time_scale, baud=args.baud, line_latency_s=args.latency,
         homing=args.homing, laser_mode=not args.no_laser_mode, max_s=args.max_s,
+        min_block_s=args.min_block_s,
     ).start()  # fmt: skip
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
