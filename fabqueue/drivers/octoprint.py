@@ -305,14 +305,21 @@ class OctoPrintDriver:
             return self.status()
         info = self._file_info(path)
         if info is None or self._finished_prints(info) == 0:
-            return None
+            return None  # uploaded but never printed (or never uploaded): not started
         last = (info.get("prints") or {}).get("last") or {}
-        if self._current != path:
+        outcome = Outcome.DONE if last.get("success") else Outcome.FAILED
+        if file.get("path") == path and self._current != path:
+            # Still the selected file: keep reporting its outcome until the next start.
             self._current = path
-            self._outcome = Outcome.DONE if last.get("success") else Outcome.FAILED
-        status = self.status()
-        status.job_name = remote_name(job_name)
-        return status
+            self._outcome = outcome
+        return MachineStatus(
+            state=state,
+            job_name=remote_name(job_name),
+            progress=100.0 if last.get("success") else None,
+            elapsed_s=last.get("printTime"),
+            outcome=outcome,
+            extra={"octoprint_state": str(job.get("state", "")), "file_path": path},
+        )
 
     def pause(self) -> None:
         self._call(lambda c: c.pause())
@@ -332,7 +339,7 @@ class OctoPrintDriver:
         deadline = time.monotonic() + CANCEL_WAIT_S
         while time.monotonic() < deadline:
             text = str(self._call(lambda c: c.job_info()).get("state", ""))
-            if not text.lower().startswith(("printing", "cancelling", "paus", "finishing")):
+            if state_from_text(text) not in (MachineState.RUNNING, MachineState.PAUSED):
                 return
             time.sleep(0.2)
 

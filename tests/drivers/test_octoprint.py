@@ -189,6 +189,10 @@ def test_octoprint_killed_mid_print_reads_offline(tmp_path: Path, cube_gcode: Pa
         assert status.state is MachineState.OFFLINE
         assert time.monotonic() - started < 3
         assert status.outcome is None  # the worker decides what a lost link means
+        instance.start()  # OctoPrint comes back (same port and basedir), the print is gone
+        back = printer.status()
+        assert back.state is MachineState.IDLE
+        assert back.outcome is Outcome.INTERRUPTED and back.job_name == file_name_for(104)
     finally:
         instance.stop()
 
