@@ -73,6 +73,8 @@ def write_test_stl(path: Path) -> int:
     records = np.zeros(len(triangles),
                        dtype=[("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("a", "<u2")])
     records["v"] = triangles
+    normal = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    records["normal"] = normal / np.linalg.norm(normal, axis=1, keepdims=True)
     with path.open("wb") as f:
         f.write(b"fabqueue bench: four geodesic spheres".ljust(80, b" "))
         f.write(np.uint32(len(triangles)).tobytes())
@@ -81,14 +83,15 @@ def write_test_stl(path: Path) -> int:
 
 
 def measure(command: list[str]) -> dict[str, float]:
-    """Run one command in a fresh wrapper process; return its wall seconds and peak RSS."""
+    """Run one command in a fresh wrapper process; return wall and CPU seconds, peak RSS."""
     wrapper = (
         "import json, resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
         "done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)\n"
         "wall = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "print(json.dumps({'seconds': wall, 'rss_mb': rss / 1024, 'rc': done.returncode,"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps({'seconds': wall, 'rss_mb': usage.ru_maxrss / 1024,"
+        " 'cpu': usage.ru_utime + usage.ru_stime, 'rc': done.returncode,"
         " 'tail': done.stdout.decode(errors='replace')[-300:]}))\n"
     )
     out = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True,
@@ -128,11 +131,12 @@ def tools(stl: Path, png: Path) -> dict[str, list[str]]:
 
 
 def table(results: dict[str, dict[str, float]]) -> str:
-    base = results["admesh"]["seconds"]
-    lines = ["| tool | wall s (best) | ratio to admesh | peak RSS MB |", "|---|---:|---:|---:|"]
+    base, base_cpu = results["admesh"]["seconds"], results["admesh"]["cpu"]
+    lines = ["| tool | wall s (best) | × admesh | CPU s (best) | × admesh | peak RSS MB |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['seconds']:.2f} | {r['seconds'] / base:.2f}× "
-                     f"| {r['rss_mb']:.0f} |")
+                     f"| {r['cpu']:.2f} | {r['cpu'] / base_cpu:.2f}× | {r['rss_mb']:.0f} |")
     return "\n".join(lines)
 
 
@@ -162,6 +166,7 @@ def main() -> None:
         for name, command in tools(stl, Path(folder) / "thumb.png").items():
             runs = [measure(command) for _ in range(args.runs)]
             best = min(runs, key=lambda r: r["seconds"])
+            best["cpu"] = min(r["cpu"] for r in runs)
             best["rss_mb"] = max(r["rss_mb"] for r in runs)
             results[name] = best
             print(f"{name}: {best['seconds']:.2f} s, {best['rss_mb']:.0f} MB, rc {best['rc']}; "

@@ -16,6 +16,7 @@ _SUPERSAMPLE = 2
 _MARGIN = 0.06
 _BACKGROUND = (246, 246, 244)
 _COLOUR = np.array((235, 125, 45), dtype=np.float32)  # filament orange
+_SPLAT = np.array([[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]], dtype=np.float32)
 _AZIMUTH_DEG = 35.0  # camera to the front right, looking slightly down: a 3/4 view
 _ELEVATION_DEG = 30.0
 
@@ -81,9 +82,15 @@ def _render(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
         chosen = levels == m
         weights = _lattice(int(m)) if m > 1 else np.full((1, 3), 1 / 3, dtype=np.float32)
         samples = np.matmul(weights, corners[chosen])  # (n, L, 3)
-        points.append(samples[..., :2].reshape(-1, 2))
-        depths.append(samples[..., 2].ravel())
-        shades.append(np.repeat(shade[chosen], len(weights)))
+        xy = samples[..., :2].reshape(-1, 2)
+        depth = samples[..., 2].ravel()
+        value = np.repeat(shade[chosen], len(weights))
+        if m == 1:  # sub-pixel faces: splat the centre over 2×2 pixels so no gaps show through
+            xy = (xy[:, None, :] + _SPLAT).reshape(-1, 2)
+            depth, value = np.repeat(depth, len(_SPLAT)), np.repeat(value, len(_SPLAT))
+        points.append(xy)
+        depths.append(depth)
+        shades.append(value)
     xy = np.concatenate(points).astype(np.int64)
     depth = np.concatenate(depths)
     value = np.concatenate(shades)
