@@ -49,6 +49,25 @@ def test_two_copies_use_twice_the_filament(tmp_path: Path) -> None:
     two = slice_model(cube, tmp_path / "two.gcode", MK4_PLA, copies=2)
     assert two.filament_mm == pytest.approx(2 * one.filament_mm, rel=0.05)
     assert check_bounds(two.gcode, MK4_VOLUME) == []
+    # Arranged side by side, not stacked on one spot: the extrusions span two cubes and a gap.
+    width, depth = extrusion_span(two.gcode)
+    assert max(width, depth) > 2 * 20 + 3
+    assert min(width, depth) < 20 + 10
+
+
+def extrusion_span(gcode: Path) -> tuple[float, float]:
+    """X and Y extent of the extruding moves after the purge line (layer 1 onwards)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    started = False
+    for line in gcode.read_text().splitlines():
+        started = started or line.startswith(";LAYER_CHANGE")
+        if started and line.startswith("G1 ") and " E" in line:
+            words = dict((w[0], w[1:]) for w in line.split(";")[0].split()[1:] if w)
+            if "X" in words and "Y" in words:
+                xs.append(float(words["X"]))
+                ys.append(float(words["Y"]))
+    return max(xs) - min(xs), max(ys) - min(ys)
 
 
 def test_overrides_win_over_the_profiles(tmp_path: Path) -> None:
