@@ -318,3 +318,22 @@ def test_slow_moves_and_long_holds_outlast_the_ack_timeout(connect: Connect) -> 
     assert driver.status().outcome is None
     driver.resume()
     assert wait_outcome(driver).outcome is Outcome.DONE
+
+
+def test_status_polls_at_most_five_per_second(connect: Connect) -> None:
+    emulator, driver = connect({"status_hz": 20})  # asks for more than GRBL should get
+    before = emulator.realtime_bytes().count(ord("?"))
+    time.sleep(1.0)
+    polls = emulator.realtime_bytes().count(ord("?")) - before
+    assert 3 <= polls <= 6
+    assert driver.status().extra["position"] == [0.0, 0.0, 0.0]
+
+
+def test_time_left_extrapolates_without_estimates(connect: Connect) -> None:
+    _, driver = connect(time_scale=0.05)
+    driver.start_lines("untimed", long_moves(20))
+    wait_until(lambda: (driver.status().progress or 0) > 80)
+    status = driver.status()
+    assert status.time_left_s is not None and status.elapsed_s is not None
+    assert 0 < status.time_left_s < status.elapsed_s  # most of it is done
+    wait_outcome(driver)

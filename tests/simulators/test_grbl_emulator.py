@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -270,3 +271,20 @@ def test_vanishing_port_fails_reads(grbl_emulator) -> None:  # noqa: F811
     with pytest.raises((serial.SerialException, OSError)):
         for _ in range(50):
             c.port.read(10)
+
+
+def test_runs_standalone_behind_a_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "laser"
+    command = [sys.executable, "-m", "fabqueue.simulators.grbl_emulator", "--link", str(link)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert "GRBL 1.1h emulator on /dev/" in process.stdout.readline()
+        c = Client(str(link))
+        c.reset()
+        assert c.ask("$I")[-1] == "ok"
+        c.port.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+    assert not link.is_symlink()  # cleaned up on SIGTERM
