@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,14 +11,23 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import func, select
 from starlette.responses import Response
 
 from fabqueue.i18n import LANGUAGE_NAMES, LOCALES, babel_locale, translations
+from fabqueue.store.models import Notification, User
 from fabqueue.web.deps import csrf_token, request_locale
+from fabqueue.web.pages import labels
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 templates = Jinja2Templates(directory=TEMPLATES)
 templates.env.autoescape = True
+
+LABEL_TABLES: dict[str, dict[str, str]] = {
+    "status": labels.JOB_STATUS, "device": labels.DEVICE_STATE, "action": labels.ACTIONS,
+    "kind": labels.KIND, "operation": labels.OPERATIONS, "role": labels.ROLES,
+    "notification": labels.NOTIFICATIONS,
+}
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -30,15 +39,30 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h} h {m:02d} min" if h else f"{max(m, 1 if s else 0)} min"
 
 
+def unread_count(request: Request, user: User | None) -> int:
+    if user is None:
+        return 0
+    with request.app.state.db.sessionmaker() as s:
+        return int(s.scalar(select(func.count()).select_from(Notification).where(
+            Notification.user_id == user.id, Notification.read.is_(False))) or 0)
+
+
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     user = context.get("user") or getattr(request.state, "user", None)
     locale = request_locale(request, user)
     tz = ZoneInfo(request.app.state.settings.timezone)
     bl = babel_locale(locale)
+    tr = translations(locale)
 
-    def fmt_dt(value: datetime | None) -> str:
+    def fmt_dt(value: datetime | float | str | None) -> str:
         if value is None:
             return "–"
+        if isinstance(value, str):  # ISO 8601 from the API helpers
+            value = datetime.fromisoformat(value)
+        if isinstance(value, int | float):
+            value = datetime.fromtimestamp(value, UTC)
+        if value.tzinfo is None:  # SQLite forgets the zone: stored values are UTC
+            value = value.replace(tzinfo=UTC)
         return format_datetime(value.astimezone(tz), "short", locale=bl)
 
     def fmt_num(value: float | None, digits: int = 1) -> str:
@@ -46,11 +70,17 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
             return "–"
         return format_decimal(round(float(value), digits), locale=bl)
 
-    env_translations = translations(locale)
+    def label(table: str, code: str | None) -> str:
+        if code is None:
+            return "–"
+        msgid = LABEL_TABLES[table].get(code)
+        return tr.gettext(msgid) if msgid else code
+
     context.update(
         request=request, user=user, locale=locale, locales=LOCALES, language_names=LANGUAGE_NAMES,
         csrf_token=csrf_token(request), fmt_dt=fmt_dt, fmt_num=fmt_num,
         fmt_duration=fmt_duration, currency=request.app.state.settings.currency,
-        _=env_translations.gettext, ngettext=env_translations.ngettext,
+        label=label, unread=unread_count(request, user),
+        _=tr.gettext, gettext=tr.gettext, ngettext=tr.ngettext,
     )
     return templates.TemplateResponse(request, name, context, status_code=status_code)

@@ -1,0 +1,124 @@
+"""Admin pages: users (invite, role, site, quota, disable), sites, machines, materials."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fabqueue.core.access import Role
+from fabqueue.store.models import Device, Material, Site, User
+from fabqueue.store.users import AccountError, create_user
+from fabqueue.web.deps import get_db, optional_user
+from fabqueue.web.pages.common import error_page, redirect, require_csrf
+from fabqueue.web.pages.render import render
+
+router = APIRouter(include_in_schema=False)
+ROLES = [r.value for r in Role]
+
+
+def _number(raw: str) -> float | None:
+    try:
+        value = float(raw.replace(",", "."))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _admin_or_error(request: Request, user: User | None) -> Response | None:
+    if user is None:
+        return redirect("/login")
+    if user.role != Role.ADMIN:
+        return error_page(request, user, 403, "Only an administrator can do this.")
+    return None
+
+
+def _page(request: Request, user: User, db: Session, **extra: object) -> Response:
+    return render(request, "admin.html", user=user, roles=ROLES,
+                  users=list(db.scalars(select(User).order_by(User.name))),
+                  sites=list(db.scalars(select(Site).order_by(Site.id))),
+                  devices=list(db.scalars(select(Device).order_by(Device.site_id, Device.id))),
+                  materials=list(db.scalars(select(Material).order_by(Material.kind,
+                                                                      Material.id))),
+                  **extra)
+
+
+@router.get("/admin")
+def admin_page(request: Request, user: User | None = Depends(optional_user),
+               db: Session = Depends(get_db)) -> Response:
+    if (denied := _admin_or_error(request, user)) is not None:
+        return denied
+    assert user is not None
+    return _page(request, user, db)
+
+
+@router.post("/admin/users")
+def invite(request: Request, name: str = Form(...), role: str = Form("resident"),
+           site: str = Form(""), email: str = Form(""), csrf_token: str = Form(""),
+           user: User | None = Depends(optional_user),
+           db: Session = Depends(get_db)) -> Response:
+    """A new account with a one-time password shown once, to hand to the person."""
+    if (denied := _admin_or_error(request, user)) is not None:
+        return denied
+    assert user is not None
+    require_csrf(request, csrf_token)
+    password = secrets.token_urlsafe(9)
+    try:
+        new = create_user(db, name, password, role if role in ROLES else "resident",
+                          site or None, email or None)
+    except AccountError as exc:
+        return _page(request, user, db, problem=str(exc))
+    db.flush()
+    return _page(request, user, db, invited=new.name, password=password)
+
+
+@router.post("/admin/users/{user_id}")
+def edit_user(user_id: int, request: Request, role: str = Form(...), site: str = Form(""),
+              quota: str = Form(""), disabled: str = Form(""), csrf_token: str = Form(""),
+              user: User | None = Depends(optional_user),
+              db: Session = Depends(get_db)) -> Response:
+    if (denied := _admin_or_error(request, user)) is not None:
+        return denied
+    require_csrf(request, csrf_token)
+    target = db.get(User, user_id)
+    if target is not None:
+        target.role = role if role in ROLES else target.role
+        target.site_id = site if site and db.get(Site, site) else None
+        target.quota_g_month = _number(quota) if quota.strip() else None
+        target.disabled = bool(disabled) and target.id != (user.id if user else None)
+    return redirect("/admin#users")
+
+
+@router.post("/admin/sites")
+def save_site(request: Request, site_id: str = Form(...), name: str = Form(...),
+              csrf_token: str = Form(""), user: User | None = Depends(optional_user),
+              db: Session = Depends(get_db)) -> Response:
+    if (denied := _admin_or_error(request, user)) is not None:
+        return denied
+    require_csrf(request, csrf_token)
+    site_id = site_id.strip()[:64]
+    if site_id:
+        site = db.get(Site, site_id) or Site(id=site_id, name=name)
+        site.name = name.strip()[:200] or site_id
+        db.add(site)
+    return redirect("/admin#sites")
+
+
+@router.post("/admin/materials/{material_id}")
+def save_material(material_id: str, request: Request, price: str = Form(""),
+                  csrf_token: str = Form(""), user: User | None = Depends(optional_user),
+                  db: Session = Depends(get_db)) -> Response:
+    if (denied := _admin_or_error(request, user)) is not None:
+        return denied
+    require_csrf(request, csrf_token)
+    m = db.get(Material, material_id)
+    value = _number(price)
+    if m is not None and value is not None:
+        if m.kind == "filament":
+            m.price_per_kg = value
+        else:
+            m.price_per_sheet = value
+    return redirect("/admin#materials")

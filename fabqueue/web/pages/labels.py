@@ -1,0 +1,74 @@
+"""Words for codes the pages show (statuses, machine states, audit actions, notifications).
+
+Each is a gettext msgid marked with ``N_`` so Babel extracts it; templates translate them
+with ``label(code)``.
+"""
+
+from __future__ import annotations
+
+from fabqueue.core.findings import N_
+
+JOB_STATUS = {
+    "analyzing": N_("being checked"),
+    "invalid": N_("can't be used"),
+    "awaiting_approval": N_("waiting for approval"),
+    "rejected": N_("rejected"),
+    "approved": N_("approved, in the queue"),
+    "slicing": N_("being prepared"),
+    "ready": N_("ready to start"),
+    "running": N_("running"),
+    "done": N_("done"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+    "interrupted": N_("interrupted"),
+}
+
+DEVICE_STATE = {
+    "offline": N_("offline"),
+    "idle": N_("idle"),
+    "busy": N_("busy"),
+    "paused": N_("paused"),
+    "needs_bed_clear": N_("bed must be cleared"),
+    "awaiting_operator": N_("waiting for the operator"),
+    "heating": N_("heating"),
+    "error": N_("error"),
+    "disabled": N_("disabled"),
+}
+
+ACTIONS = {
+    "uploaded": N_("uploaded"),
+    "analysed": N_("checked"),
+    "approve": N_("approved"),
+    "reject": N_("rejected"),
+    "operator_confirmed": N_("operator confirmed the checklist"),
+    "cancel_requested": N_("cancel requested"),
+    "stop_requested": N_("stop requested"),
+    "pause_requested": N_("pause requested"),
+    "resume_requested": N_("resume requested"),
+    "reset_requested": N_("reset requested"),
+    "moved": N_("moved in the queue"),
+}
+
+NOTIFICATIONS = {
+    "job_done": N_("Job #{job} is done: you can collect it."),
+    "job_rejected": N_("Job #{job} was rejected: {reason}"),
+    "job_invalid": N_("Job #{job} can't be used: see what to fix."),
+    "job_failed": N_("Job #{job} failed: {reason}"),
+    "job_interrupted": N_("Job #{job} was interrupted; the lab staff will decide what next."),
+}
+
+REJECT_REASONS = (
+    N_("The model is too big for our printers."),
+    N_("The model has errors: repair it and upload again."),
+    N_("Too much material: make it smaller or hollow."),
+    N_("This material is not available now."),
+    N_("Not allowed in the lab (weapons, offensive content)."),
+)
+
+KIND = {"printer": N_("printer"), "laser": N_("laser"), "print": N_("3D print"),
+        "laser_job": N_("laser cutting")}
+
+ROLES = {"resident": N_("resident"), "teacher": N_("teacher"), "staff": N_("staff"),
+         "admin": N_("administrator")}
+
+OPERATIONS = {"cut": N_("cut"), "score": N_("score"), "engrave": N_("engrave")}

@@ -1,0 +1,59 @@
+"""Where a job stands in its site's queue and when it should be ready (for the pages).
+
+It orders the waiting jobs the way the dispatcher does (``core.scheduling.order``: priority,
+fair share, age) and spreads them over the site's machines by ``expected_times``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fabqueue.core.jobs import JobStatus
+from fabqueue.core.scheduling import Candidate, expected_times, order
+from fabqueue.store.models import Device, Job
+
+WAITING = (JobStatus.APPROVED.value, JobStatus.SLICING.value, JobStatus.READY.value)
+KIND_DEVICE = {"print": "printer", "laser": "laser"}
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    job: Job
+    position: int  # 1 = next
+    start_at: float  # epoch seconds
+    ready_at: float
+
+
+def _candidate(job: Job) -> Candidate:
+    a = job.analysis or {}
+    return Candidate(job_id=job.id, owner_id=job.owner_id, batch_id=job.batch_id,
+                     material=job.material_id, priority=job.priority,
+                     fits=tuple(a.get("fits") or ()), pinned_device=job.pinned_device_id,
+                     estimated_seconds=a.get("estimated_seconds"))
+
+
+def site_queue(db: Session, site_id: str | None, kind: str, limit: int = 500) -> list[QueueEntry]:
+    """The waiting jobs of one site and kind, in the order they should run."""
+    q = select(Job).where(Job.status.in_(WAITING), Job.kind == kind)
+    q = q.where(Job.site_id == site_id) if site_id else q.where(Job.site_id.is_(None))
+    jobs = {j.id: j for j in db.scalars(q.order_by(Job.id).limit(limit))}
+    if not jobs:
+        return []
+    now = time.time()
+    devices = db.scalars(select(Device).where(Device.kind == KIND_DEVICE.get(kind, kind),
+                                              Device.enabled.is_(True),
+                                              Device.site_id == site_id))
+    free_at = [now + (d.time_left_s or 0) for d in devices if d.state != "offline"]
+    ordered = order([_candidate(j) for j in jobs.values()], {})
+    times = expected_times(ordered, free_at or [now], now)
+    return [QueueEntry(jobs[c.job_id], i + 1, *times[c.job_id]) for i, c in enumerate(ordered)]
+
+
+def position_of(db: Session, job: Job) -> QueueEntry | None:
+    if job.status not in WAITING:
+        return None
+    return next((e for e in site_queue(db, job.site_id, job.kind) if e.job.id == job.id), None)

@@ -1,0 +1,140 @@
+"""The web as people use it: ``python -m fabqueue serve --demo`` in a subprocess, driven by
+Playwright through Debian's Chromium (no browser download)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+ARTIFACTS = REPO / "test-artifacts" / "web"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PASSWORD_LINE = re.compile(r"^\s+(admin|staff|teacher|resident)\s+(\S+)\s+(\S+)\s*$")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    passwords: dict[str, str]
+    data_dir: Path
+    log: list[str] = field(default_factory=list)
+
+    def token(self, name: str) -> str:
+        r = httpx.post(f"{self.url}/api/auth/token",
+                       data={"username": name, "password": self.passwords[name]})
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+    def api(self, name: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30,
+                            headers={"Authorization": f"Bearer {self.token(name)}"})
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("fabqueue-web")
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for var in ("REDIS_URL", "DATABASE_URL", "FABQUEUE_DATA_DIR"):
+        env.pop(var, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fabqueue", "serve", "--demo", "--port", str(port),
+         "--data-dir", str(data)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    srv = Server(f"http://127.0.0.1:{port}", {}, data)
+    assert proc.stdout is not None
+    # The demo prints each user's password once; read them before anything else.
+    deadline = time.monotonic() + 60
+    while len(srv.passwords) < 4 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        srv.log.append(line)
+        if m := PASSWORD_LINE.match(line):
+            srv.passwords[m.group(2)] = m.group(3)
+    assert len(srv.passwords) == 4, "demo passwords not printed:\n" + "".join(srv.log)
+
+    def drain() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            srv.log.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{srv.url}/api/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, "server exited:\n" + "".join(srv.log)
+        time.sleep(0.2)
+    else:
+        pytest.fail("server did not answer /api/health:\n" + "".join(srv.log))
+    try:
+        yield srv
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def sample(name: str) -> Path:
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"sample {name} not found: ../shared/samples is absent beside the repo")
+    return path
+
+
+def login(browser: object, server: Server, name: str, *, locale: str = "en",
+          **context_args: object) -> object:
+    """A fresh browser context signed in as ``name`` (its Accept-Language is ``locale``)."""
+    ctx = browser.new_context(locale=locale, **context_args)  # type: ignore[attr-defined]
+    page = ctx.new_page()
+    page.goto(f"{server.url}/login")
+    page.fill("#username", name)
+    page.fill("#password", server.passwords[name])
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(f"{server.url}/")
+    return page
+
+
+def shot(page: object, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
