@@ -54,3 +54,73 @@ def login(stack: Stack, client: TestClient, role: str, site: str | None = None
 def files_outside(root: Path, before: set[Path]) -> set[Path]:
     """Files that appeared under ``root`` since ``before`` was taken."""
     return {p for p in root.rglob("*") if p.is_file()} - before
+
+
+def api_routes(app: Any) -> list[tuple[str, str]]:
+    """Every (METHOD, path) under /api, whether FastAPI keeps included routers as flat
+    routes (older versions) or as included-router nodes (0.16x)."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: Any) -> None:
+        for route in routes:
+            if hasattr(route, "effective_route_contexts"):
+                for ctx in route.effective_route_contexts():
+                    add(ctx)
+            else:
+                add(route)
+
+    def add(route: Any) -> None:
+        path = getattr(route, "path", "")
+        for method in getattr(route, "methods", None) or ():
+            if path.startswith("/api") and method != "HEAD":
+                found.add((method, path))
+
+    walk(app.routes)
+    return sorted(found, key=lambda mp: (mp[1], mp[0]))
+
+
+def insert_job(stack: Stack, owner: str, site: str | None, status: str, *,
+               batch_id: int | None = None, program: bool = False) -> int:
+    """A job as the database would hold it after analysis (the cube, fitting the site's
+    printers), written directly: for tests of who may act on it, not of the analysis."""
+    from fabqueue.store.models import Device, Job
+    from fabqueue.store.queries import get_user
+
+    data = cube_stl(20)
+    sha = stack.ctx.files.put_bytes(data)
+    with stack.ctx.db.session() as s:
+        fits = [d.id for d in s.query(Device).filter(Device.site_id == site,
+                                                     Device.kind == "printer")]
+        job = Job(kind="print", status=status, owner_id=get_user(s, owner).id, site_id=site,
+                  material_id="PLA", file_sha256=sha, file_name="cube.stl", file_format="stl",
+                  size_bytes=len(data), batch_id=batch_id,
+                  program_sha256=sha if program else None,
+                  analysis={"ok": True, "errors": [], "warnings": [], "triangles": 12,
+                            "bodies": 1, "watertight": True, "bbox_mm": [20, 20, 20],
+                            "volume_cm3": 8.0, "material_g": 3.6, "estimated_seconds": 1000,
+                            "cost": 0.07, "fits": fits})
+        s.add(job)
+        s.flush()
+        return job.id
+
+
+def insert_batch(stack: Stack, teacher: str, site: str, jobs: int = 1,
+                 status: str = "awaiting_approval") -> tuple[int, list[int]]:
+    from fabqueue.store.models import Batch
+    from fabqueue.store.queries import get_user
+
+    with stack.ctx.db.session() as s:
+        batch = Batch(teacher_id=get_user(s, teacher).id, site_id=site, class_name="8b",
+                      material_id="PLA")
+        s.add(batch)
+        s.flush()
+        batch_id = batch.id
+    return batch_id, [insert_job(stack, teacher, site, status, batch_id=batch_id)
+                      for _ in range(jobs)]
+
+
+def user_id(stack: Stack, name: str) -> int:
+    from fabqueue.store.queries import get_user
+
+    with stack.ctx.db.session() as s:
+        return get_user(s, name).id

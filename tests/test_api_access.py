@@ -1,0 +1,352 @@
+"""Who gets what: every /api endpoint walked as every role and anonymously.
+
+A new endpoint without an expectation here fails ``test_every_endpoint_has_expectations``.
+Mutations get a fresh target per caller (written straight into the database), so one
+caller's approval can't turn the next caller's answer into a 409.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from conftest import Stack
+from fastapi.testclient import TestClient
+from helpers import (
+    analysed,
+    api_routes,
+    cube_stl,
+    insert_batch,
+    insert_job,
+    user_id,
+)
+
+ACTORS = ("anon", "resident", "resident2", "teacher", "teacher2", "staff", "staff_b", "admin")
+_names = itertools.count()
+
+
+@dataclass
+class World:
+    stack: Stack
+    names: dict[str, str]  # actor -> user name
+    headers: dict[str, dict[str, str]]
+    job: int  # the resident's analysed job at kc
+    batch: int  # the teacher's class at kc
+    batch_job: int
+    other_site_job: int  # a school-b job of resident2
+
+    def fresh_job(self, status: str, owner: str = "resident", **kw: Any) -> int:
+        return insert_job(self.stack, self.names[owner], "kc", status, **kw)
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> World:
+    names = {"resident": stack.user("resident"), "resident2": stack.user("resident"),
+             "teacher": stack.user("teacher", "kc"), "teacher2": stack.user("teacher", "kc"),
+             "staff": stack.user("staff", "kc"), "staff_b": stack.user("staff", "school-b"),
+             "admin": stack.user("admin")}
+    with stack.client() as c:
+        headers = {a: stack.token(c, n) for a, n in names.items()}
+        headers["anon"] = {}
+        job = analysed(c, headers["resident"], "mine.stl", cube_stl(18))
+        assert job["status"] == "awaiting_approval" and job["site"] == "kc"
+        r = c.post("/api/batches", headers=headers["teacher"],
+                   data={"class_name": "7a", "material": "PLA"},
+                   files=[("files", ("Ona_Onaite.stl", io.BytesIO(cube_stl(16)), "model/stl"))])
+        assert r.status_code == 201, r.text
+    batch = r.json()
+    other = insert_job(stack, names["resident2"], "school-b", "awaiting_approval")
+    return World(stack, names, headers, job["id"], batch["id"], batch["jobs"][0]["id"], other)
+
+
+def expect(default: int, anon: int = 401, **by_actor: int) -> dict[str, int]:
+    out = {a: default for a in ACTORS}
+    out["anon"] = anon
+    out.update(by_actor)
+    return out
+
+
+ALL = expect(200)
+ADMIN_ONLY = expect(403, admin=200)
+STAFF_OF_KC = expect(403, staff=200, admin=200)
+SEES_RESIDENT_JOB = expect(403, resident=200, staff=200, admin=200)
+SEES_BATCH = expect(403, teacher=200, staff=200, admin=200)
+
+
+@dataclass
+class Case:
+    method: str
+    path: str
+    expected: dict[str, int]
+    #: path parameters and request keywords for one caller (called once per caller)
+    make: Callable[[World, str], tuple[dict[str, Any], dict[str, Any]]] = (
+        lambda w, a: ({}, {}))
+    missing: dict[str, Any] = field(default_factory=dict)  # kwargs for the 404 walk
+
+
+def job_of(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"job_id": w.job}, {}
+
+
+def upload_kwargs(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {}, {"data": {"material": "PLA"},
+                "files": {"file": ("m.stl", io.BytesIO(cube_stl(10)), "model/stl")}}
+
+
+def batch_kwargs(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {}, {"data": {"class_name": f"class-{a}", "material": "PLA"},
+                "files": [("files", ("Jonas.stl", io.BytesIO(cube_stl(10)), "model/stl"))]}
+
+
+def fresh(status: str, body: dict[str, Any] | None = None, **kw: Any
+          ) -> Callable[[World, str], tuple[dict[str, Any], dict[str, Any]]]:
+    def make(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"job_id": w.fresh_job(status, **kw)}, ({"json": body} if body else {})
+    return make
+
+
+def fresh_batch(body: dict[str, Any] | None = None
+                ) -> Callable[[World, str], tuple[dict[str, Any], dict[str, Any]]]:
+    def make(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        batch_id, _ = insert_batch(w.stack, w.names["teacher"], "kc")
+        return {"batch_id": batch_id}, ({"json": body} if body else {})
+    return make
+
+
+def on_device(body: dict[str, Any] | None = None
+              ) -> Callable[[World, str], tuple[dict[str, Any], dict[str, Any]]]:
+    def make(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"device_id": "mk4-1"}, ({"json": body} if body else {})
+    return make
+
+
+def new_device(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    dev = f"matrix-{a}"
+    return {"device_id": dev}, {"json": {
+        "id": dev, "site": "kc", "kind": "printer", "driver": "simulated",
+        "build_volume_mm": [100, 100, 100], "materials": ["PLA"], "enabled": False}}
+
+
+def doomed_device(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from fabqueue.store.inventory import DeviceIn, upsert_device
+
+    dev = f"doomed-{a}"
+    with w.stack.ctx.db.session() as s:
+        upsert_device(s, DeviceIn(id=dev, site="kc", kind="printer", driver="simulated",
+                                  build_volume_mm=(100, 100, 100), enabled=False))
+    return {"device_id": dev}, {}
+
+
+def token_form(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    if a == "anon":
+        return {}, {"data": {"username": "nobody", "password": "wrong-password"}}
+    name = w.names[a]
+    return {}, {"data": {"username": name, "password": w.stack.passwords[name]}}
+
+
+def new_user(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {}, {"json": {"name": f"made-by-{a}-{next(_names)}", "password": "long-enough-1",
+                         "role": "resident"}}
+
+
+def patch_resident(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"user_id": user_id(w.stack, w.names["resident"])}, {
+        "json": {"email": f"r{next(_names)}@example.org"}}
+
+
+DEVICE_CONTROL = expect(403, staff=409, admin=409)  # allowed, but mk4-1 runs nothing
+CHECKLIST = {"job": 1, "checklist": {"material": True, "focus": True, "air": True,
+                                     "lid": True}}
+
+CASES = [
+    Case("GET", "/api/health", expect(200, anon=200)),
+    Case("POST", "/api/auth/token", expect(200), token_form),
+    Case("GET", "/api/me", ALL),
+    Case("GET", "/api/jobs", ALL),
+    Case("POST", "/api/jobs", expect(201), upload_kwargs),
+    Case("GET", "/api/jobs/{job_id}", SEES_RESIDENT_JOB, job_of),
+    Case("GET", "/api/jobs/{job_id}/events", SEES_RESIDENT_JOB, job_of),
+    Case("GET", "/api/jobs/{job_id}/file", SEES_RESIDENT_JOB, job_of),
+    Case("GET", "/api/jobs/{job_id}/thumbnail", SEES_RESIDENT_JOB, job_of),
+    # visible to the same people, but there is no program before slicing
+    Case("GET", "/api/jobs/{job_id}/program",
+         expect(403, resident=404, staff=404, admin=404), job_of),
+    Case("POST", "/api/jobs/{job_id}/approve", STAFF_OF_KC, fresh("awaiting_approval")),
+    Case("POST", "/api/jobs/{job_id}/reject", STAFF_OF_KC,
+         fresh("awaiting_approval", {"reason": "walls too thin"}),
+         missing={"json": {"reason": "x"}}),
+    Case("POST", "/api/jobs/{job_id}/cancel", SEES_RESIDENT_JOB, fresh("awaiting_approval")),
+    Case("POST", "/api/jobs/{job_id}/requeue", STAFF_OF_KC, fresh("failed", program=True)),
+    Case("POST", "/api/jobs/{job_id}/fail", STAFF_OF_KC, fresh("interrupted")),
+    Case("POST", "/api/jobs/{job_id}/move", STAFF_OF_KC, fresh("ready", {"front": True}),
+         missing={"json": {"front": True}}),
+    Case("GET", "/api/batches", ALL),
+    Case("POST", "/api/batches", expect(201, resident=403, resident2=403), batch_kwargs),
+    Case("GET", "/api/batches/{batch_id}", SEES_BATCH,
+         lambda w, a: ({"batch_id": w.batch}, {})),
+    Case("POST", "/api/batches/{batch_id}/approve", STAFF_OF_KC, fresh_batch()),
+    Case("POST", "/api/batches/{batch_id}/reject", STAFF_OF_KC,
+         fresh_batch({"reason": "too much plastic"}), missing={"json": {"reason": "x"}}),
+    Case("GET", "/api/devices", ALL),
+    Case("GET", "/api/devices/{device_id}", ALL, on_device()),
+    Case("PUT", "/api/devices/{device_id}", ADMIN_ONLY, new_device),
+    Case("DELETE", "/api/devices/{device_id}", expect(403, admin=204), doomed_device),
+    Case("POST", "/api/devices/{device_id}/bed-cleared", DEVICE_CONTROL, on_device()),
+    Case("POST", "/api/devices/{device_id}/start", DEVICE_CONTROL, on_device(CHECKLIST),
+         missing={"json": CHECKLIST}),
+    Case("POST", "/api/devices/{device_id}/frame", DEVICE_CONTROL, on_device({"job": 1}),
+         missing={"json": {"job": 1}}),
+    Case("POST", "/api/devices/{device_id}/pause", DEVICE_CONTROL, on_device()),
+    Case("POST", "/api/devices/{device_id}/resume", DEVICE_CONTROL, on_device()),
+    Case("POST", "/api/devices/{device_id}/cancel", DEVICE_CONTROL, on_device()),
+    Case("POST", "/api/devices/{device_id}/stop", STAFF_OF_KC, on_device()),
+    Case("POST", "/api/devices/{device_id}/reset", STAFF_OF_KC, on_device()),
+    Case("GET", "/api/sites", ALL),
+    Case("PUT", "/api/sites/{site_id}", ADMIN_ONLY,
+         lambda w, a: ({"site_id": "matrix-site"}, {"json": {"id": "matrix-site",
+                                                             "name": "Matrix"}})),
+    Case("GET", "/api/materials", ALL),
+    Case("PUT", "/api/materials/{material_id}", ADMIN_ONLY,
+         lambda w, a: ({"material_id": "matrix-pla"}, {"json": {
+             "id": "matrix-pla", "kind": "filament", "density_g_cm3": 1.24}})),
+    Case("GET", "/api/users", ADMIN_ONLY),
+    Case("POST", "/api/users", expect(403, admin=201), new_user),
+    Case("PATCH", "/api/users/{user_id}", expect(403, resident=200, admin=200), patch_resident,
+         missing={"json": {"email": "x@example.org"}}),
+    Case("GET", "/api/events", ALL),
+]
+
+
+def call(client: TestClient, method: str, url: str, headers: dict[str, str],
+         **kwargs: Any) -> int:
+    if url == "/api/events":  # a stream that never ends: read its first event and leave
+        with client.stream(method, url, headers=headers) as r:
+            if r.status_code == 200:
+                assert r.headers["content-type"].startswith("text/event-stream")
+                first = next(line for line in r.iter_lines() if line)
+                assert first == "event: hello"
+            return r.status_code
+    r = client.request(method, url, headers=headers, **kwargs)
+    if r.status_code >= 400:
+        body = r.json()
+        assert isinstance(body.get("detail"), str) and body["detail"], (url, body)
+    return r.status_code
+
+
+def test_every_endpoint_has_expectations(stack: Stack) -> None:
+    routes = set(api_routes(stack.app))
+    covered = {(c.method, c.path) for c in CASES}
+    assert routes - covered == set(), "endpoints without an access expectation"
+    assert covered - routes == set(), "expectations for endpoints that no longer exist"
+
+
+def test_access_matrix(world: World, client: TestClient) -> None:
+    wrong = []
+    for case in CASES:
+        for actor in ACTORS:
+            params, kwargs = case.make(world, actor)
+            got = call(client, case.method, case.path.format(**params),
+                       world.headers[actor], **kwargs)
+            if got != case.expected[actor]:
+                wrong.append(f"{case.method} {case.path} as {actor}: {got}, "
+                             f"expected {case.expected[actor]}")
+    assert wrong == []
+
+
+def test_unknown_ids_are_404(world: World, client: TestClient) -> None:
+    wrong = []
+    for case in CASES:
+        if "{" not in case.path or case.method == "PUT":  # PUT creates what is missing
+            continue
+        params = {k: ("999999" if k.endswith(("job_id", "batch_id", "user_id")) else "no-such")
+                  for k in case.make(world, "admin")[0]}
+        got = call(client, case.method, case.path.format(**params), world.headers["admin"],
+                   **case.missing)
+        if got != 404:
+            wrong.append(f"{case.method} {case.path}: {got}")
+    assert wrong == []
+
+
+def ids(client: TestClient, headers: dict[str, str], url: str = "/api/jobs") -> set[int]:
+    r = client.get(url, headers=headers, params={"limit": 200})
+    assert r.status_code == 200
+    return {j["id"] for j in r.json()["items"]}
+
+
+def test_job_lists_show_only_what_each_role_may_see(world: World, client: TestClient) -> None:
+    h = world.headers
+    mine = ids(client, h["resident"])
+    assert world.job in mine and world.batch_job not in mine
+    owners = {j["owner"] for j in client.get("/api/jobs", headers=h["resident"],
+                                              params={"limit": 200}).json()["items"]}
+    assert owners == {user_id(world.stack, world.names["resident"])}
+    assert world.job not in ids(client, h["resident2"])
+    assert world.batch_job in ids(client, h["teacher"])
+    assert world.batch_job not in ids(client, h["teacher2"])
+    assert world.job not in ids(client, h["teacher"])
+    staff = client.get("/api/jobs", headers=h["staff"], params={"limit": 200}).json()["items"]
+    assert {world.job, world.batch_job} <= {j["id"] for j in staff}
+    assert {j["site"] for j in staff} <= {"kc", None}
+    assert world.other_site_job not in {j["id"] for j in staff}
+    assert world.other_site_job in ids(client, h["staff_b"])
+    assert world.job not in ids(client, h["staff_b"])
+    assert {world.job, world.batch_job, world.other_site_job} <= ids(client, h["admin"])
+
+
+def test_teacher_sees_the_jobs_of_their_batch(world: World, client: TestClient) -> None:
+    h = world.headers
+    assert client.get(f"/api/jobs/{world.batch_job}", headers=h["teacher"]).status_code == 200
+    assert client.get(f"/api/jobs/{world.batch_job}", headers=h["teacher2"]).status_code == 403
+    listed = client.get("/api/batches", headers=h["teacher"]).json()
+    assert world.batch in {b["id"] for b in listed}
+    assert world.batch not in {b["id"] for b in client.get(
+        "/api/batches", headers=h["teacher2"]).json()}
+    assert client.get("/api/batches", headers=h["resident"]).json() == []
+    assert world.batch not in {b["id"] for b in client.get(
+        "/api/batches", headers=h["staff_b"]).json()}
+
+
+def test_machine_secrets_and_connections_only_for_staff(world: World,
+                                                        client: TestClient) -> None:
+    resident = client.get("/api/devices/mk4-1", headers=world.headers["resident"]).json()
+    staff = client.get("/api/devices/mk4-1", headers=world.headers["staff"]).json()
+    assert "connection" not in resident and "settings" not in resident
+    assert "connection" in staff
+
+
+def test_bad_tokens_are_401_in_words(client: TestClient) -> None:
+    for token in ("garbage", "eyJ1aWQiOjF9.forged.signature"):
+        r = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert "Sign in" in r.json()["detail"]
+
+
+def test_openapi_documents_every_endpoint(stack: Stack, client: TestClient) -> None:
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    documented = {(m.upper(), p) for p, ops in paths.items() for m in ops}
+    missing = set(api_routes(stack.app)) - documented
+    assert missing == set()
+    upload = paths["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert {"file", "material"} <= set(upload["schema"]["required"])
+
+
+def test_errors_are_json_detail_with_4xx(world: World, client: TestClient) -> None:
+    h = world.headers["staff"]
+    cases = [
+        client.get("/api/jobs/not-a-number", headers=h),
+        client.post(f"/api/jobs/{world.job}/reject", headers=h, json={}),
+        client.get("/api/jobs", headers=h, params={"status": "nonsense"}),
+        client.get("/api/nothing-here", headers=h),
+        client.post("/api/auth/token", data={}),
+    ]
+    for r in cases:
+        assert 400 <= r.status_code < 500, r.text
+        assert r.headers["content-type"].startswith("application/json")
+        assert isinstance(r.json()["detail"], str) and r.json()["detail"]
