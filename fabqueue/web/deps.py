@@ -57,8 +57,8 @@ def request_locale(request: Request, user: User | None = None) -> str:
 class ApiError(HTTPException):
     """An error a person reads: an English msgid translated into the caller's language."""
 
-    def __init__(self, status: int, message: str, **params: Any) -> None:
-        super().__init__(status_code=status, detail=message)
+    def __init__(self, status_code: int, message: str, /, **params: Any) -> None:
+        super().__init__(status_code=status_code, detail=message)
         self.message = message
         self.params = params
 

@@ -117,7 +117,7 @@ def _handle_events(job_id: int, user: User = Depends(current_user),
     evs = list(db.scalars(select(JobEvent).where(JobEvent.job_id == job_id)
                           .order_by(JobEvent.id)))
     ids = {e.actor_id for e in evs if e.actor_id}
-    names = dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+    names = dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
     return [event_out(e, names) for e in evs]
 
 
