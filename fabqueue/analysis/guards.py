@@ -84,8 +84,8 @@ def stl_is_binary(head: bytes, size: int) -> bool:
         (count,) = struct.unpack_from("<I", head, 80)
         if STL_HEADER_BYTES + STL_RECORD_BYTES * count == size:
             return True
-    text = head.lstrip()
-    return not (text[:5].lower() == b"solid" and (b"facet" in head or size < 1024))
+    text = head.lstrip().lower()
+    return not (text.startswith(b"solid") and (b"facet" in text or size < 1024))
 
 
 def check_stl(path: Path, *, max_triangles: int, max_bytes: int = 100 * MB) -> int:

@@ -1,6 +1,6 @@
 """Turn an upload into triangles: guards first, then the fastest reader for the format.
 
-Binary STL is read with numpy directly; ASCII STL, 3MF and OBJ go through trimesh with
+STL (binary and text) is read with numpy directly; 3MF and OBJ go through trimesh with
 ``process=False`` (no merging or repair: the numpy core measures what was drawn).
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from fabqueue.analysis import guards
 from fabqueue.analysis.guards import UploadLimits
-from fabqueue.analysis.stl import read_binary_stl
+from fabqueue.analysis.stl import read_ascii_stl, read_binary_stl
 from fabqueue.core.findings import N_, Refused
 
 FORMATS = ("stl", "3mf", "obj")
@@ -48,7 +48,7 @@ def load_triangles(path: Path, fmt: str, limits: UploadLimits) -> tuple[np.ndarr
             head = f.read(4096)
         if guards.stl_is_binary(head, path.stat().st_size):
             return read_binary_stl(path, count), 1.0
-        return _with_trimesh(path, "stl"), 1.0
+        return read_ascii_stl(path, count), 1.0
     guards.check_size(path, max_bytes=limits.max_bytes)
     if fmt == "3mf":
         _check_3mf(path, limits)

@@ -269,3 +269,38 @@ def test_unknown_format_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.step"
     path.write_bytes(b"ISO-10303-21;")
     assert error_codes(analyse(path, "step")) == ["unsupported_format"]
+
+
+def ascii_facets(tris: np.ndarray, upper: bool = False) -> bytes:
+    lines = ["solid part"]
+    for tri in tris:
+        lines += ["  facet normal 0 0 0", "    outer loop"]
+        lines += [f"      vertex {x:.6e} {y:.6e} {z:.6e}" for x, y, z in tri]
+        lines += ["    endloop", "  endfacet"]
+    lines.append("endsolid part")
+    text = "\n".join(lines) + "\n"
+    return (text.upper() if upper else text).encode()
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_ascii_stl_reads_like_binary(tmp_path: Path, upper: bool) -> None:
+    path = tmp_path / "cube.stl"
+    path.write_bytes(ascii_facets(cube_triangles(), upper=upper))
+    report = analyse(path)
+    assert report["ok"] and report["watertight"] and report["triangles"] == 12
+    assert report["volume_cm3"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_ascii_stl_with_a_missing_number(tmp_path: Path) -> None:
+    text = ascii_facets(cube_triangles()).replace(b"vertex 5.000000e+00", b"vertex", 1)
+    path = tmp_path / "short.stl"
+    path.write_bytes(text)
+    assert error_codes(analyse(path)) == ["unreadable_file"]
+
+
+def test_ascii_stl_with_a_facet_missing_a_vertex(tmp_path: Path) -> None:
+    lines = ascii_facets(cube_triangles()).split(b"\n")
+    del lines[3]  # the first facet's first vertex
+    path = tmp_path / "two_corners.stl"
+    path.write_bytes(b"\n".join(lines))
+    assert error_codes(analyse(path)) == ["unreadable_file"]
