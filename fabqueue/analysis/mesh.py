@@ -57,7 +57,13 @@ def analyse_mesh(
     if thumbnail is not None and geometry is not None:
         from fabqueue.analysis.thumbnail import render_mesh_thumbnail
 
-        render_mesh_thumbnail(geometry.vertices, geometry.faces, thumbnail)
+        try:
+            render_mesh_thumbnail(geometry.vertices, geometry.faces, thumbnail)
+        except Exception as error:  # a missing picture must not lose the analysis
+            _warn(report, finding(
+                "no_thumbnail", N_("No preview picture could be made ({reason})."),
+                reason=type(error).__name__,
+            ))
     return report
 
 
@@ -159,15 +165,15 @@ def _check(
         nonmanifold_edges=edges.nonmanifold_edges,
     )
     _check_surface(report, edges, len(faces))
-    volume = measures.volume_mm3
-    if volume < 0:
+    volume, inverted = _right_way_out(measures, triangles, face_body)
+    if inverted:
         report["inverted_normals"] = True
         _warn(report, finding(
             "inverted_normals",
-            N_("The model's faces point inwards (inverted normals); FabQueue measured it the "
-               "right way out, but check it in your slicer."),
+            N_("{count} of the model's parts are inside out (their faces point inwards); "
+               "FabQueue measured them the right way out, but check them in your slicer."),
+            count=inverted,
         ))
-        volume = -volume
     if volume <= 1e-9 * float(np.prod(bbox)):
         raise Refused(
             "zero_volume",
@@ -186,6 +192,41 @@ def _check(
     _check_fit(report, vertices, bbox, material, printers)
     _estimate(report, volume, measures, bbox, material, params, copies)
     return MeshGeometry(vertices, faces)
+
+
+#: Above this many (negative × positive) body pairs, skip the per-body inside-out check.
+_MAX_BODY_PAIRS = 10_000_000
+
+
+def _right_way_out(
+    measures: topology.Measures, triangles: np.ndarray, face_body: np.ndarray
+) -> tuple[float, int]:
+    """Return (volume with inside-out parts turned right, how many parts were inside out).
+
+    A part with negative volume is inside out, unless it sits within a positive part: then it
+    is a deliberate hollow (an inner shell facing inwards) and its volume rightly subtracts.
+    """
+    per_body = measures.body_volumes_mm3
+    negative = np.flatnonzero(per_body < 0)
+    positive = np.flatnonzero(per_body > 0)
+    if len(negative) == 0:
+        return measures.volume_mm3, 0
+    if len(positive) == 0:
+        return -measures.volume_mm3, len(negative)
+    if len(negative) * len(positive) > _MAX_BODY_PAIRS:  # absurd part counts: judge the total
+        total = measures.volume_mm3
+        return abs(total), int(total < 0)
+    bodies = len(per_body)
+    low = np.full((bodies, 3), np.inf)
+    high = np.full((bodies, 3), -np.inf)
+    np.minimum.at(low, face_body, triangles.min(axis=1))
+    np.maximum.at(high, face_body, triangles.max(axis=1))
+    enclosed = (
+        (low[positive][:, None] <= low[negative][None]).all(axis=2)
+        & (high[negative][None] <= high[positive][:, None]).all(axis=2)
+    ).any(axis=0)
+    inside_out = negative[~enclosed]
+    return measures.volume_mm3 - 2 * float(per_body[inside_out].sum()), len(inside_out)
 
 
 def _significant(value: float, digits: int = 6) -> float:

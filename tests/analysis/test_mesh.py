@@ -187,3 +187,24 @@ def test_thumbnail_written_when_asked(tmp_path: Path) -> None:
     analyse(sample("teapot.stl"), thumbnail=out)
     with Image.open(out) as image:
         assert image.size == (256, 256)
+
+
+def test_one_inside_out_part_of_two(tmp_path: Path) -> None:
+    good = trimesh.creation.box(extents=(10, 10, 10))
+    bad = trimesh.creation.box(extents=(10, 10, 10))
+    bad.apply_translation((30, 0, 0))
+    bad.invert()
+    report = analyse(write_stl(trimesh.util.concatenate([good, bad]), tmp_path / "two.stl"))
+    assert report["ok"] and report["bodies"] == 2 and report["inverted_normals"]
+    assert report["volume_cm3"] == pytest.approx(2.0, rel=1e-6)
+    warning = next(w for w in report["warnings"] if w["code"] == "inverted_normals")
+    assert warning["params"]["count"] == 1
+
+
+def test_hollow_inside_a_part_subtracts(tmp_path: Path) -> None:
+    outer = trimesh.creation.box(extents=(20, 20, 20))
+    void = trimesh.creation.box(extents=(10, 10, 10))
+    void.invert()  # an inner shell facing inwards: a deliberate cavity
+    report = analyse(write_stl(trimesh.util.concatenate([outer, void]), tmp_path / "hollow.stl"))
+    assert report["ok"] and not report["inverted_normals"]
+    assert report["volume_cm3"] == pytest.approx(8.0 - 1.0, rel=1e-6)
