@@ -8,64 +8,35 @@ ALARM:3 and loses what was buffered. Time is simulated: a move takes its distanc
 feed rate, times ``time_scale`` (use e.g. 0.01 in tests), plus ``min_block_s``.
 
 Threads: the link's reader (realtime bytes, buffer), the protocol loop (lines), the motion
-loop (planner) and the link's writer. All state is guarded by one condition variable.
+loop (planner, ``motion.py``) and the link's writer. All state is guarded by one condition
+variable. `$` commands are in ``system_commands.py``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 
-from fabqueue.simulators.grbl.gcode import GcodeError, Modal, Move, Vector, clean, interpret
+from fabqueue.simulators.grbl.gcode import GcodeError, Modal, Vector, clean, interpret
 from fabqueue.simulators.grbl.link import PtyLink
-from fabqueue.simulators.grbl.settings import default_settings, format_setting, validate_write
+from fabqueue.simulators.grbl.motion import MotionMixin, MotionSegment, PlannerBlock
+from fabqueue.simulators.grbl.settings import (
+    BANNER,
+    LINE_MAX_CHARS,
+    PLANNER_BLOCKS,
+    RX_BUFFER_BYTES,
+    UNLOCK_MESSAGE,
+    default_settings,
+)
+from fabqueue.simulators.grbl.system_commands import ANSWERED, SystemCommandsMixin
 
-BANNER = "Grbl 1.1h ['$' for help]"
-UNLOCK_MESSAGE = "[MSG:'$H'|'$X' to unlock]"
-PLANNER_BLOCKS = 15
-RX_BUFFER_BYTES = 128
-LINE_MAX_CHARS = 80
+__all__ = ["GrblMachine", "MotionSegment"]
+
 _REALTIME = frozenset(b"?!~\x18")
-_SETTING_WRITE = re.compile(r"\$(\d+)=(.*)")
-_ANSWERED = -1  # the command already answered (or a reset/alarm swallowed its answer)
 
 
-@dataclass(frozen=True)
-class MotionSegment:
-    """One executed planner block, for the tests' assertions."""
-
-    line_number: int  # the line's number among all lines received since start (1-based)
-    source: str  # the line as received
-    start: Vector
-    end: Vector  # where the motion stopped (the target unless cut short)
-    rapid: bool
-    feed: float  # mm/min used (rapids: the axes' max rate)
-    spindle: str  # "M3", "M4", "M5"
-    power: float  # laser power applied (0 = off): S clamped to $30, off for G0 in laser mode
-    completed: bool  # False when a reset or alarm cut the move short
-    jog: bool = False
-
-    @property
-    def laser_on(self) -> bool:
-        return self.power > 0
-
-
-@dataclass
-class _Block:
-    move: Move
-    line_number: int
-    source: str
-    duration_s: float
-    feed: float
-    power: float
-    jog: bool = False
-
-
-class GrblMachine:
+class GrblMachine(SystemCommandsMixin, MotionMixin):
     """The firmware's behaviour; ``GrblEmulator`` wires it to a pty."""
 
     def __init__(
@@ -100,7 +71,7 @@ class GrblMachine:
         self._cv = threading.Condition()
         self._rx = bytearray()
         self._line = bytearray()
-        self._planner: deque[_Block] = deque()
+        self._planner: deque[PlannerBlock] = deque()
         self._epoch = 0
         self._alarm = homing  # power-up with homing enabled: position unknown, locked
         self._critical = False  # ALARM:1/2: nothing but a soft reset is heard
@@ -114,7 +85,7 @@ class GrblMachine:
         self._banner_due: float | None = None
         self._overrides = [100, 100, 100]  # feed, rapid, spindle (%)
         self._position: Vector = (0.0, 0.0, 0.0)
-        self._current: _Block | None = None
+        self._current: PlannerBlock | None = None
         self._t0 = 0.0
         self._t_end = 0.0
         self._reports = 0
@@ -312,14 +283,6 @@ class GrblMachine:
         self._hold = False
         self._cv.notify_all()
 
-    def _log(self, block: _Block, end: Vector, *, completed: bool) -> None:
-        self.segments.append(
-            MotionSegment(
-                block.line_number, block.source, block.move.start, end, block.move.rapid,
-                block.feed, "M" + block.move.spindle, block.power, completed, block.jog,
-            )
-        )  # fmt: skip
-
     # == line protocol (protocol thread) =====================================================
     def protocol_loop(self) -> None:
         with self._cv:
@@ -372,7 +335,7 @@ class GrblMachine:
                 code = 9
             else:
                 code = self._gcode(line, text, epoch)
-        if code != _ANSWERED and epoch == self._epoch:
+        if code != ANSWERED and epoch == self._epoch:
             self._answer(raw, code)
 
     def _wait_planner(self, epoch: int, *, until_empty: bool) -> bool:
@@ -394,13 +357,13 @@ class GrblMachine:
             return err.code
         if self.settings[20] and any(not self._within_travel(m.end) for m in planned.moves):
             self.raise_alarm(2)
-            return _ANSWERED
+            return ANSWERED
         if self._check_mode:
             return 0
         if (planned.dwell_s is not None or planned.sync) and not self._wait_planner(
             epoch, until_empty=True
         ):
-            return _ANSWERED
+            return ANSWERED
         if planned.dwell_s:
             deadline = time.monotonic() + planned.dwell_s * self.time_scale
             self._waiting = True
@@ -411,181 +374,13 @@ class GrblMachine:
             self._hold, self._hold_at, self._held_moving = True, time.monotonic(), False
         for move in planned.moves:
             if not self._wait_planner(epoch, until_empty=False):
-                return _ANSWERED
+                return ANSWERED
             self._plan(move, self._lines_total, source)
         return 0
 
     def _within_travel(self, point: Vector) -> bool:
         travel = (self.settings[130], self.settings[131], self.settings[132])
         return all(-1e-6 <= v <= t + 1e-6 for v, t in zip(point, travel, strict=True))
-
-    def _plan(self, move: Move, line_number: int, source: str, *, jog: bool = False) -> None:
-        deltas = [abs(e - s) for s, e in zip(move.start, move.end, strict=True)]
-        distance = math.sqrt(sum(d * d for d in deltas))
-        rates = (self.settings[110], self.settings[111], self.settings[112])
-        axis_limited_min = max(d / r for d, r in zip(deltas, rates, strict=True))
-        feed_ov, rapid_ov, spindle_ov = self._overrides
-        if move.rapid:
-            minutes = axis_limited_min * 100 / rapid_ov
-        else:
-            minutes = max(distance / (move.feed * feed_ov / 100), axis_limited_min)
-        feed = distance / minutes if minutes > 0 else 0.0
-        off = move.spindle == "5" or (move.rapid and self.settings[32]) or jog
-        power = 0.0 if off else min(move.power, self.settings[30]) * spindle_ov / 100
-        duration = minutes * 60 * self.time_scale + self.min_block_s
-        self._planner.append(_Block(move, line_number, source, duration, feed, power, jog))
-        self._cv.notify_all()
-
-    # == $ commands ==========================================================================
-    def _system_command(self, line: str, raw: bytes) -> int:
-        if line == "$":
-            self._emit("[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]")
-            return 0
-        if line.startswith("$J="):
-            return self._jog(line[3:], raw)
-        if line == "$G":
-            self._emit(self.modal.report())
-            return 0
-        if line == "$C":
-            return self._toggle_check_mode(raw)
-        if line == "$X":
-            if self._alarm:
-                self._alarm = False
-                self._emit("[MSG:Caution: Unlocked]")
-            return 0
-        if line == "$$":
-            if self._planner or self._hold:
-                return 8
-            for number, value in self.settings.items():
-                self._emit(format_setting(number, value))
-            return 0
-        if self.state_name() not in ("Idle", "Alarm"):
-            return 8  # not idle
-        if line == "$H":
-            return self._home()
-        if line == "$I":
-            self._emit("[VER:1.1h.20190830:]")
-            self._emit(f"[OPT:V,{PLANNER_BLOCKS},{RX_BUFFER_BYTES}]")
-            return 0
-        if line == "$#":
-            for name in ("G54", "G55", "G56", "G57", "G58", "G59", "G28", "G30", "G92"):
-                self._emit(f"[{name}:0.000,0.000,0.000]")
-            self._emit("[TLO:0.000]")
-            self._emit("[PRB:0.000,0.000,0.000:0]")
-            return 0
-        if line == "$N":
-            self._emit("$N0=")
-            self._emit("$N1=")
-            return 0
-        match = _SETTING_WRITE.fullmatch(line)
-        if match is None:
-            return 3
-        return self._write_setting(int(match.group(1)), match.group(2))
-
-    def _write_setting(self, number: int, text: str) -> int:
-        try:
-            value = float(text)
-        except ValueError:
-            return 2
-        code = validate_write(self.settings, number, value)
-        if code is not None:
-            return code
-        self.settings[number] = value
-        # The EEPROM write stalls the serial interrupt: what arrives meanwhile is lost.
-        deadline = time.monotonic() + self.eeprom_stall_s
-        self._deaf_until = deadline
-        while (left := deadline - time.monotonic()) > 0:
-            self._cv.wait(left)
-        return 0
-
-    def _toggle_check_mode(self, raw: bytes) -> int:
-        if self._check_mode:
-            self._emit("[MSG:Disabled]")
-            self._answer(raw, 0)
-            self.soft_reset()  # leaving check mode resets by itself
-            return _ANSWERED
-        if self.state_name() != "Idle":
-            return 8
-        self._check_mode = True
-        self._emit("[MSG:Enabled]")
-        return 0
-
-    def _home(self) -> int:
-        if not self.settings[22]:
-            return 5  # homing not enabled
-        epoch = self._epoch
-        self._homing = self._waiting = True
-        deadline = time.monotonic() + self.homing_s
-        while epoch == self._epoch and (left := deadline - time.monotonic()) > 0:
-            self._cv.wait(left)
-        self._waiting = False
-        if epoch != self._epoch:
-            return _ANSWERED
-        self._homing = self._alarm = False
-        self._position = (0.0, 0.0, 0.0)
-        self.modal.position = self._position
-        return 0
-
-    def _jog(self, body: str, raw: bytes) -> int:
-        if self.state_name() not in ("Idle", "Jog"):
-            return 8
-        jog_modal = Modal(
-            motion="1", inches=self.modal.inches, incremental=False, position=self.modal.position
-        )
-        try:
-            planned = interpret(body, jog_modal)
-        except GcodeError as err:
-            return err.code
-        if "F" not in body:
-            return 22
-        if self.settings[20] and any(not self._within_travel(m.end) for m in planned.moves):
-            return 15  # jog travel exceeded
-        for move in planned.moves:
-            if not self._wait_planner(self._epoch, until_empty=False):
-                return _ANSWERED
-            self._plan(move, self._lines_total, raw.decode("latin-1"), jog=True)
-        self.modal.position = jog_modal.position
-        return 0
-
-    # == motion (motion thread) ==============================================================
-    def motion_loop(self) -> None:
-        previous_end: float | None = None  # back-to-back blocks start when the last ended
-        with self._cv:
-            while not self.closed:
-                if not self._planner or self._hold:
-                    if not self._planner:
-                        previous_end = None  # starved: the next block starts when it arrives
-                    self._cv.wait(0.05)
-                    continue
-                block, epoch = self._planner[0], self._epoch
-                now = time.monotonic()
-                self._t0 = previous_end if previous_end is not None else now
-                self._t_end = self._t0 + block.duration_s
-                self._current = block
-                previous_end = self._run_block(block, epoch)
-
-    def _run_block(self, block: _Block, epoch: int) -> float | None:
-        """Wait out one block (pausing for holds); its end time, or None if it was aborted."""
-        while not self.closed and epoch == self._epoch:
-            now = time.monotonic()
-            if self._hold:
-                remaining = max(0.0, self._t_end - self._hold_at)
-                while self._hold and epoch == self._epoch and not self.closed:
-                    self._cv.wait(0.05)
-                if epoch != self._epoch or self.closed:
-                    return None
-                self._t_end = self._resumed_at + remaining
-                self._t0 = self._t_end - block.duration_s
-                continue
-            if now >= self._t_end:
-                self._planner.popleft()
-                self._current = None
-                self._position = block.move.end
-                self._log(block, block.move.end, completed=True)
-                self._cv.notify_all()
-                return self._t_end
-            self._cv.wait(min(self._t_end - now, 0.02))
-        return None
 
     # == test hooks ==========================================================================
     def inject_error(self, code: int, line_number: int) -> None:

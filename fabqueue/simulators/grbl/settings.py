@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# Build constants of a stock GRBL 1.1h on an ATmega328p (`$I` reports `[OPT:V,15,128]`).
+BANNER = "Grbl 1.1h ['$' for help]"
+UNLOCK_MESSAGE = "[MSG:'$H'|'$X' to unlock]"
+PLANNER_BLOCKS = 15
+RX_BUFFER_BYTES = 128
+LINE_MAX_CHARS = 80
+
 #: Integer-valued settings (printed without decimals).
 INTEGER_SETTINGS = frozenset({0, 1, 2, 3, 4, 5, 6, 10, 13, 20, 21, 22, 23, 26, 30, 31, 32})
 
