@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabqueue.core.access import Role
+from fabqueue.core.findings import N_
 from fabqueue.i18n import gettext
 from fabqueue.store.models import Batch, Material, User
 from fabqueue.store.queries import visible_batches
@@ -80,8 +81,8 @@ def class_csv(batch_id: int, request: Request, user: User | None = Depends(optio
     t = lambda s: gettext(locale, s)  # noqa: E731
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow([t("Pupil"), t("File"), t("Job"), t("Status"), t("Material"), "g",
-                t("Time") + " (min)", t("Cost")])
+    w.writerow([t(N_("Pupil")), t(N_("File")), t(N_("Job")), t(N_("Status")),
+                t(N_("Material")), "g", t(N_("Time")) + " (min)", t(N_("Cost"))])
     for j in batch.jobs:
         a = j.analysis or {}
         w.writerow([j.student_name or "", j.file_name, j.id,
