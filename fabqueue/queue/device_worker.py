@@ -261,7 +261,7 @@ class DeviceWorker:
         if st.state == MachineState.OFFLINE and force_outcome is None:
             self.lost(st.message or "the machine stopped answering")
             return
-        outcome = st.outcome or force_outcome
+        outcome = force_outcome or st.outcome
         if outcome is None and st.state == MachineState.ERROR:
             outcome = Outcome.FAILED
         if outcome is not None:
