@@ -120,11 +120,6 @@ OURS = (
 )
 
 
-#: glibc hands big freed blocks back to the OS, so every large numpy temporary page-faults
-#: afresh; a worker process can keep them instead (at the cost of holding its peak RSS).
-KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "2147483648"}
-
-
 def tools(stl: Path, png: Path) -> dict[str, tuple[list[str], dict[str, str] | None]]:
     py = sys.executable
     return {
@@ -133,8 +128,6 @@ def tools(stl: Path, png: Path) -> dict[str, tuple[list[str], dict[str, str] | N
         "trimesh load + watertight/volume/split": ([py, "-c", TRIMESH, str(stl)], None),
         "fabqueue analyse_mesh": ([py, "-c", OURS, str(stl)], None),
         "fabqueue analyse_mesh + thumbnail": ([py, "-c", OURS, str(stl), str(png)], None),
-        "fabqueue analyse_mesh, glibc keeping freed memory": (
-            [py, "-c", OURS, str(stl)], KEEP_FREED_MEMORY),
     }
 
 

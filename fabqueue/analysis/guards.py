@@ -155,13 +155,19 @@ def _ascii_stl_count(path: Path, chunk: int = 16 * MB) -> int:
 # -- zip archives (3MF, class-batch uploads) -------------------------------------------------
 
 
-def safe_zip_members(path: Path, limits: ZipLimits = ZipLimits()) -> list[zipfile.ZipInfo]:
+def safe_zip_members(
+    path: Path, limits: ZipLimits | UploadLimits = ZipLimits()
+) -> list[zipfile.ZipInfo]:
     """Return the members of a zip archive after checking its directory against ``limits``.
 
     Refuses, without decompressing anything: unreadable archives, too many members, names
-    that escape the extraction folder ("..", absolute paths, drive letters), nested archives,
-    a total expanded size over the limit, and compression ratios only a bomb achieves.
+    that escape the extraction folder ("..", absolute paths, drive letters), nested archives
+    (zip, gz, 7z, rar, tar; a 3MF member is a model, checked again when it is analysed), a
+    total expanded size over the limit, and compression ratios only a bomb achieves.
+    ``UploadLimits`` may be passed: its ``zip`` part applies.
     """
+    if isinstance(limits, UploadLimits):
+        limits = limits.zip
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
@@ -180,7 +186,7 @@ def safe_zip_members(path: Path, limits: ZipLimits = ZipLimits()) -> list[zipfil
     compressed = 0
     for info in members:
         _check_member_name(info.filename)
-        if info.filename.lower().endswith((".zip", ".3mf", ".gz", ".7z", ".rar")):
+        if info.filename.lower().endswith(_ARCHIVES):
             raise Refused(
                 "nested_archive",
                 N_("The archive contains another archive ({name}); upload the files directly."),
@@ -214,6 +220,7 @@ def _bomb(expanded: int, limits: ZipLimits) -> Refused:
     )
 
 
+_ARCHIVES = (".zip", ".gz", ".tgz", ".7z", ".rar", ".tar", ".bz2", ".xz")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 

@@ -157,3 +157,11 @@ def test_plain_xml_passes() -> None:
 ])
 def test_entities_are_refused(doc: bytes) -> None:
     assert refused_code(check_xml_bytes, doc) == "xml_entities"
+
+
+def test_upload_limits_are_accepted_for_batches(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "class.zip", {"anna.3mf": b"PK", "ben.stl": b"solid b\n"})
+    infos = safe_zip_members(path, UploadLimits())  # student 3MF files are models, not nests
+    assert [i.filename for i in infos] == ["anna.3mf", "ben.stl"]
+    tight = UploadLimits(zip=ZipLimits(max_members=1))
+    assert refused_code(safe_zip_members, path, tight) == "too_many_members"
