@@ -316,6 +316,8 @@ class GrblDriver:
             elif BANNER.match(text):
                 self._banners += 1
                 self._in_flight.clear()  # a reset discards whatever GRBL had buffered
+                if not self._resetting:
+                    self._stop_job("restarted")  # rebooted under us: never stream on blindly
             elif self._in_flight:
                 self._in_flight[0].lines.append(text)
             self._cv.notify_all()
@@ -506,6 +508,12 @@ class GrblDriver:
                 Outcome.FAILED,
                 f"GRBL stopped acknowledging lines (after line {job.acked} of "
                 f"{len(job.lines)}) while idle: bytes were lost on the link. The job was stopped.",
+            )
+        elif job.stop == "restarted":
+            self._finish(
+                Outcome.FAILED,
+                "The laser controller restarted during the job (power or USB glitch?); "
+                "the job was stopped.",
             )
         elif job.stop == "alarm":
             code = self._alarm or 0

@@ -127,6 +127,10 @@ class GrblEmulator:
         """Answer ``error:code`` to the ``line_number``-th non-empty line from now on."""
         self.machine.inject_error(code, line_number)
 
+    def reboot(self) -> None:
+        """The board restarts by itself (a brown-out): banner, no alarm, position zeroed."""
+        self.machine.soft_reset(power_cycle=True)
+
     def trigger_alarm(self, code: int) -> None:
         """Raise ``ALARM:code`` now (1 hard limit, 2 soft limit are critical)."""
         self.machine.raise_alarm(code)

@@ -337,3 +337,16 @@ def test_time_left_extrapolates_without_estimates(connect: Connect) -> None:
     assert status.time_left_s is not None and status.elapsed_s is not None
     assert 0 < status.time_left_s < status.elapsed_s  # most of it is done
     wait_outcome(driver)
+
+
+def test_controller_restart_mid_job_stops_the_stream(connect: Connect) -> None:
+    emulator, driver = connect(time_scale=0.05)
+    driver.start_lines("long", long_moves(40))
+    wait_until(lambda: emulator.state == "Run")
+    emulator.reboot()  # nobody asked for it: a brown-out
+    status = wait_outcome(driver)
+    assert status.outcome is Outcome.FAILED and "restarted" in status.message  # type: ignore[operator]
+    time.sleep(0.2)
+    received = len(emulator.lines_received)
+    time.sleep(0.3)
+    assert len(emulator.lines_received) == received  # nothing streamed after the reboot

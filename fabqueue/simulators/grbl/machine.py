@@ -238,8 +238,11 @@ class GrblMachine(SystemCommandsMixin, MotionMixin):
             self._stop_motion()
 
     # == reset and alarms ====================================================================
-    def soft_reset(self) -> None:
-        """0x18: stop at once; ALARM:3 if it was moving; banner after the reboot delay."""
+    def soft_reset(self, *, power_cycle: bool = False) -> None:
+        """0x18: stop at once; ALARM:3 if it was moving; banner after the reboot delay.
+
+        ``power_cycle``: the board rebooted (brown-out, USB glitch): no alarm report, the
+        position starts at zero and only a homing machine comes up locked."""
         with self._cv:
             moving = self._homing or (
                 bool(self._planner) and not (self._hold and not self.state_name().endswith(":1"))
@@ -250,9 +253,11 @@ class GrblMachine(SystemCommandsMixin, MotionMixin):
             self._line.clear()
             self._unanswered_bytes = 0
             self._critical = self._check_mode = self._homing = False
+            if power_cycle:
+                self._position, self._alarm = (0.0, 0.0, 0.0), bool(self.settings[22])
             self.modal = Modal(position=self._position)
             self._overrides = [100, 100, 100]
-            if moving:
+            if moving and not power_cycle:
                 self._alarm = True
                 self._emit("ALARM:3")
             self._deaf_until = time.monotonic() + self.reset_delay_s
