@@ -175,6 +175,7 @@ def test_soft_limit_alarm_silences_status_until_reset(make_grbl_emulator: Make) 
     assert c.ask("G0 X1") == ["error:9"]  # homing enabled: locked at power-up
     assert c.ask("$H") == ["ok"]
     assert c.status().startswith("<Idle|MPos:0.000,0.000,0.000")
+    assert c.ask("$J=G91 X150 F1000") == ["error:15"]  # a jog beyond travel is just refused
     c.send("G0 X150\n")
     assert c.lines(lambda t: t.startswith("[MSG")) == ["ALARM:2", "[MSG:Reset to continue]"]
     c.send(b"?")
@@ -230,6 +231,11 @@ def test_arc_chords_follow_the_circle(client: Client, grbl_emulator) -> None:  #
     assert chords[-1].end == (20.0, 10.0, 0.0)
     assert all(abs(math.dist(s.end[:2], (15, 10)) - 5) < 1e-6 for s in chords)
     assert max(s.end[1] for s in chords) == pytest.approx(15, abs=0.01)  # clockwise: over the top
+    assert client.ask("G3 X30 Y10 R5") == ["ok"]  # radius form, counter-clockwise: below
+    client.ask("G4 P0")
+    below = [s for s in emulator.segments if s.source.startswith("G3")]
+    assert below[-1].end == (30.0, 10.0, 0.0)
+    assert min(s.end[1] for s in below) == pytest.approx(5, abs=0.01)
 
 
 def test_jog_cancel_and_feed_override(make_grbl_emulator: Make) -> None:  # noqa: F811
