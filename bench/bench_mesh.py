@@ -1,11 +1,14 @@
 """Benchmark: analysing a ~1M-triangle binary STL, against admesh, PrusaSlicer and trimesh.
 
-Run from the repository root:  .venv/bin/python bench/bench_mesh.py [--runs 3] [--no-write]
+Run from the repository root:
+    .venv/bin/python bench/bench_mesh.py [--runs 3] [--no-write] [--no-estimates]
 
 Generates four geodesic spheres (1,003,520 triangles, 50 MB) in a temp folder, runs every
-tool in its own subprocess (through a small wrapper that reports the child's wall time and
-peak RSS from getrusage), keeps the best time of --runs, prints a table with ratios to
-admesh, and writes it under "## Mesh analysis" in bench/RESULTS.md.
+tool in its own subprocess (through a small wrapper that reports the child's wall and CPU
+time and peak RSS from getrusage), keeps the best of --runs, prints a table with ratios to
+admesh; then slices six simple shapes with PrusaSlicer under two profiles and compares its
+filament grams and time with ``estimate_print``. Writes both under "## Mesh analysis" in
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from fabqueue.core.estimates import PrintParams
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -131,6 +136,72 @@ def tools(stl: Path, png: Path) -> dict[str, tuple[list[str], dict[str, str] | N
     }
 
 
+SHAPES = {
+    "box 20³": ("box", {"extents": (20, 20, 20)}),
+    "plate 60×40×10": ("box", {"extents": (60, 40, 10)}),
+    "box 50³": ("box", {"extents": (50, 50, 50)}),
+    "cylinder r15 h30": ("cylinder", {"radius": 15, "height": 30, "sections": 96}),
+    "sphere r20": ("icosphere", {"subdivisions": 4, "radius": 20}),
+    "tube r10–20 h40": ("annulus", {"r_min": 10, "r_max": 20, "height": 40, "sections": 96}),
+}
+PROFILES = {
+    "defaults (0.2 mm, 2 perimeters, 15%)": {},
+    "0.3 mm, 3 perimeters, 40%": {"layer_height_mm": 0.3, "first_layer_height_mm": 0.3,
+                                   "perimeters": 3, "top_solid_layers": 4,
+                                   "bottom_solid_layers": 3, "fill_density": 0.4},
+}
+
+
+def slicer_args(params: PrintParams) -> list[str]:
+    p = params
+    return [
+        "--layer-height", str(p.layer_height_mm), "--first-layer-height",
+        str(p.first_layer_height_mm), "--nozzle-diameter", str(p.nozzle_diameter_mm),
+        "--extrusion-width", str(p.extrusion_width_mm), "--perimeters", str(p.perimeters),
+        "--top-solid-layers", str(p.top_solid_layers), "--bottom-solid-layers",
+        str(p.bottom_solid_layers), "--fill-density", f"{p.fill_density * 100:.0f}%",
+        "--filament-diameter", str(p.filament_diameter_mm), "--filament-density", "1.24",
+        "--perimeter-speed", str(p.perimeter_speed_mm_s), "--external-perimeter-speed",
+        str(p.external_perimeter_speed_mm_s), "--infill-speed", str(p.infill_speed_mm_s),
+        "--solid-infill-speed", str(p.solid_infill_speed_mm_s), "--top-solid-infill-speed",
+        str(p.top_solid_infill_speed_mm_s), "--travel-speed", str(p.travel_speed_mm_s),
+        "--first-layer-speed", str(p.first_layer_speed_mm_s), "--skirts", "0",
+        "--bed-shape", "0x0,250x0,250x210,0x210", "--center", "125,105",
+    ]
+
+
+def compare_estimates(folder: Path) -> str:
+    """Our closed-form estimate against PrusaSlicer's G-code totals on simple shapes."""
+    import re
+
+    import trimesh
+
+    from fabqueue.analysis.mesh import analyse_mesh
+
+    lines = ["| shape | profile | PrusaSlicer g | ours g | Δ | PrusaSlicer time | ours | Δ |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for profile, overrides in PROFILES.items():
+        params = PrintParams(**overrides)
+        for shape, (maker, kwargs) in SHAPES.items():
+            stl, gcode = folder / "shape.stl", folder / "shape.gcode"
+            getattr(trimesh.creation, maker)(**kwargs).export(stl)
+            subprocess.run(["prusa-slicer", "--export-gcode", *slicer_args(params), "-o",
+                            str(gcode), str(stl)], check=True, capture_output=True)
+            text = gcode.read_text(errors="replace")
+            grams = float(re.search(r"; filament used \[g\] = ([\d.]+)", text).group(1))
+            clock = re.search(r"estimated printing time \(normal mode\) = (.*)", text).group(1)
+            seconds = sum(int(v) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[u]
+                          for v, u in re.findall(r"(\d+)([dhms])", clock))
+            ours = analyse_mesh(stl, "stl", material=None, params=params, printers=())
+            lines.append(
+                f"| {shape} | {profile} | {grams:.2f} | {ours['material_g']:.2f} "
+                f"| {ours['material_g'] / grams - 1:+.0%} | {seconds / 60:.0f} min "
+                f"| {ours['estimated_seconds'] / 60:.0f} min "
+                f"| {ours['estimated_seconds'] / seconds - 1:+.0%} |")
+            print(lines[-1])
+    return "\n".join(lines)
+
+
 def table(results: dict[str, dict[str, float]]) -> str:
     base, base_cpu = results["admesh"]["seconds"], results["admesh"]["cpu"]
     lines = ["| tool | wall s (best) | × admesh | CPU s (best) | × admesh | peak RSS MB |",
@@ -156,6 +227,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--no-estimates", dest="estimates", action="store_false",
+                        help="skip slicing shapes to compare the estimate with PrusaSlicer")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         stl = Path(folder) / "four-spheres.stl"
@@ -172,6 +245,7 @@ def main() -> None:
             results[name] = best
             print(f"{name}: {best['seconds']:.2f} s, {best['rss_mb']:.0f} MB, rc {best['rc']}; "
                   f"{best['tail'].strip().splitlines()[-1] if best['tail'].strip() else ''}")
+        estimates = compare_estimates(Path(folder)) if args.estimates else ""
     text = table(results)
     print()
     print(text)
@@ -188,6 +262,10 @@ def main() -> None:
             f"area, fit, estimate: {own['seconds'] / results['admesh']['seconds']:.2f}× "
             f"admesh.\n\n"
             "Reproduce: `.venv/bin/python bench/bench_mesh.py`\n"
+            + (f"\n### Estimate against PrusaSlicer\n\n`estimate_print` (closed form, from the "
+               f"mesh's volume, area, side area and footprint) against PrusaSlicer 2.5's "
+               f"G-code totals, same parameters passed on its command line, PLA 1.24 g/cm³, "
+               f"no skirt:\n\n{estimates}\n" if estimates else "")
         )
         print(f"\nwritten to {RESULTS.relative_to(REPO)}")
 
