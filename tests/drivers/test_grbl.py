@@ -350,3 +350,37 @@ def test_controller_restart_mid_job_stops_the_stream(connect: Connect) -> None:
     received = len(emulator.lines_received)
     time.sleep(0.3)
     assert len(emulator.lines_received) == received  # nothing streamed after the reboot
+
+
+def test_a_planned_laser_job_streams_with_its_timings(connect: Connect) -> None:
+    """The chain the device worker uses: fabqueue.laser's program, lines and timings."""
+    import numpy as np
+
+    from fabqueue.core.specs import LaserSpec
+    from fabqueue.laser.gcode import generate_gcode
+    from fabqueue.laser.materials import LaserMaterial, LaserOperation, Operation
+    from fabqueue.laser.paths import Toolpath
+    from fabqueue.laser.planning import plan_toolpaths
+
+    laser = LaserSpec(
+        id="diode", site="lab", bed_mm=(400.0, 300.0), max_power_s=1000.0,
+        max_speed_mm_min=6000.0,
+    )  # fmt: skip
+    material = LaserMaterial(
+        id="ply", name="Plywood", thickness_mm=3.0, sheet_mm=(600.0, 400.0),
+        price_per_sheet=4.0, operations={Operation.CUT: LaserOperation(600, 90, passes=2)},
+    )  # fmt: skip
+    squares = [
+        Toolpath(Operation.CUT, "#ff0000", np.array(
+            [[x, 10], [x + 20, 10], [x + 20, 30], [x, 30]], dtype=float), True)
+        for x in (10, 40, 70)
+    ]  # fmt: skip
+    program = generate_gcode(plan_toolpaths(squares), material, laser, origin=(5, 5))
+    emulator, driver = connect()
+    driver.start_lines("squares", program.lines, line_seconds=program.line_seconds)
+    status = wait_outcome(driver)
+    assert status.outcome is Outcome.DONE, status.message
+    assert program.lines[-1] == "M5" and emulator.machine.modal.spindle == "5"
+    cut = [s for s in emulator.segments if not s.rapid]
+    assert cut and all(s.power == 900 for s in cut)  # 90 % of $30=1000
+    assert not any(s.laser_on for s in emulator.segments if s.rapid)
