@@ -32,6 +32,7 @@ from fabqueue.drivers.octoprint import (
 from fabqueue.slicing.profiles import default_profiles_folder, load_profiles
 from fabqueue.slicing.prusaslicer import slice_model
 from tests.octoprint_fixtures import (  # noqa: F401
+    OctoPrintInstance,
     ensure_idle,
     octoprint_instance,
     octoprint_instance_module,
@@ -77,9 +78,6 @@ def test_unreachable_and_hung_octoprint_report_offline() -> None:
     assert gone.status().state is MachineState.OFFLINE
 
 
-pytestmark = pytest.mark.octoprint
-
-
 @pytest.fixture(scope="module")
 def cube_gcode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real sliced 20 mm cube: ~6 s on the sped-up Virtual Printer."""
@@ -93,7 +91,7 @@ def cube_gcode(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def driver(octoprint_instance) -> Iterator[OctoPrintDriver]:  # noqa: F811
+def driver(octoprint_instance: OctoPrintInstance) -> Iterator[OctoPrintDriver]:  # noqa: F811
     ensure_idle(octoprint_instance)
     printer = OctoPrintDriver(octoprint_instance.url, octoprint_instance.api_key)
     printer.connect()
@@ -114,6 +112,7 @@ def wait_for(
     raise AssertionError(f"condition not reached in {timeout_s} s; last status {status}")
 
 
+@pytest.mark.octoprint
 def test_print_runs_to_completion(driver: OctoPrintDriver, cube_gcode: Path) -> None:
     assert isinstance(driver, Driver)
     idle = driver.status()
@@ -134,8 +133,10 @@ def test_print_runs_to_completion(driver: OctoPrintDriver, cube_gcode: Path) -> 
     assert driver.status().outcome is Outcome.DONE  # kept until the next start
 
 
-def test_busy_pause_find_resume_cancel(octoprint_instance, driver: OctoPrintDriver,  # noqa: F811
-                                       cube_gcode: Path) -> None:
+@pytest.mark.octoprint
+def test_busy_pause_find_resume_cancel(
+    octoprint_instance: OctoPrintInstance, driver: OctoPrintDriver, cube_gcode: Path  # noqa: F811
+) -> None:
     name = file_name_for(102)
     driver.start(name, cube_gcode)
     wait_for(driver, lambda s: s.state is MachineState.RUNNING and (s.progress or 0) > 3)
@@ -166,7 +167,10 @@ def test_busy_pause_find_resume_cancel(octoprint_instance, driver: OctoPrintDriv
     assert fresh.last_print(name)[0] is False
 
 
-def test_bad_api_key_is_forbidden_in_plain_words(octoprint_instance) -> None:  # noqa: F811
+@pytest.mark.octoprint
+def test_bad_api_key_is_forbidden_in_plain_words(
+    octoprint_instance: OctoPrintInstance,  # noqa: F811
+) -> None:
     wrong = OctoPrintDriver(octoprint_instance.url, "0" * 32)
     with pytest.raises(DriverError) as raised:
         wrong.connect()
@@ -176,6 +180,7 @@ def test_bad_api_key_is_forbidden_in_plain_words(octoprint_instance) -> None:  #
     assert status.state is MachineState.OFFLINE and "API key" in (status.message or "")
 
 
+@pytest.mark.octoprint
 def test_octoprint_killed_mid_print_reads_offline(tmp_path: Path, cube_gcode: Path) -> None:
     instance = start_instance(tmp_path / "octoprint")
     try:
@@ -197,7 +202,10 @@ def test_octoprint_killed_mid_print_reads_offline(tmp_path: Path, cube_gcode: Pa
         instance.stop()
 
 
-def test_pair_are_separate_printers_and_connect_reconnects(octoprint_pair) -> None:  # noqa: F811
+@pytest.mark.octoprint
+def test_pair_are_separate_printers_and_connect_reconnects(
+    octoprint_pair: tuple[OctoPrintInstance, OctoPrintInstance],  # noqa: F811
+) -> None:
     first, second = octoprint_pair
     assert first.url != second.url and first.basedir != second.basedir
     request = octoprint_instance_module.request
