@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import shutil
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trimesh
-
-# tests/ is not a package on sys.path by default: make `tests.octoprint_fixtures` importable.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fabqueue.drivers.base import (
     Driver,

@@ -7,12 +7,9 @@ prusa_mk4 / PLA / normal profile. Samples come from ../shared/samples (skipped w
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for bench/
 
 from bench.bench_estimates import PRINTABLE, SAMPLES, TOLERANCE, compare, scaled_stl
 from fabqueue.slicing.profiles import default_profiles_folder, load_profiles
