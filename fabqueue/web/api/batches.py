@@ -65,12 +65,11 @@ def read_students_csv(text: str) -> dict[str, str]:
 def _zip_entries(ctx: Any, sha: str) -> tuple[list[tuple[str, str, int]], str | None]:
     """Unpack a class zip into the store after the guards pass: (name, sha, size) per model
     file, and the students CSV text if present."""
-    from fabqueue.analysis.guards import UploadLimits, safe_zip_members
+    from fabqueue.analysis.guards import ZipLimits, safe_zip_members
 
     path = ctx.files.path(sha)
-    limits = UploadLimits(max_bytes=ctx.settings.max_upload_bytes)
     try:
-        members = safe_zip_members(path, limits)
+        members = safe_zip_members(path, ZipLimits())
     except Refused as exc:
         raise ApiError(422, exc.finding.text, **exc.finding.params) from None
     except zipfile.BadZipFile:
