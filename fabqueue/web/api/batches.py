@@ -22,7 +22,7 @@ from fabqueue.store.queries import visible_batches
 from fabqueue.web import approval
 from fabqueue.web.deps import ApiError, current_user, get_db, request_locale
 from fabqueue.web.intake import FORMATS, display_name, enqueue_analysis_safely, submit
-from fabqueue.web.present import job_out
+from fabqueue.web.present import iso, job_out
 from fabqueue.web.uploads import parse_upload
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -107,7 +107,7 @@ def batch_out(batch: Batch, locale: str, db: Session) -> dict[str, Any]:
         seconds += float(a.get("estimated_seconds") or 0)
     return {
         "id": batch.id, "class_name": batch.class_name, "teacher": batch.teacher_id,
-        "site": batch.site_id, "material": batch.material_id, "created_at": batch.created_at,
+        "site": batch.site_id, "material": batch.material_id, "created_at": iso(batch.created_at),
         "budget_g": batch.budget_g,
         "jobs": [job_out(j, locale, full=False) for j in jobs],
         "totals": {"jobs": len(jobs), "by_status": counts, "material_g": round(grams, 1),
