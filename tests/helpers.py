@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +127,45 @@ def user_id(stack: Stack, name: str) -> int:
 
     with stack.ctx.db.session() as s:
         return get_user(s, name).id
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name), data)
+    return buf.getvalue()
+
+
+def zip_bomb(expanded_mb: int = 1024, name: bytes = b"3D/3dmodel.model") -> bytes:
+    """A well-formed zip whose one member inflates to ``expanded_mb`` MB of zeros, built in
+    about 1 MB: every 1 MB block is deflated with a full flush, so the compressed stream is
+    one piece repeated and nothing near 1 GB is ever written or held."""
+    block = bytes(1 << 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    tail = deflate.flush(zlib.Z_FINISH)
+    crc = 0
+    for _ in range(expanded_mb):
+        crc = zlib.crc32(block, crc)
+    packed = len(piece) * expanded_mb + len(tail)
+    common = struct.pack("<HHHHHIII", 20, 0, 8, 0, 0, crc, packed, expanded_mb << 20)
+    out = io.BytesIO()
+    out.write(b"PK\x03\x04" + common + struct.pack("<HH", len(name), 0) + name)
+    for _ in range(expanded_mb):
+        out.write(piece)
+    out.write(tail)
+    central_at = out.tell()
+    central = (b"PK\x01\x02" + struct.pack("<H", 20) + common
+               + struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, 0) + name)
+    out.write(central)
+    out.write(b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central), central_at, 0))
+    return out.getvalue()
+
+
+def english_client(stack: Stack) -> TestClient:
+    """A client that asks for English: the default language of the lab is Lithuanian, and
+    the tests read the messages."""
+    client = stack.client()
+    client.headers["Accept-Language"] = "en"
+    return client

@@ -20,6 +20,7 @@ from helpers import (
     analysed,
     api_routes,
     cube_stl,
+    english_client,
     insert_batch,
     insert_job,
     user_id,
@@ -27,6 +28,11 @@ from helpers import (
 
 ACTORS = ("anon", "resident", "resident2", "teacher", "teacher2", "staff", "staff_b", "admin")
 _names = itertools.count()
+
+
+@pytest.fixture
+def client(stack: Stack) -> TestClient:
+    return english_client(stack)
 
 
 @dataclass

@@ -9,7 +9,6 @@ import struct
 import subprocess
 import sys
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 import trimesh
 from conftest import Stack, sample, wait_for
 from fastapi.testclient import TestClient
-from helpers import analysed, cube_stl, login, settled, upload
+from helpers import analysed, cube_stl, english_client, login, settled, upload, zip_bomb, zip_bytes
 
 CONTENT_TYPES = (
     b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
@@ -29,6 +28,11 @@ CONTENT_TYPES = (
 SQUARE_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="50mm" height="40mm" '
               b'viewBox="0 0 50 40"><rect x="5" y="5" width="30" height="20" fill="none" '
               b'stroke="#ff0000"/></svg>')
+
+
+@pytest.fixture
+def client(stack: Stack) -> TestClient:
+    return english_client(stack)
 
 
 @pytest.fixture(scope="module")
@@ -55,40 +59,6 @@ def binary_stl(triangles: np.ndarray, count: int | None = None) -> bytes:
 def box_triangles(size: float = 20.0) -> np.ndarray:
     box = trimesh.creation.box((size, size, size))
     return box.vertices[box.faces].astype(np.float32)
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(zipfile.ZipInfo(name), data)
-    return buf.getvalue()
-
-
-def zip_bomb(expanded_mb: int = 1024, name: bytes = b"3D/3dmodel.model") -> bytes:
-    """A well-formed zip whose one member inflates to ``expanded_mb`` MB of zeros, built in
-    about 1 MB: every 1 MB block is deflated with a full flush, so the compressed stream is
-    one piece repeated and nothing near 1 GB is ever written or held."""
-    block = bytes(1 << 20)
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-    piece = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
-    tail = deflate.flush(zlib.Z_FINISH)
-    crc = 0
-    for _ in range(expanded_mb):
-        crc = zlib.crc32(block, crc)
-    packed = len(piece) * expanded_mb + len(tail)
-    common = struct.pack("<HHHHHIII", 20, 0, 8, 0, 0, crc, packed, expanded_mb << 20)
-    out = io.BytesIO()
-    out.write(b"PK\x03\x04" + common + struct.pack("<HH", len(name), 0) + name)
-    for _ in range(expanded_mb):
-        out.write(piece)
-    out.write(tail)
-    central_at = out.tell()
-    central = (b"PK\x01\x02" + struct.pack("<H", 20) + common
-               + struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, 0) + name)
-    out.write(central)
-    out.write(b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central), central_at, 0))
-    return out.getvalue()
 
 
 def expect_invalid(client: TestClient, headers: dict[str, str], name: str, data: bytes,

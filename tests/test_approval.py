@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import Stack
 from fastapi.testclient import TestClient
-from helpers import analysed, cube_stl, insert_job, login
+from helpers import analysed, cube_stl, english_client, insert_job, login
+
+
+@pytest.fixture
+def client(stack: Stack) -> TestClient:
+    return english_client(stack)
 
 
 @pytest.fixture(scope="module")
