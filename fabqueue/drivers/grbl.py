@@ -385,7 +385,12 @@ class GrblDriver:
     ) -> None:
         prepared = prepare_lines(lines)
         if line_seconds is not None and len(line_seconds) != len(lines):
-            raise ValueError("line_seconds needs one entry per program line")
+            # a stale timing file must not stop a job: fall back to extrapolating
+            log.warning(
+                "job %s: %d line timings for %d lines; ignoring them",
+                job_name, len(line_seconds), len(lines),
+            )  # fmt: skip
+            line_seconds = None
         with self._cv:
             if self._offline_reason is not None:
                 raise DriverOffline(f"The laser is not connected ({self._offline_reason}).")
