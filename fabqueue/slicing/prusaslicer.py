@@ -3,6 +3,13 @@
 Verified on PrusaSlicer 2.5 (see /work/shared/notes/prusaslicer.md): a part taller than
 ``max_print_height`` is sliced anyway (exit 0), so the height is checked here first; a part
 larger than the bed aborts (exit 134, SIGABRT) with "Objects could not fit on the bed".
+
+Uploaded 3MF files can carry a whole PrusaSlicer config, applied under our ``--load`` files
+but for every key those don't set. Verified: a 3MF whose config says
+``post_process = <command>`` makes PrusaSlicer run that command on the server. So the runner
+strips the config and per-height custom G-code from 3MF files, loads a guard file that
+empties every script and custom G-code key before the profiles, and another after them that
+empties ``post_process`` whatever the profiles say.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +36,20 @@ DEFAULT_SLICER = "prusa-slicer"
 OVERRIDE_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 INFO_SIZE_RE = re.compile(r"^size_([xyz])\s*=\s*(-?[\d.]+)", re.MULTILINE)
 HEIGHT_TOLERANCE_MM = 0.01
+# Keys a 3MF could use to run commands or inject G-code when our profiles leave them unset.
+UNSET_BY_DEFAULT = (
+    "post_process", "gcode_substitutions", "start_gcode", "end_gcode", "layer_gcode",
+    "before_layer_gcode", "between_objects_gcode",
+    "color_change_gcode", "end_filament_gcode", "pause_print_gcode", "start_filament_gcode",
+    "template_custom_gcode", "toolchange_gcode",
+)
+PER_EXTRUDER = frozenset({"start_filament_gcode", "end_filament_gcode"})
+# 3MF members that carry slicer settings or G-code rather than geometry.
+UNSAFE_3MF_MEMBERS = frozenset({
+    "metadata/slic3r_pe.config",
+    "metadata/prusa_slicer_custom_gcode_per_print_z.xml",
+})
+MAX_3MF_UNPACKED_BYTES = 2 * 1024**3
 # What PrusaSlicer (or the loader, when even its libraries don't fit) says when the address
 # space limit bites.
 MEMORY_SIGNS = ("bad_alloc", "out of memory", "cannot allocate", "failed to map segment")
@@ -164,6 +187,40 @@ def explain_failure(code: int, output: str, memory_limit_mb: int) -> SliceError:
     )
 
 
+def write_guards(folder: Path) -> tuple[Path, Path]:
+    """Guard profiles loaded before (empty scripts and custom G-code) and after ours."""
+    first = folder / "guard-first.ini"
+    # Per-extruder lists must be written as "" (an empty value fails as "Invalid utf8").
+    first.write_text("".join(
+        f'{key} = ""\n' if key in PER_EXTRUDER else f"{key} = \n" for key in UNSET_BY_DEFAULT
+    ))
+    last = folder / "guard-last.ini"
+    last.write_text("post_process = \n")
+    return first, last
+
+
+def without_3mf_config(model: Path, folder: Path) -> Path:
+    """A copy of a 3MF without its slicer config and custom G-code (other files unchanged)."""
+    if model.suffix.lower() != ".3mf":
+        return model
+    clean = folder / f"model{model.suffix}"
+    try:
+        with zipfile.ZipFile(model) as source:
+            members = source.infolist()
+            if sum(m.file_size for m in members) > MAX_3MF_UNPACKED_BYTES:
+                raise SliceError("unreadable", N_("The 3MF file unpacks to more than 2 GB."))
+            with zipfile.ZipFile(clean, "w", zipfile.ZIP_DEFLATED) as target:
+                for member in members:
+                    if member.filename.lower() in UNSAFE_3MF_MEMBERS:
+                        continue
+                    with source.open(member) as reader, target.open(member.filename,
+                                                                     "w") as writer:
+                        shutil.copyfileobj(reader, writer, 1024 * 1024)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SliceError("unreadable", N_("PrusaSlicer could not read the model file.")) from exc
+    return clean
+
+
 def override_args(overrides: dict[str, str] | None) -> list[str]:
     args: list[str] = []
     for key, value in (overrides or {}).items():
@@ -196,6 +253,26 @@ def slice_model(
     if not model.is_file():
         raise SliceError("unreadable", N_("The model file is missing."))
     volume = build_volume or volume_from_files(files)
+    with tempfile.TemporaryDirectory(prefix="fabqueue-slice-") as tmp:
+        work = Path(tmp)
+        model = without_3mf_config(model, work)
+        guard_first, guard_last = write_guards(work)
+        return run_slice(model, out, [guard_first, *files, guard_last], copies=copies,
+                         timeout_s=timeout_s, memory_limit_mb=memory_limit_mb, volume=volume,
+                         overrides=overrides)
+
+
+def run_slice(
+    model: Path,
+    out: Path,
+    files: list[Path],
+    *,
+    copies: int,
+    timeout_s: float,
+    memory_limit_mb: int,
+    volume: tuple[float, float, float],
+    overrides: dict[str, str] | None,
+) -> SliceResult:
     _, _, height = model_size(model, timeout_s, memory_limit_mb)
     if height > volume[2] + HEIGHT_TOLERANCE_MM:
         raise SliceError(
