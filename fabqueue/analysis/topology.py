@@ -14,6 +14,7 @@ import numpy as np
 # Odd 64-bit constants for mixing the three coordinate bit patterns into one sortable key.
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 _CHUNK = 1 << 18
+_ROW = np.dtype([("xy", "<u8"), ("z", "<u4")])
 #: From a corner (3 * face + slot) to the next and previous corner of its face.
 _NEXT_STEP = np.array([1, 1, -2], dtype=np.int32)
 _PREV_STEP = np.array([2, -1, -1], dtype=np.int32)
@@ -104,20 +105,26 @@ def drop_faces(merged: Merged, drop: np.ndarray) -> Merged:
 
 
 def _hash(grid: np.ndarray) -> np.ndarray:
-    """Mix three int32 columns into one uint64 (multiply-xor; the top bits are well mixed)."""
-    bits = grid.view(np.uint32)
-    key = bits[:, 0].astype(np.uint64) * _MIX[0]
-    key ^= bits[:, 1].astype(np.uint64)
+    """Mix three int32 columns into one uint64 (multiply-xor; the top bits are well mixed).
+
+    Each 12-byte row is read as x and y together (one uint64) plus z: no column copies.
+    """
+    rows = np.ascontiguousarray(grid).view(_ROW).ravel()
+    key = rows["xy"] * _MIX[0]
+    key ^= rows["z"]
     key *= _MIX[1]
-    key ^= bits[:, 2].astype(np.uint64)
-    key *= _MIX[2]
     key ^= key >> np.uint64(29)
-    key *= _MIX[0]
+    key *= _MIX[2]
+    key ^= key >> np.uint64(32)
     return key
 
 
 def _snap_to_grid(corners: np.ndarray) -> np.ndarray:
-    """Integer coordinates on a grid fine enough to keep every distinct float32 at that size."""
+    """Coordinates snapped to a grid fine enough to keep every distinct float32 at that size.
+
+    Returned as the bit patterns (int32 view) of whole float32 numbers: equal points, equal
+    bits, without converting to integers.
+    """
     largest = float(max(corners.max(), -corners.min())) if len(corners) else 0.0
     if largest == 0.0:
         return np.zeros(corners.shape, dtype=np.int32)
@@ -125,7 +132,8 @@ def _snap_to_grid(corners: np.ndarray) -> np.ndarray:
     scale = np.float32(2.0 ** (24 - exponent))  # power of two: the multiply is exact
     scaled = corners * scale
     np.rint(scaled, out=scaled)
-    return scaled.astype(np.int32)
+    scaled += np.float32(0.0)  # -0.0 becomes +0.0: one point, one bit pattern
+    return scaled.view(np.int32)
 
 
 def bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
