@@ -134,8 +134,8 @@ class SimulatedPrinter:
             gcode = read_gcode(program)
             self._gcode = gcode
             self._job_name = job_name
-            self._print_s = self.duration_s if self.duration_s is not None else (
-                gcode.estimated_s / self.speed
+            self._print_s = (
+                self.duration_s if self.duration_s is not None else (gcode.estimated_s / self.speed)
             )
             self._started = self.clock()
             self._paused_total = 0.0
@@ -261,10 +261,14 @@ class SimulatedPrinter:
                 "bed": {"actual": AMBIENT_C + (bed - AMBIENT_C) * share, "target": bed},
             }
         if self._state is SimState.PAUSED:
-            return {"tool0": {"actual": nozzle, "target": nozzle},
-                    "bed": {"actual": bed, "target": bed}}
-        return {"tool0": {"actual": AMBIENT_C, "target": 0.0},
-                "bed": {"actual": AMBIENT_C, "target": 0.0}}
+            return {
+                "tool0": {"actual": nozzle, "target": nozzle},
+                "bed": {"actual": bed, "target": bed},
+            }
+        return {
+            "tool0": {"actual": AMBIENT_C, "target": 0.0},
+            "bed": {"actual": AMBIENT_C, "target": 0.0},
+        }
 
 
 _registry: dict[str, SimulatedPrinter] = {}
