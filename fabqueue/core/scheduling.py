@@ -69,8 +69,14 @@ def pick(
     """The next job for ``machine``: its own queue first, then the pool."""
     for source in (own, pool):
         ok = [c for c in source if compatible(c, machine)]
-        if ok:
-            return order(ok, recent_starts)[0]
+        if not ok:
+            continue
+        # A job only this machine can run goes before one any machine could take (at the
+        # same priority): otherwise a PETG job would wait while this printer prints PLA
+        # that the PLA-only printer beside it could have done.
+        top = max(c.priority for c in ok)
+        exclusive = [c for c in ok if c.priority == top and set(c.fits) <= {machine.id}]
+        return order(exclusive or ok, recent_starts)[0]
     return None
 
 
