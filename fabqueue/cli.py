@@ -81,7 +81,11 @@ def serve(
         if demo:
             from fabqueue.demo import seed_demo
 
-            seed_demo(ctx, echo=typer.echo)
+            # The demo laser is the real GRBL driver talking to the emulator on a pty.
+            laser_link = settings.data_path / "demo-laser.tty"
+            sup.add_child("grbl-emulator", "--link", str(laser_link), "--time-scale", "0.2",
+                          module="fabqueue.simulators.grbl_emulator")
+            seed_demo(ctx, echo=typer.echo, laser_port=str(laser_link))
         for i in range(max(1, settings.workers)):
             sup.add_child(f"worker-{i + 1}", "worker", "--name-suffix", str(i + 1))
         _add_device_workers(sup, ctx)

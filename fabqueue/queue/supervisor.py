@@ -58,8 +58,8 @@ class Supervisor:
         if self.settings.embedded_redis:
             self.redis_owner = EmbeddedRedis(self.settings.data_path).start()
 
-    def add_child(self, name: str, *args: str) -> Child:
-        child = Child(name, [sys.executable, "-m", "fabqueue", *args])
+    def add_child(self, name: str, *args: str, module: str = "fabqueue") -> Child:
+        child = Child(name, [sys.executable, "-m", module, *args])
         self.children.append(child)
         return child
 
