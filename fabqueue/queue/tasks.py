@@ -72,6 +72,8 @@ def analyse_job(job_id: int) -> str:
         job = lock_job(s, job_id)
         if job is None or job.status != JobStatus.ANALYZING:
             return "skipped"
+        if result.get("ok"):
+            result = _check_allowance(s, job, result)
         job.analysis = result
         job.thumbnail_sha256 = thumb_sha
         if result.get("ok"):
@@ -81,6 +83,36 @@ def analyse_job(job_id: int) -> str:
                                for e in result.get("errors", []))
             change_status(s, job, JobStatus.INVALID, action="analysed", reason=reason)
     return "ok" if result.get("ok") else "invalid"
+
+
+def _check_allowance(session: Any, job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    """Over a monthly quota or a class budget: a warning, and staff decide (nothing lost)."""
+    from fabqueue.store.forecast import month_usage_g
+    from fabqueue.store.models import Batch, User
+
+    grams = float(result.get("material_g") or 0)
+    warnings = list(result.get("warnings") or [])
+    owner = session.get(User, job.owner_id)
+    if owner is not None and owner.quota_g_month and grams:
+        used = month_usage_g(session, owner.id, exclude_job=job.id)
+        if used + grams > owner.quota_g_month:
+            warnings.append(finding(
+                "over_quota", N_("This job takes you over your monthly allowance ({used} g "
+                                 "used of {quota} g, this job {grams} g). It waits for the lab "
+                                 "staff to decide."),
+                used=round(used), quota=round(owner.quota_g_month), grams=round(grams)
+            ).to_dict())
+    batch = session.get(Batch, job.batch_id) if job.batch_id else None
+    if batch is not None and batch.budget_g and grams:
+        used = sum(float((j.analysis or {}).get("material_g") or 0) for j in batch.jobs
+                   if j.id != job.id and j.status not in ("rejected", "cancelled", "invalid"))
+        if used + grams > batch.budget_g:
+            warnings.append(finding(
+                "over_budget", N_("The class {name} is over its budget ({used} g of {budget} "
+                                  "g with this job). The lab staff decide."),
+                name=batch.class_name, used=round(used + grams), budget=round(batch.budget_g)
+            ).to_dict())
+    return {**result, "warnings": warnings}
 
 
 def _failed_result(f: Any) -> dict[str, Any]:

@@ -38,9 +38,19 @@ def create_app(ctx: Context) -> FastAPI:
                        same_site="lax", https_only=ctx.settings.session_https_only,
                        max_age=14 * 24 * 3600)
 
-    from fabqueue.web.api import auth, batches, devices, events, jobs, materials, sites, users
+    from fabqueue.web.api import (
+        auth,
+        batches,
+        devices,
+        events,
+        jobs,
+        materials,
+        queue,
+        sites,
+        users,
+    )
 
-    for module in (auth, jobs, batches, devices, sites, materials, users, events):
+    for module in (auth, jobs, batches, devices, queue, sites, materials, users, events):
         app.include_router(module.router)
     from fabqueue.web.pages import routes as pages
 

@@ -78,7 +78,12 @@ def _handle_list(site: str | None = None, kind: str | None = None,
 @router.get("/{device_id}")
 def _handle_get(device_id: str, user: User = Depends(current_user),
                 db: Session = Depends(get_db)) -> dict[str, Any]:
-    return device_out(_load(db, device_id), staff=is_staff(user.role))
+    from fabqueue.store.forecast import device_ratio
+
+    out = device_out(_load(db, device_id), staff=is_staff(user.role))
+    # learned from this machine's recent prints: actual ÷ estimated time (None: no history)
+    out["estimate_ratio"] = device_ratio(db, device_id)
+    return out
 
 
 @router.put("/{device_id}")

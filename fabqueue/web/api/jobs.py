@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fabqueue.core.access import can_manage_job, can_view_job
-from fabqueue.core.jobs import OWNER_CANCELLABLE, JobStatus
+from fabqueue.core.jobs import OWNER_CANCELLABLE, QUEUED, JobStatus
 from fabqueue.store.models import Batch, Job, JobEvent, User
 from fabqueue.store.queries import visible_jobs
 from fabqueue.web import approval
@@ -107,7 +107,14 @@ def _handle_list(
 def _handle_get(job_id: int, request: Request, user: User = Depends(current_user),
                 db: Session = Depends(get_db)) -> dict[str, Any]:
     job = load_visible(db, user, job_id)
-    return job_out(job, request_locale(request, user))
+    out = job_out(job, request_locale(request, user))
+    out["queue"] = None
+    if job.status in QUEUED:
+        from fabqueue.store.forecast import site_forecast
+
+        kind = "laser" if job.kind == "laser" else "printer"
+        out["queue"] = site_forecast(db, job.site_id, kind).get(job.id)
+    return out
 
 
 @router.get("/{job_id}/events")
