@@ -68,6 +68,7 @@ def serve(
     settings = settings_for(data_dir)
     if workers is not None:
         settings.workers = workers
+    check_profiles(settings)
     db = open_db(settings)
     sup = Supervisor(settings)
     try:
@@ -100,6 +101,19 @@ def serve(
         server.run()
     finally:
         sup.stop()
+
+
+def check_profiles(settings: Settings) -> None:
+    """A missing or broken slicer profile or laser material stops start-up, naming the file."""
+    from fabqueue.laser.materials import LibraryError, load_library
+    from fabqueue.slicing.profiles import ProfileError, load_profiles
+
+    try:
+        load_profiles(settings.profiles_dir / "printers")
+        load_library(settings.profiles_dir / "laser")
+    except (ProfileError, LibraryError) as exc:
+        typer.echo(f"error: slicer profiles in {settings.profiles_dir}: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

@@ -108,7 +108,7 @@ class Stack:
         r = client.post("/api/auth/token",
                         data={"username": name, "password": self.passwords[name]})
         assert r.status_code == 200, r.text
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+        return {"Authorization": f"Bearer {r.json()['access_token']}", "Accept-Language": "en"}
 
     def job(self, job_id: int) -> Any:
         from fabqueue.store.models import Job

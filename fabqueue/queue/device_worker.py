@@ -127,8 +127,11 @@ class DeviceWorker:
         if time.monotonic() < self._offline_until:
             return False
         try:
-            driver = build_driver(self._device())
+            device = self._device()
+            driver = build_driver(device)
             driver.connect()
+            if self.kind == "laser":
+                self._check_laser(driver, device)
         except DriverError as exc:
             self._offline_until = time.monotonic() + RETRY_OFFLINE_S
             state = DeviceState.OFFLINE if isinstance(exc, DriverOffline) or exc.code in (
@@ -139,6 +142,19 @@ class DeviceWorker:
         log.info("%s: connected", self.device_id)
         self.reattach()
         return True
+
+    @staticmethod
+    def _check_laser(driver: Driver, device: Device) -> None:
+        """GRBL must be in laser mode with the $30 the programs are scaled to."""
+        from fabqueue.laser.gcode import check_laser_settings
+        from fabqueue.store.specs import laser_spec
+
+        settings = getattr(driver, "settings", {}) or {}
+        problems = check_laser_settings({f"${k}": v for k, v in settings.items()},
+                                        laser_spec(device))
+        if problems:
+            driver.close()
+            raise DriverError("; ".join(p.render() for p in problems), code="laser_settings")
 
     def drop_connection(self, reason: str) -> None:
         if self.driver is not None:

@@ -146,3 +146,14 @@ def test_laser_not_in_laser_mode_is_refused_before_starting(
                        timeout=15, what="the laser-mode refusal")
         assert "laser mode" in (dev["state_reason"] or "").lower()
     assert not any(seg.power > 0 for seg in emulator.segments)
+
+
+def test_laser_whose_max_power_differs_is_refused_with_the_setting_named(
+        stack: Stack, client, make_grbl_emulator: Callable[..., GrblEmulator]) -> None:  # noqa: F811
+    emulator = make_grbl_emulator(time_scale=0.01, max_s=255)
+    site = new_site(stack, [laser("las-s30", emulator.device_path)])  # expects $30=1000
+    s = stack.token(client, stack.user("staff", site))
+    with device_workers(stack, ["las-s30"]):
+        dev = wait_for(lambda: (d := device(client, s, "las-s30"))["state"] == "error" and d,
+                       timeout=15, what="the $30 refusal")
+    assert "$30" in dev["state_reason"]
