@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from fabqueue import events
 from fabqueue.core.access import can_manage_device, is_staff
-from fabqueue.core.devices import DeviceState
+from fabqueue.core.devices import RUNNING, DeviceState
 from fabqueue.core.jobs import JobStatus
 from fabqueue.queue import control
 from fabqueue.store.inventory import DeviceIn, upsert_device
@@ -177,7 +177,7 @@ def _handle_start(device_id: str, body: StartIn, request: Request,
 def _command(request: Request, db: Session, user: User, device_id: str, command: str,
              running_only: bool = True) -> dict[str, Any]:
     d = _managed(db, user, device_id)
-    if running_only and not d.current_job_id and command not in ("stop", "reset"):
+    if running_only and (d.state not in RUNNING or not d.current_job_id):
         raise ApiError(409, "The machine {id} is not running a job.", id=d.id)
     control.send(request.app.state.ctx.redis, d.id, command, job=d.current_job_id,
                  by=user.id)
