@@ -160,7 +160,7 @@ def estimate(
     result = estimate_print(
         volume, measures.surface_mm2, (bbox[0], bbox[1], bbox[2]), params, density,
         price or 0.0, copies, footprint_mm2=measures.footprint_mm2,
-        wall_mm2=measures.wall_mm2,
+        wall_mm2=measures.wall_mm2, bodies=len(measures.body_volumes_mm3),
     )
     report.update(
         material_g=result.material_g, filament_m=result.filament_m,

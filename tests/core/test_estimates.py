@@ -82,6 +82,31 @@ def test_side_area_matters_for_round_parts() -> None:
     assert better.material_g > rough.material_g
 
 
+def pillar(side: float, params: PrintParams = PrintParams()) -> PrintEstimate:
+    height = 20.0
+    return estimate_print(side * side * height, 2 * side * side + 4 * side * height,
+                          (side, side, height), params, PLA_DENSITY, 25.0,
+                          footprint_mm2=side * side, wall_mm2=4 * side * height)
+
+
+def test_thin_pillar_is_filled_solid_like_prusaslicer_does() -> None:
+    solid_g = 6 * 6 * 20 / 1000 * PLA_DENSITY
+    assert pillar(6).material_g == pytest.approx(solid_g, rel=0.01)
+    # without the small-region rule it would be sparse
+    sparse = pillar(6, PrintParams(solid_infill_below_area_mm2=0))
+    assert sparse.material_g < 0.95 * solid_g
+    # a 14 mm pillar has room for sparse infill
+    assert pillar(14).material_g < 0.5 * 14 * 14 * 20 / 1000 * PLA_DENSITY
+
+
+def test_separate_bodies_have_smaller_insides() -> None:
+    # two 9 mm pillars in one estimate: solid (as sliced) only when known to be two bodies
+    args = (2 * 1620.0, 2 * (162 + 720), (30.0, 9.0, 20.0), PrintParams(), PLA_DENSITY, 25.0)
+    together = estimate_print(*args, footprint_mm2=162.0, wall_mm2=1440.0)
+    apart = estimate_print(*args, footprint_mm2=162.0, wall_mm2=1440.0, bodies=2)
+    assert apart.material_g > together.material_g
+
+
 def params_args(params: PrintParams) -> list[str]:
     return [
         "--layer-height", str(params.layer_height_mm),
@@ -121,3 +146,20 @@ def test_within_fifteen_percent_of_prusaslicer(tmp_path: Path, params: PrintPara
     slicer_g = float(re.search(r"; filament used \[g\] = ([\d.]+)", text).group(1))
     ours = cube(params, footprint_mm2=400.0, wall_mm2=1600.0)
     assert ours.material_g == pytest.approx(slicer_g, rel=0.15)
+
+
+@pytest.mark.slicer
+@pytest.mark.parametrize("side", [6.0, 10.0])
+def test_small_pillars_match_prusaslicer(tmp_path: Path, side: float) -> None:
+    # 6 mm: PrusaSlicer fills the inside solid (under solid_infill_below_area); 10 mm: sparse
+    if shutil.which("prusa-slicer") is None:
+        pytest.skip("prusa-slicer is not installed")
+    import trimesh
+
+    stl, gcode = tmp_path / "pillar.stl", tmp_path / "pillar.gcode"
+    trimesh.creation.box(extents=(side, side, 20)).export(stl)
+    subprocess.run(["prusa-slicer", "--export-gcode", *params_args(PrintParams()), "-o",
+                    str(gcode), str(stl)], check=True, capture_output=True, timeout=120)
+    text = gcode.read_text(errors="replace")
+    slicer_g = float(re.search(r"; filament used \[g\] = ([\d.]+)", text).group(1))
+    assert pillar(side).material_g == pytest.approx(slicer_g, rel=0.15)
