@@ -138,3 +138,27 @@ def test_volume_far_from_the_origin_keeps_precision() -> None:
     tri = triangles_of(sphere)
     m = topology.measure(tri, np.zeros(len(tri), dtype=np.int32), 1)
     assert m.volume_mm3 == pytest.approx(sphere.volume, rel=1e-4)
+
+
+def test_body_labels_numpy_and_scipy_agree() -> None:
+    rng = np.random.default_rng(3)
+    n = 5000
+    # random forest of small components plus a long path numbered backwards
+    pairs = rng.integers(0, 3000, (2500, 2))
+    path = np.stack((np.arange(4999, 3000, -1), np.arange(4998, 2999, -1)), axis=1)
+    touching = np.concatenate([pairs, path]).astype(np.int64)
+    count, labels = topology.body_labels(n, touching)
+    expected, expected_labels = topology._scipy_body_labels(n, touching)
+    assert count == expected
+    # same partition (numbering may differ)
+    assert len({(a, b) for a, b in zip(labels.tolist(), expected_labels.tolist(),
+                                       strict=True)}) == count
+
+
+def test_body_labels_fall_back_when_hooking_does_not_settle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(topology, "_MAX_HOOK_ROUNDS", 1)
+    path = np.stack((np.arange(0, 99), np.arange(1, 100)), axis=1)[::-1].copy()
+    count, labels = topology.body_labels(200, path)
+    assert count == 101 and labels[0] == labels[99] and labels[100] != labels[0]
