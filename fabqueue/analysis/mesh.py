@@ -162,7 +162,7 @@ def _check(
         nonmanifold_edges=edges.nonmanifold_edges,
     )
     check_surface(report, edges, len(faces))
-    volume, inverted = right_way_out(measures, triangles, face_body)
+    volume, inverted = right_way_out(measures, triangles, face_body, edges)
     if inverted:
         report["inverted_normals"] = True
         warn(report, finding(

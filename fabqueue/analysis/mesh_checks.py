@@ -34,13 +34,21 @@ _MAX_BODY_PAIRS = 10_000_000
 
 
 def right_way_out(
-    measures: topology.Measures, triangles: np.ndarray, face_body: np.ndarray
+    measures: topology.Measures,
+    triangles: np.ndarray,
+    face_body: np.ndarray,
+    edges: topology.EdgeFacts,
 ) -> tuple[float, int]:
     """Return (volume with inside-out parts turned right, how many parts were inside out).
 
     A part with negative volume is inside out, unless it sits within a positive part: then it
     is a deliberate hollow (an inner shell facing inwards) and its volume rightly subtracts.
+    Only a closed, consistently wound mesh has meaningful volumes per part; otherwise only the
+    sign of the whole is judged.
     """
+    if not (edges.watertight and edges.winding_consistent):
+        total = measures.volume_mm3
+        return abs(total), int(total < 0)
     per_body = measures.body_volumes_mm3
     negative = np.flatnonzero(per_body < 0)
     positive = np.flatnonzero(per_body > 0)
