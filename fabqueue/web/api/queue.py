@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabqueue.core.access import is_staff
+from fabqueue.core.access import can_manage_job, is_staff
 from fabqueue.store.forecast import site_forecast
 from fabqueue.store.models import Job, User
 from fabqueue.web.deps import current_user, get_db
@@ -21,7 +21,7 @@ def _handle_queue(site: str | None = None,
                   kind: str = Query("printer", pattern="^(printer|laser)$"),
                   user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> list[dict[str, Any]]:
-    """Everyone sees the queue's shape; only staff see whose jobs the others are."""
+    """Everyone sees the queue's shape; only the site's staff see whose jobs the others are."""
     site = site or (user.site_id if is_staff(user.role) else None)
     forecast = site_forecast(db, site, kind)
     if not forecast:
@@ -31,7 +31,9 @@ def _handle_queue(site: str | None = None,
     for job_id, entry in sorted(forecast.items(), key=lambda kv: kv[1]["position"]):
         job = jobs[job_id]
         mine = job.owner_id == user.id
-        visible = mine or is_staff(user.role)
+        # staff of another site see the queue's shape only, like residents
+        visible = mine or can_manage_job(role=user.role, user_site=user.site_id,
+                                         job_site=job.site_id)
         out.append({**entry, "job": job_id if visible else None, "mine": mine,
                     "status": job.status, "priority": job.priority if visible else None,
                     "file_name": job.file_name if visible else None,
