@@ -224,6 +224,7 @@ CASES = [
     Case("PATCH", "/api/users/{user_id}", expect(403, resident=200, admin=200), patch_resident,
          missing={"json": {"email": "x@example.org"}}),
     Case("GET", "/api/events", ALL),
+    Case("GET", "/api/queue", ALL),
 ]
 
 
@@ -356,3 +357,28 @@ def test_errors_are_json_detail_with_4xx(world: World, client: TestClient) -> No
         assert 400 <= r.status_code < 500, r.text
         assert r.headers["content-type"].startswith("application/json")
         assert isinstance(r.json()["detail"], str) and r.json()["detail"]
+
+
+def test_queue_shows_whose_jobs_only_to_their_owner_and_the_sites_staff(
+        world: World, client: TestClient) -> None:
+    waiting = world.fresh_job("ready", owner="resident2")
+    h = world.headers
+
+    def queue(actor: str) -> list[dict[str, Any]]:
+        r = client.get("/api/queue", headers=h[actor], params={"site": "kc"})
+        assert r.status_code == 200
+        return r.json()
+
+    # the job's place in the queue is the same for everyone; what is shown of it is not
+    position = next(e["position"] for e in queue("admin") if e["job"] == waiting)
+
+    def entry(actor: str) -> dict[str, Any]:
+        return next(e for e in queue(actor) if e["position"] == position)
+
+    assert entry("resident2")["mine"] is True
+    assert entry("resident2")["file_name"] == "cube.stl"
+    assert entry("staff")["job"] == waiting and entry("staff")["owner"] is not None
+    for actor in ("resident", "teacher", "staff_b"):
+        seen = entry(actor)
+        assert seen["job"] is None and seen["file_name"] is None and seen["owner"] is None, (
+            actor, seen)
