@@ -13,7 +13,7 @@ from fabqueue.core.access import Role
 from fabqueue.store.models import Device, Material, Site, User
 from fabqueue.store.users import AccountError, create_user
 from fabqueue.web.deps import get_db, optional_user
-from fabqueue.web.pages.common import error_page, redirect, require_csrf
+from fabqueue.web.pages.common import committed_redirect, error_page, redirect, require_csrf
 from fabqueue.web.pages.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -89,7 +89,7 @@ def edit_user(user_id: int, request: Request, role: str = Form(...), site: str =
         target.site_id = site if site and db.get(Site, site) else None
         target.quota_g_month = _number(quota) if quota.strip() else None
         target.disabled = bool(disabled) and target.id != (user.id if user else None)
-    return redirect("/admin#users")
+    return committed_redirect(db, "/admin#users")
 
 
 @router.post("/admin/sites")
@@ -104,7 +104,7 @@ def save_site(request: Request, site_id: str = Form(...), name: str = Form(...),
         site = db.get(Site, site_id) or Site(id=site_id, name=name)
         site.name = name.strip()[:200] or site_id
         db.add(site)
-    return redirect("/admin#sites")
+    return committed_redirect(db, "/admin#sites")
 
 
 @router.post("/admin/materials/{material_id}")
@@ -121,4 +121,4 @@ def save_material(material_id: str, request: Request, price: str = Form(""),
             m.price_per_kg = value
         else:
             m.price_per_sheet = value
-    return redirect("/admin#materials")
+    return committed_redirect(db, "/admin#materials")

@@ -25,6 +25,14 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def committed_redirect(db: Session, url: str) -> RedirectResponse:
+    """Commit before answering: the browser follows the redirect at once, and the session
+    dependency would otherwise commit only after the response went out (a stale next page
+    while the workers keep SQLite busy)."""
+    db.commit()
+    return redirect(url)
+
+
 def form_csrf_ok(request: Request, sent: str | None) -> bool:
     expected = request.session.get("csrf")
     return bool(expected and sent and secrets.compare_digest(expected, sent))
@@ -71,7 +79,7 @@ def login(request: Request, username: str = Form(...), password: str = Form(...)
     request.session["uid"] = user.id
     if user.locale is None and locale:
         user.locale = locale
-    return redirect("/")
+    return committed_redirect(db, "/")
 
 
 @router.post("/logout")
@@ -90,4 +98,4 @@ def set_language(request: Request, locale: str = Form(...), csrf_token: str = Fo
         uid = request.session.get("uid")
         if uid and (user := db.get(User, uid)) is not None:
             user.locale = locale
-    return redirect(safe_next(next))
+    return committed_redirect(db, safe_next(next))

@@ -15,7 +15,7 @@ from fabqueue.web import approval
 from fabqueue.web.api.jobs import load_visible
 from fabqueue.web.deps import ApiError, get_db, optional_user, request_locale
 from fabqueue.web.intake import submit
-from fabqueue.web.pages.common import error_page, redirect, require_csrf
+from fabqueue.web.pages.common import committed_redirect, error_page, redirect, require_csrf
 from fabqueue.web.pages.queueinfo import position_of
 from fabqueue.web.pages.render import render
 from fabqueue.web.present import analysis_out, event_out
@@ -54,7 +54,7 @@ async def submit_page(request: Request, user: User | None = Depends(optional_use
                  filename=upload.filename, material_id=form.get("material"),
                  copies=form.get("copies"), site_id=form.get("site") or None,
                  note=form.get("note"), quality=form.get("quality") or None)
-    return redirect(f"/jobs/{job.id}")
+    return committed_redirect(db, f"/jobs/{job.id}")
 
 
 def job_events(db: Session, job_id: int) -> list[dict[str, object]]:
@@ -99,7 +99,7 @@ def cancel_page(job_id: int, request: Request, csrf_token: str = Form(""),
         raise ApiError(409, "This job can't be cancelled now: it is {status}.",
                        status=job.status)
     approval.cancel(request.app.state.ctx, db, job, user)
-    return redirect(f"/jobs/{job.id}")
+    return committed_redirect(db, f"/jobs/{job.id}")
 
 
 @router.get("/notifications")
@@ -121,4 +121,4 @@ def notifications_read(request: Request, csrf_token: str = Form(""),
     require_csrf(request, csrf_token)
     db.execute(update(Notification).where(Notification.user_id == user.id)
                .values(read=True))
-    return redirect("/notifications")
+    return committed_redirect(db, "/notifications")

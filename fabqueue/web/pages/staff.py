@@ -18,7 +18,12 @@ from fabqueue.web import approval
 from fabqueue.web.api.jobs import load_managed
 from fabqueue.web.deps import get_db, optional_user, request_locale
 from fabqueue.web.pages import labels
-from fabqueue.web.pages.common import forbidden_unless_staff, redirect, require_csrf
+from fabqueue.web.pages.common import (
+    committed_redirect,
+    forbidden_unless_staff,
+    redirect,
+    require_csrf,
+)
 from fabqueue.web.pages.queueinfo import site_queue
 from fabqueue.web.pages.render import render
 from fabqueue.web.present import render_findings
@@ -78,8 +83,8 @@ def decide(job_id: int, decision: str, request: Request, reason: str = Form(""),
         approval.reject(db, job, user, reason.strip() or reason_choice.strip())
     elif decision in ("front", "up", "down"):
         move(db, job, decision)
-        return redirect(f"/staff/queue?site={job.site_id or ''}&kind={job.kind}")
-    return redirect("/staff")
+        return committed_redirect(db, f"/staff/queue?site={job.site_id or ''}&kind={job.kind}")
+    return committed_redirect(db, "/staff")
 
 
 def move(db: Session, job: Job, direction: str) -> None:
@@ -108,7 +113,7 @@ def approve_batch(batch_id: int, request: Request, csrf_token: str = Form(""),
         for job in list(batch.jobs):
             if job.status == JobStatus.AWAITING_APPROVAL:
                 approval.approve(request.app.state.ctx, db, job, user)
-    return redirect("/staff")
+    return committed_redirect(db, "/staff")
 
 
 def _site_choice(db: Session, user: User, site: str | None) -> tuple[list[Site], str | None]:
