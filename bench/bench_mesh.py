@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -256,7 +255,9 @@ def main() -> None:
             f"{count:,}-triangle binary STL (four geodesic spheres, {count * 50 / 1e6:.0f} MB), "
             f"best of {args.runs} runs, each in its own process (interpreter start and "
             f"imports included); {platform.processor() or platform.machine()}, "
-            f"{resource.getpagesize() and ''}Python {platform.python_version()}.\n\n"
+            f"Python {platform.python_version()}, {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f} when it finished (a shared machine: CPU time is the "
+            f"steadier figure).\n\n"
             f"{text}\n\n"
             f"fabqueue analyse_mesh = parse, vertex merge, watertight, winding, bodies, volume, "
             f"area, fit, estimate: {own['seconds'] / results['admesh']['seconds']:.2f}× "
