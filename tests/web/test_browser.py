@@ -304,3 +304,41 @@ def test_security_in_the_browser(browser: Any, server: Server) -> None:
     shot(victim, "security-escaped-job")
     for ctx in (victim.context, mallory.context, staff.context):
         ctx.close()
+
+
+def test_laser_started_with_the_checklist_and_stopped_from_the_board(
+        browser: Any, server: Server) -> None:
+    drawing = (b'<svg xmlns="http://www.w3.org/2000/svg" width="120mm" height="120mm" '
+               b'viewBox="0 0 120 120"><rect x="10" y="10" width="100" height="100" '
+               b'fill="#000000"/><rect x="5" y="5" width="110" height="110" fill="none" '
+               b'stroke="#ff0000"/></svg>')
+    job = api_upload(server, "resident", "plate.svg", drawing, material="plywood-3mm")
+    wait_status(server, "resident", job["id"], ("awaiting_approval", "invalid"), _Sleeper())
+    with server.api("staff") as c:
+        r = c.post(f"/api/jobs/{job['id']}/approve", json={"device": "laser-1"})
+        assert r.status_code == 200, r.text
+    wait_status(server, "resident", job["id"], ("ready",), _Sleeper(), timeout_ms=60_000)
+    page = login(browser, server, "staff")
+    page.goto(f"{server.url}/staff/machines?site=kc")
+    card = "#device-laser-1"
+    page.wait_for_selector(f"{card} form.checklist")
+    page.select_option("#laser-job-laser-1", str(job["id"]))
+    # A missing checklist item is refused, naming it.
+    page.check(f"{card} input[name='checklist.material']")
+    page.click("#start-laser-1")
+    page.wait_for_selector("#flash:not([hidden])")
+    assert "focus" in page.inner_text("#flash")
+    for item in ("focus", "air", "lid"):
+        page.check(f"{card} input[name='checklist.{item}']")
+    page.click("#start-laser-1")
+    page.wait_for_selector(f"{card} .dstate[data-state=busy]", timeout=30_000)
+    shot(page, "board-laser-running")
+    page.click("#stop-laser-1")
+    status = wait_status(server, "resident", job["id"], ("interrupted", "cancelled", "failed"),
+                         page)
+    assert status == "interrupted"
+    page.wait_for_function(
+        f"document.querySelector('{card} .dstate').dataset.state !== 'busy'",
+        timeout=10_000, polling=250)
+    shot(page, "board-laser-stopped")
+    page.context.close()
