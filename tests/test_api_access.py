@@ -382,3 +382,30 @@ def test_queue_shows_whose_jobs_only_to_their_owner_and_the_sites_staff(
         seen = entry(actor)
         assert seen["job"] is None and seen["file_name"] is None and seen["owner"] is None, (
             actor, seen)
+
+
+def test_users_cannot_raise_their_own_role(world: World, client: TestClient) -> None:
+    me = user_id(world.stack, world.names["resident"])
+    for change in ({"role": "admin"}, {"site": "kc"}, {"quota_g_month": 1e9},
+                   {"disabled": False}):
+        r = client.patch(f"/api/users/{me}", headers=world.headers["resident"], json=change)
+        assert r.status_code == 403, change
+    assert client.get("/api/me", headers=world.headers["resident"]).json()["role"] == "resident"
+    r = client.patch(f"/api/users/{me}", headers=world.headers["resident"],
+                     json={"locale": "ru"})
+    assert r.status_code == 200 and r.json()["locale"] == "ru"
+    client.patch(f"/api/users/{me}", headers=world.headers["resident"], json={"locale": "en"})
+
+
+def test_a_disabled_account_loses_its_token(world: World, client: TestClient) -> None:
+    name = world.stack.user("resident")
+    headers = world.stack.token(client, name)
+    assert client.get("/api/me", headers=headers).status_code == 200
+    r = client.patch(f"/api/users/{user_id(world.stack, name)}",
+                     headers=world.headers["admin"], json={"disabled": True})
+    assert r.status_code == 200 and r.json()["disabled"] is True
+    r = client.get("/api/me", headers=headers)
+    assert r.status_code == 401 and "disabled" in r.json()["detail"]
+    r = client.post("/api/auth/token",
+                    data={"username": name, "password": world.stack.passwords[name]})
+    assert r.status_code == 401
