@@ -409,3 +409,32 @@ def test_a_disabled_account_loses_its_token(world: World, client: TestClient) ->
     r = client.post("/api/auth/token",
                     data={"username": name, "password": world.stack.passwords[name]})
     assert r.status_code == 401
+
+
+def page_csrf(html: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', html)
+    assert found, "the page carries a CSRF token"
+    return found.group(1)
+
+
+def test_cookie_sessions_need_the_csrf_token_for_changes(world: World, stack: Stack) -> None:
+    """The web's session cookie also works on the API, but a change needs the session's CSRF
+    token: a form on another site can't cancel a resident's job."""
+    name = world.names["resident"]
+    with english_client(stack) as browser:
+        token = page_csrf(browser.get("/login").text)
+        r = browser.post("/login", data={"username": name, "password": stack.passwords[name],
+                                         "csrf_token": token}, follow_redirects=False)
+        assert r.status_code in (302, 303), r.text
+        assert browser.get("/api/me").json()["name"] == name
+        job = world.fresh_job("awaiting_approval")
+        forged = browser.post(f"/api/jobs/{job}/cancel")
+        assert forged.status_code == 403 and "Reload the page" in forged.json()["detail"]
+        wrong = browser.post(f"/api/jobs/{job}/cancel", headers={"X-CSRF-Token": "guess"})
+        assert wrong.status_code == 403
+        assert stack.job(job).status == "awaiting_approval"
+        token = page_csrf(browser.get("/").text)
+        ok = browser.post(f"/api/jobs/{job}/cancel", headers={"X-CSRF-Token": token})
+        assert ok.status_code == 200 and ok.json()["status"] == "cancelled"
