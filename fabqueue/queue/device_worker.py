@@ -511,12 +511,17 @@ def run_device_worker(ctx: Context, device_id: str) -> None:
     DeviceWorker(ctx, device_id).run(stop)
 
 
-def device_worker_children(sup: Any, ctx: Context) -> None:
-    """One device-worker child per enabled machine (for ``fabqueue serve``)."""
+def enabled_device_ids(ctx: Context) -> list[str]:
     with ctx.db.session() as s:
-        ids = list(s.scalars(select(Device.id).where(Device.enabled.is_(True))
-                             .order_by(Device.id)))
-    for device_id in ids:
+        return list(s.scalars(select(Device.id).where(Device.enabled.is_(True))
+                              .order_by(Device.id)))
+
+
+def device_worker_children(sup: Any, ctx: Context) -> None:
+    """One device-worker child per enabled machine (for ``fabqueue serve``), kept in step
+    with the database: machines imported while serving get theirs within seconds."""
+    for device_id in enabled_device_ids(ctx):
         sup.add_child(f"device-{device_id}", "device-worker", device_id)
+    sup.device_ids = lambda: enabled_device_ids(ctx)
 
 

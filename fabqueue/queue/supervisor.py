@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class Supervisor:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: returns the ids of machines that should have a device worker (None: don't track)
+    device_ids: Callable[[], list[str]] | None = None
 
     @property
     def redis_url(self) -> str:
@@ -75,11 +78,37 @@ class Supervisor:
     def _watch_children(self) -> None:
         """Restart a child that died (a killed worker comes back by itself)."""
         env = self.child_env()
+        ticks = 0
         while not self._stop.wait(2.0):
+            ticks += 1
             with self._lock:
                 if self._stop.is_set():
                     return
                 self._restart_dead(env)
+                if self.device_ids is not None and ticks % 3 == 0:
+                    self._sync_devices(env)
+
+    def _sync_devices(self, env: dict[str, str]) -> None:
+        """Machines imported or removed while serving get or lose their worker."""
+        try:
+            wanted = set(self.device_ids())  # type: ignore[misc]
+        except Exception:  # the database may be busy; try again next tick
+            log.debug("device list unavailable", exc_info=True)
+            return
+        running = {c.name.removeprefix("device-"): c for c in self.children
+                   if c.name.startswith("device-")}
+        for device_id in sorted(wanted - running.keys()):
+            child = self.add_child(f"device-{device_id}", "device-worker", device_id)
+            child.proc = subprocess.Popen(child.argv, env=env)
+            log.info("started %s (pid %s)", child.name, child.proc.pid)
+        for device_id in running.keys() - wanted:
+            child = running[device_id]
+            self.children.remove(child)
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.proc.wait(timeout=10)
+            log.info("stopped %s: the machine was removed or disabled", child.name)
 
     def _restart_dead(self, env: dict[str, str]) -> None:
         for child in self.children:
