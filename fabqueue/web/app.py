@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -62,7 +65,26 @@ def create_app(ctx: Context) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     _install_error_handlers(app)
+    _install_mailer(app)
     return app
+
+
+def _install_mailer(app: FastAPI) -> None:
+    """E-mail owners about their jobs while the app runs (only when SMTP is configured)."""
+    from fabqueue.web import notify
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        task = notify.start(app)
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            await notify.stop(task)
+
+    app.router.lifespan_context = lifespan
 
 
 def _install_error_handlers(app: FastAPI) -> None:

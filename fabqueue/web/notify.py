@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import smtplib
 from email.message import EmailMessage
 from typing import Any
@@ -80,7 +81,9 @@ def _broker(app: Any) -> Broker:
 async def mail_loop(app: Any) -> None:
     """Run in the web process: e-mail owners as their jobs change (SMTP in a thread)."""
     settings: Settings = app.state.settings
-    base_url = getattr(settings, "public_url", None) or "http://127.0.0.1:8000"
+    # The address people open FabQueue at (for the link in the e-mail).
+    base_url = (getattr(settings, "public_url", None) or os.environ.get("FABQUEUE_PUBLIC_URL")
+                or "http://127.0.0.1:8000")
     queue = _broker(app).subscribe()
     try:
         while True:

@@ -11,8 +11,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -51,11 +53,50 @@ class Server:
                             headers={"Authorization": f"Bearer {self.token(name)}"})
 
 
+class Mailbox:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        raw = envelope.original_content or envelope.content  # type: ignore[attr-defined]
+        self.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, predicate: Callable[[EmailMessage], bool],
+                 timeout_s: float = 20.0) -> EmailMessage:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for m in list(self.messages):
+                if predicate(m):
+                    return m
+            time.sleep(0.1)
+        raise AssertionError(f"no such e-mail; got {[m['Subject'] for m in self.messages]}")
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory,
+           mailbox: tuple[Mailbox, int]) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("fabqueue-web")
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FABQUEUE_SMTP_HOST": "127.0.0.1",
+           "FABQUEUE_SMTP_PORT": str(mailbox[1]), "FABQUEUE_SMTP_FROM": "lab@fabqueue.test",
+           "FABQUEUE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     for var in ("REDIS_URL", "DATABASE_URL", "FABQUEUE_DATA_DIR"):
         env.pop(var, None)
     proc = subprocess.Popen(
