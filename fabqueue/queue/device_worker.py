@@ -290,7 +290,8 @@ class DeviceWorker:
                          temperatures=st.temperatures or {}, state_reason=None)
         events.publish(events.DEVICE_PROGRESS, {
             "device": self.device_id, "site": self.site, "job": self.job_id,
-            "progress": st.progress, "time_left_s": st.time_left_s,
+            "progress": st.progress, "time_left_s": st.time_left_s, "elapsed_s": st.elapsed_s,
+            "lines_acked": st.extra.get("lines_acked"), "lines_total": st.extra.get("lines_total"),
             "temperatures": st.temperatures, "state": state.value})
 
     def lost(self, reason: str) -> None:
