@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+import zlib
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -87,9 +88,16 @@ def _zip_entries(ctx: Any, sha: str) -> tuple[list[tuple[str, str, int]], str | 
             if base.startswith(".") or info.filename.startswith("__MACOSX/"):
                 continue
             writer = ctx.files.writer(min(ctx.settings.max_upload_bytes, info.file_size))
-            with zf.open(info) as src:
-                while chunk := src.read(1 << 20):
-                    writer.write(chunk)
+            try:
+                with zf.open(info) as src:
+                    while chunk := src.read(1 << 20):
+                        writer.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError):
+                # a member whose bytes don't match its CRC or size, or an unknown
+                # compression: the directory looked fine, the contents are not
+                writer.abort()
+                raise ApiError(422, "The zip file is damaged. Make it again and upload "
+                                    "it.") from None
             s, size = writer.commit()
             entries.append((base, s, size))
     return entries, csv_text
