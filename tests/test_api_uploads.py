@@ -251,11 +251,17 @@ def test_wrong_extension_is_415(client: TestClient, resident: dict[str, str], na
     assert "STL" in r.json()["detail"]
 
 
+def stored_files(stack: Stack) -> set[Path]:
+    """What the store keeps (its tmp folder holds the worker's scratch space too)."""
+    return {p for p in stack.ctx.files.root.rglob("*")
+            if p.is_file() and stack.ctx.files.tmp not in p.parents}
+
+
 def test_oversize_upload_is_413_and_leaves_nothing(stack: Stack, client: TestClient,
                                                   resident: dict[str, str]) -> None:
     settings = stack.ctx.settings
     old = settings.max_upload_bytes
-    before = {p for p in stack.ctx.files.root.rglob("*") if p.is_file()}
+    before = stored_files(stack)
     settings.max_upload_bytes = 50_000
     try:
         # declared length over the limit: refused before reading
@@ -267,8 +273,8 @@ def test_oversize_upload_is_413_and_leaves_nothing(stack: Stack, client: TestCli
         assert r.status_code == 413, r.text
     finally:
         settings.max_upload_bytes = old
-    assert list(stack.ctx.files.tmp.iterdir()) == []
-    assert {p for p in stack.ctx.files.root.rglob("*") if p.is_file()} == before
+    assert list(stack.ctx.files.tmp.glob("up-*")) == []  # no half-written upload
+    assert stored_files(stack) == before
 
 
 def start_limited_worker(stack: Stack, **env: str) -> subprocess.Popen[bytes]:

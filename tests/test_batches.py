@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import datetime
 from typing import Any
 
@@ -160,3 +161,23 @@ def test_residents_cannot_hand_in_a_class(client: TestClient,
     r = hand_in(client, h["resident"], [("a.stl", cube_stl())])
     assert r.status_code == 403
     assert "teachers" in r.json()["detail"]
+
+
+def damaged_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.stl", cube_stl())
+    data = bytearray(buf.getvalue())
+    data[200] ^= 0xFF  # a byte of the member flipped: its CRC no longer matches
+    return bytes(data)
+
+
+@pytest.mark.parametrize("archive", [damaged_zip(), b"PK\x03\x04 not really a zip"],
+                         ids=["bad-crc", "not-a-zip"])
+def test_damaged_zips_are_refused_in_words(stack: Stack, client: TestClient,
+                                           h: dict[str, dict[str, str]],
+                                           archive: bytes) -> None:
+    r = hand_in(client, h["teacher"], [("class.zip", archive)], class_name="damaged")
+    assert r.status_code == 422, r.text
+    assert "damaged" in r.json()["detail"] or "could not be opened" in r.json()["detail"]
+    assert list(stack.ctx.files.tmp.glob("up-*")) == []  # no half-written upload
