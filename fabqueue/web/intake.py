@@ -15,7 +15,7 @@ from fabqueue import events
 from fabqueue.core.access import is_staff
 from fabqueue.core.jobs import JobKind, JobStatus
 from fabqueue.queue.context import Context
-from fabqueue.store.jobs import record
+from fabqueue.store.jobs import queue_event, record
 from fabqueue.store.models import Job, Material, Site, User
 from fabqueue.store.queries import default_site
 from fabqueue.web.deps import ApiError
@@ -120,11 +120,14 @@ def submit(
     db.add(job)
     db.flush()
     record(db, job, "uploaded", actor_id=user.id, data={"file": name, "size": size})
-    db.commit()
-    events.publish(events.JOB_STATUS, {"job": job.id, "to": job.status, "owner": job.owner_id,
-                                   "site": job.site_id, "batch": job.batch_id})
+    queue_event(db, events.JOB_STATUS, {"job": job.id, "to": job.status,
+                                        "owner": job.owner_id, "site": job.site_id,
+                                        "batch": job.batch_id})
     if enqueue:
+        db.commit()
         enqueue_analysis_safely(ctx, job.id)
+    # else a class batch: its caller commits all jobs at once (or none, when one file
+    # refuses the whole class) and queues their analysis after that
     return job
 
 
