@@ -181,3 +181,19 @@ def test_damaged_zips_are_refused_in_words(stack: Stack, client: TestClient,
     assert r.status_code == 422, r.text
     assert "damaged" in r.json()["detail"] or "could not be opened" in r.json()["detail"]
     assert list(stack.ctx.files.tmp.glob("up-*")) == []  # no half-written upload
+
+
+def test_a_refused_class_leaves_no_batch_behind(client: TestClient,
+                                                h: dict[str, dict[str, str]]) -> None:
+    """A sheet material fits the drawing but not the model: the class is refused as a whole
+    and nothing half-made stays behind (no batch, no job waiting for analysis)."""
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="20mm" height="20mm">'
+           b'<rect width="10" height="10" stroke="#ff0000" fill="none"/></svg>')
+    before = {b["id"] for b in client.get("/api/batches", headers=h["teacher"]).json()}
+    jobs_before = client.get("/api/jobs", headers=h["teacher"]).json()["total"]
+    r = hand_in(client, h["teacher"], [("a.svg", svg), ("b.stl", cube_stl())],
+                material="plywood-3mm")
+    assert r.status_code == 422, r.text
+    assert "plywood-3mm" in r.json()["detail"]
+    assert {b["id"] for b in client.get("/api/batches", headers=h["teacher"]).json()} == before
+    assert client.get("/api/jobs", headers=h["teacher"]).json()["total"] == jobs_before
