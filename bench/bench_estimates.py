@@ -4,7 +4,9 @@
 
 For each printable sample in ../shared/samples (scaled to millimetres where drawn in inches,
 written to a temporary STL so both sides read the same mesh), compares
-``fabqueue.core.estimates.estimate_print`` with PrusaSlicer 2.5's own figures for the same
+the estimate FabQueue shows at upload (``fabqueue.analysis.mesh.analyse_mesh``, which
+measures the mesh and calls ``fabqueue.core.estimates.estimate_print``) with PrusaSlicer 2.5's
+own figures for the same
 profile (prusa_mk4 / PLA). ``--write`` puts the table in bench/RESULTS.md under
 "## Estimate accuracy" (replacing only that section). tests/slicing/test_estimate_accuracy.py
 asserts the ±15 % on grams with the same functions.
@@ -21,10 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import trimesh
 
-from fabqueue.core.estimates import estimate_print
+from fabqueue.analysis.mesh import analyse_mesh
+from fabqueue.core.specs import MaterialSpec
 from fabqueue.slicing.profiles import ProfileSet, default_profiles_folder, load_profiles
 from fabqueue.slicing.prusaslicer import slice_model
 
@@ -78,32 +80,21 @@ def scaled_stl(name: str, scale: float, folder: Path) -> Path:
     return path
 
 
-def footprint_mm2(mesh: trimesh.Trimesh) -> float:
-    """Area seen from above, top and bottom averaged (as fabqueue.analysis measures it)."""
-    return float(np.sum(np.abs(mesh.face_normals[:, 2]) * mesh.area_faces) / 2)
-
-
-def wall_mm2(mesh: trimesh.Trimesh) -> float:
-    """Area seen from the side: each face's area × its normal's sideways part (ditto)."""
-    sideways = np.hypot(mesh.face_normals[:, 0], mesh.face_normals[:, 1])
-    return float(np.sum(sideways * mesh.area_faces))
-
-
 def compare(model: Path, profiles: ProfileSet, printer: str, material: str, quality: str,
             out_dir: Path) -> Comparison:
+    """FabQueue's upload analysis (reading, measuring, estimating) against PrusaSlicer."""
     density, price = profiles.material_props(material)
     params = profiles.print_params(printer, material, quality)
+    spec = MaterialSpec(material, "filament", density_g_cm3=density, price_per_kg=price)
     started = time.perf_counter()
-    mesh = trimesh.load(model, force="mesh")
-    estimate = estimate_print(
-        abs(float(mesh.volume)), float(mesh.area), tuple(float(v) for v in mesh.extents),
-        params, density, price, footprint_mm2=footprint_mm2(mesh), wall_mm2=wall_mm2(mesh),
-    )
+    report = analyse_mesh(model, model.suffix, material=spec, params=params, printers=[])
     estimate_ms = (time.perf_counter() - started) * 1000
+    if not report["ok"]:
+        raise ValueError(f"{model.name} was refused: {report['errors']}")
     sliced = slice_model(model, out_dir / f"{model.stem}-{quality}.gcode",
                          profiles.profile_files(printer, material, quality))
-    return Comparison(model.stem, estimate.material_g, sliced.filament_g or 0.0,
-                      estimate.seconds, sliced.estimated_seconds, estimate_ms)
+    return Comparison(model.stem, report["material_g"], sliced.filament_g or 0.0,
+                      report["estimated_seconds"], sliced.estimated_seconds, estimate_ms)
 
 
 def table(rows: list[Comparison]) -> str:
@@ -114,7 +105,7 @@ def table(rows: list[Comparison]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r.name} | {r.estimate_g:.1f} | {r.slicer_g:.1f} | {r.grams_error:+.1%} "
+            f"| {r.name} | {r.estimate_g:.2f} | {r.slicer_g:.2f} | {r.grams_error:+.1%} "
             f"| {r.estimate_s / 60:.0f} | {r.slicer_s / 60:.0f} | {r.seconds_error:+.1%} "
             f"| {r.estimate_ms:.0f} |"
         )
@@ -147,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     profiles = load_profiles(default_profiles_folder())
     qualities = args.quality or ["normal", "fine"]
     parts = [
-        "Pre-slicing estimate (`fabqueue.core.estimates.estimate_print` on the trimesh volume, "
-        "area, extents, footprint and side area) against PrusaSlicer 2.5's own figures for "
-        "the same "
+        "Pre-slicing estimate as shown at upload (`fabqueue.analysis.mesh.analyse_mesh`: "
+        "volume, side area, area per slope, bodies → `estimate_print`) against PrusaSlicer "
+        "2.5's own figures for the same "
         f"profile ({args.printer} / {args.material}); target ±{TOLERANCE:.0%} on grams "
         "(asserted in tests/slicing/test_estimate_accuracy.py). Time is reported, not asserted.",
         "",

@@ -24,6 +24,7 @@ from fabqueue.analysis.mesh_checks import (
     estimate,
     right_way_out,
     significant,
+    slope_areas,
     warn,
 )
 from fabqueue.core.estimates import PrintParams
@@ -162,7 +163,7 @@ def _check(
         nonmanifold_edges=edges.nonmanifold_edges,
     )
     check_surface(report, edges, len(faces))
-    volume, inverted = right_way_out(measures, triangles, face_body, edges)
+    volume, inverted = right_way_out(measures, triangles, faces, face_body, edges)
     if inverted:
         report["inverted_normals"] = True
         warn(report, finding(
@@ -187,5 +188,5 @@ def _check(
         ))
     check_units(report, bbox)
     check_fit(report, vertices, bbox, material, printers)
-    estimate(report, volume, measures, bbox, material, params, copies)
+    estimate(report, volume, measures, bbox, material, params, copies, slope_areas(triangles))
     return MeshGeometry(vertices, faces)

@@ -36,6 +36,7 @@ _MAX_BODY_PAIRS = 10_000_000
 def right_way_out(
     measures: topology.Measures,
     triangles: np.ndarray,
+    faces: np.ndarray,
     face_body: np.ndarray,
     edges: topology.EdgeFacts,
 ) -> tuple[float, int]:
@@ -43,12 +44,56 @@ def right_way_out(
 
     A part with negative volume is inside out, unless it sits within a positive part: then it
     is a deliberate hollow (an inner shell facing inwards) and its volume rightly subtracts.
-    Only a closed, consistently wound mesh has meaningful volumes per part; otherwise only the
-    sign of the whole is judged.
+    Only a closed, consistently wound mesh has meaningful volumes per part; a closed mesh with
+    some faces turned over is measured rewound (its faces made to agree, part by part: summed
+    as they are, flipped faces cancel good ones and multibody.stl measured 230 mm³ instead of
+    122); otherwise only the sign of the whole is judged.
     """
+    if edges.watertight and not edges.winding_consistent:
+        rewound = _rewound(triangles, faces)
+        remeasured = topology.measure(rewound, face_body, len(measures.body_volumes_mm3))
+        volume, _ = _judge_parts(remeasured, rewound, face_body)
+        return volume, int(measures.volume_mm3 < 0)
     if not (edges.watertight and edges.winding_consistent):
         total = measures.volume_mm3
         return abs(total), int(total < 0)
+    return _judge_parts(measures, triangles, face_body)
+
+
+def _rewound(triangles: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The triangles with faces turned over so that each closed part is wound one way.
+
+    A graph of 2n nodes (face kept, face turned over): two faces sharing an edge that runs
+    the same way in both must differ, otherwise agree. Each orientable part splits into two
+    components, one per consistent winding; keep the faces whose "kept" node has the lower
+    label. Only for closed meshes (every edge shared by exactly two faces).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(faces)
+    start = faces.astype(np.int64).ravel()
+    end = np.roll(faces, -1, axis=1).astype(np.int64).ravel()
+    key = np.minimum(start, end) * (int(faces.max()) + 1) + np.maximum(start, end)
+    order = np.argsort(key, kind="stable")
+    shared = key[order[1:]] == key[order[:-1]]
+    first, second = order[:-1][shared], order[1:][shared]
+    same_way = (start[first] < end[first]) == (start[second] < end[second])
+    a, b = first // 3, second // 3
+    rows = np.concatenate([a, a + n])
+    cols = np.concatenate([np.where(same_way, b + n, b), np.where(same_way, b, b + n)])
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(2 * n, 2 * n))
+    _, label = connected_components(graph, directed=False)
+    turn = label[:n] > label[n:]
+    rewound = triangles.copy()
+    rewound[turn] = rewound[turn][:, ::-1]
+    return rewound
+
+
+def _judge_parts(
+    measures: topology.Measures, triangles: np.ndarray, face_body: np.ndarray
+) -> tuple[float, int]:
+    """Right-way-out volume of a consistently wound closed mesh, and its inside-out parts."""
     per_body = measures.body_volumes_mm3
     negative = np.flatnonzero(per_body < 0)
     positive = np.flatnonzero(per_body > 0)
@@ -154,6 +199,42 @@ def check_fit(
         ))
 
 
+#: Bins of the face normal's vertical part (−1 … 1) for the skins' area per slope.
+SLOPE_BINS = 64
+_SLOPE_CHUNK = 1 << 17
+
+
+def slope_areas(triangles: np.ndarray) -> list[tuple[float, float]]:
+    """The surface's area per slope: ``(mean normal z, area mm²)`` per occupied bin.
+
+    What the estimate needs to put top and bottom skins under every level or sloping
+    surface, less what the perimeters already cover on steep ones. Float32 per face in
+    chunks (the 1M-triangle upload stays within its time and memory budget).
+    """
+    area = np.zeros(SLOPE_BINS)  # twice the area, as the cross product gives it
+    lift = np.zeros(SLOPE_BINS)
+    for lo in range(0, len(triangles), _SLOPE_CHUNK):
+        part = triangles[lo : lo + _SLOPE_CHUNK]
+        a = part[:, 1] - part[:, 0]
+        b = part[:, 2] - part[:, 0]
+        nx = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+        ny = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+        nz = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+        nx *= nx  # in place from here: fewer float32 temporaries on a 1M-triangle upload
+        ny *= ny
+        nx += ny
+        nx += nz * nz
+        twice = np.sqrt(nx, out=nx)
+        unit_z = np.divide(nz, twice, out=np.zeros_like(twice), where=twice > 0)
+        unit_z += 1
+        unit_z *= SLOPE_BINS / 2
+        index = unit_z.astype(np.intp)
+        np.clip(index, 0, SLOPE_BINS - 1, out=index)
+        area += np.bincount(index, weights=twice, minlength=SLOPE_BINS)
+        lift += np.bincount(index, weights=nz, minlength=SLOPE_BINS)
+    return [(float(z / a), float(a / 2)) for z, a in zip(lift, area, strict=True) if a > 0]
+
+
 def estimate(
     report: dict[str, Any],
     volume: float,
@@ -162,13 +243,14 @@ def estimate(
     material: MaterialSpec | None,
     params: PrintParams,
     copies: int,
+    slopes: list[tuple[float, float]] | None = None,
 ) -> None:
     density = (material.density_g_cm3 if material else None) or DEFAULT_DENSITY_G_CM3
     price = material.price_per_kg if material else None
     result = estimate_print(
         volume, measures.surface_mm2, (bbox[0], bbox[1], bbox[2]), params, density,
         price or 0.0, copies, footprint_mm2=measures.footprint_mm2,
-        wall_mm2=measures.wall_mm2, bodies=len(measures.body_volumes_mm3),
+        wall_mm2=measures.wall_mm2, bodies=len(measures.body_volumes_mm3), slopes=slopes or (),
     )
     report.update(
         material_g=result.material_g, filament_m=result.filament_m,
