@@ -261,14 +261,23 @@ def print_params_from(ini: IniFile) -> PrintParams:
     perimeter = value("perimeter_speed", 45.0)
     infill = value("infill_speed", 80.0)
     solid = value("solid_infill_speed", 20.0, base=infill)
+
+    def shell_layers(key: str, default: int, thickness_key: str) -> int:
+        """Solid layers, raised to reach the minimum shell thickness (PrusaSlicer's rule)."""
+        layers = int(value(key, default))
+        least = value(thickness_key, 0.0)
+        if layers > 0 and least > 0:
+            layers = max(layers, math.ceil(least / layer - 1e-9))
+        return layers
+
     return PrintParams(
         layer_height_mm=layer,
         first_layer_height_mm=first_layer,
         nozzle_diameter_mm=nozzle,
         extrusion_width_mm=extrusion_width,
         perimeters=int(value("perimeters", 2)),
-        top_solid_layers=int(value("top_solid_layers", 5)),
-        bottom_solid_layers=int(value("bottom_solid_layers", 4)),
+        top_solid_layers=shell_layers("top_solid_layers", 5, "top_solid_min_thickness"),
+        bottom_solid_layers=shell_layers("bottom_solid_layers", 4, "bottom_solid_min_thickness"),
         fill_density=parse_number(ini.path, "fill_density",
                                   ini.settings.get("fill_density", "15%"), base=1.0),
         filament_diameter_mm=number(ini, "filament_diameter"),
@@ -281,6 +290,7 @@ def print_params_from(ini: IniFile) -> PrintParams:
         top_solid_infill_speed_mm_s=min(value("top_solid_infill_speed", 15.0, base=solid), cap),
         travel_speed_mm_s=value("travel_speed", 130.0),
         first_layer_speed_mm_s=min(value("first_layer_speed", 30.0, base=perimeter), cap),
+        solid_infill_below_area_mm2=value("solid_infill_below_area", 70.0),
     )
 
 

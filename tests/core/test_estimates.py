@@ -275,3 +275,39 @@ def test_ledges_and_roofs_within_ten_percent_of_prusaslicer(
     # with skins capped at the average cross-section (the model before) the ledge was −22 %;
     # with the perimeters taken to cover part of every skin band the 45° roof was −12 %
     assert ours["material_g"] == pytest.approx(slice_grams(stl, params, tmp_path), rel=0.10)
+
+
+@pytest.mark.slicer
+def test_profile_shell_minimums_reach_the_estimate_as_they_reach_the_slicer(
+    tmp_path: Path,
+) -> None:
+    if shutil.which("prusa-slicer") is None:
+        pytest.skip("prusa-slicer is not installed")
+    import trimesh
+
+    from fabqueue.slicing.profiles import (
+        IniFile,
+        default_profiles_folder,
+        load_profiles,
+        print_params_from,
+    )
+
+    merged = load_profiles(default_profiles_folder()).merged("prusa_mk4", "PLA", "normal")
+    thick = {**merged.settings, "top_solid_min_thickness": "2", "bottom_solid_min_thickness":
+             "1.5", "solid_infill_below_area": "0"}
+    params = print_params_from(IniFile(merged.path, thick, {}))
+    # 2 mm of 0.2 mm layers is 10 layers, more than the 5 asked; 1.5 mm rounds up to 8
+    assert (params.top_solid_layers, params.bottom_solid_layers) == (10, 8)
+    assert params.solid_infill_below_area_mm2 == 0
+    ini = tmp_path / "thick.ini"
+    ini.write_text("".join(f"{key} = {value}\n" for key, value in thick.items()))
+    stl, gcode = tmp_path / "cube.stl", tmp_path / "cube.gcode"
+    stl.write_bytes(trimesh.creation.box(extents=(20, 20, 20)).export(file_type="stl"))
+    subprocess.run(["prusa-slicer", "--export-gcode", "--load", str(ini), "-o", str(gcode),
+                    str(stl)], check=True, capture_output=True, timeout=120)
+    slicer_g = float(re.search(r"; filament used \[g\] = ([\d.]+)",
+                               gcode.read_text(errors="replace")).group(1))
+    ours = analysed(stl, params)["material_g"]
+    thin = analysed(stl, print_params_from(merged))["material_g"]
+    assert ours == pytest.approx(slicer_g, rel=0.10)
+    assert ours > thin + 0.5  # 9 more solid layers of 18 × 18 mm
