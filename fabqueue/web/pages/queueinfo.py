@@ -6,14 +6,17 @@ fair share, age) and spreads them over the site's machines by ``expected_times``
 
 from __future__ import annotations
 
+import heapq
 import time
+from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabqueue.core.jobs import JobStatus
-from fabqueue.core.scheduling import Candidate, expected_times, order
+from fabqueue.core.scheduling import Candidate, expected_times
 from fabqueue.store.models import Device, Job
 
 WAITING = (JobStatus.APPROVED.value, JobStatus.SLICING.value, JobStatus.READY.value)
@@ -36,6 +39,29 @@ def _candidate(job: Job) -> Candidate:
                      estimated_seconds=a.get("estimated_seconds"))
 
 
+def fast_order(candidates: Sequence[Candidate], recent_starts: Mapping[str, int]
+               ) -> list[Candidate]:
+    """The same order as ``core.scheduling.order`` (priority, then fair share, then age) in
+    O(n log n) instead of O(n²): a staff page orders hundreds of jobs per request."""
+    started = defaultdict(int, recent_starts)
+    out: list[Candidate] = []
+    by_priority: dict[int, dict[str, deque[Candidate]]] = defaultdict(lambda: defaultdict(deque))
+    for c in sorted(candidates, key=lambda c: c.job_id):
+        by_priority[c.priority][c.share_key].append(c)
+    for priority in sorted(by_priority, reverse=True):
+        heap = [(started[k], q[0].job_id, k) for k, q in by_priority[priority].items()]
+        heapq.heapify(heap)
+        queues = by_priority[priority]
+        while heap:
+            _, _, key = heapq.heappop(heap)
+            pick = queues[key].popleft()
+            out.append(pick)
+            started[key] += 1
+            if queues[key]:
+                heapq.heappush(heap, (started[key], queues[key][0].job_id, key))
+    return out
+
+
 def site_queue(db: Session, site_id: str | None, kind: str, limit: int = 500) -> list[QueueEntry]:
     """The waiting jobs of one site and kind, in the order they should run."""
     q = select(Job).where(Job.status.in_(WAITING), Job.kind == kind)
@@ -48,7 +74,7 @@ def site_queue(db: Session, site_id: str | None, kind: str, limit: int = 500) ->
                                               Device.enabled.is_(True),
                                               Device.site_id == site_id))
     free_at = [now + (d.time_left_s or 0) for d in devices if d.state != "offline"]
-    ordered = order([_candidate(j) for j in jobs.values()], {})
+    ordered = fast_order([_candidate(j) for j in jobs.values()], {})
     times = expected_times(ordered, free_at or [now], now)
     return [QueueEntry(jobs[c.job_id], i + 1, *times[c.job_id]) for i, c in enumerate(ordered)]
 

@@ -30,6 +30,7 @@ from fabqueue.web.present import render_findings
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
+QUEUE_SHOWN = 100  # the head of the queue is what staff act on
 
 
 def staff_sites(db: Session, user: User) -> list[Site]:
@@ -57,13 +58,15 @@ def inbox(request: Request, user: User | None = Depends(optional_user),
     if (denied := forbidden_unless_staff(request, user)) is not None:
         return denied
     locale = request_locale(request, user)
-    waiting = list(db.scalars(visible_jobs(user).where(
-        Job.status == JobStatus.AWAITING_APPROVAL).order_by(Job.id).limit(200)))
+    pending = visible_jobs(user).where(Job.status == JobStatus.AWAITING_APPROVAL)
+    total = db.scalar(select(func.count()).select_from(pending.subquery()))
+    waiting = list(db.scalars(pending.order_by(Job.id).limit(PAGE)))
     warnings = {j.id: render_findings((j.analysis or {}).get("warnings"), locale)
                 for j in waiting}
     batch_ids = {j.batch_id for j in waiting if j.batch_id}
     batches = list(db.scalars(visible_batches(user).where(Batch.id.in_(batch_ids))))
     return render(request, "staff_inbox.html", user=user, jobs=waiting, warnings=warnings,
+                  total=total,
                   history=owner_history(db, {j.owner_id for j in waiting}), batches=batches,
                   reasons=[gettext(locale, r) for r in labels.REJECT_REASONS])
 
@@ -156,7 +159,7 @@ def queue_page(request: Request, site: str | None = None, kind: str = "print",
     kind = kind if kind in ("print", "laser") else "print"
     entries = site_queue(db, chosen, kind)
     return render(request, "staff_queue.html", user=user, sites=sites, site=chosen, kind=kind,
-                  entries=entries)
+                  entries=entries[:QUEUE_SHOWN], total=len(entries))
 
 
 @router.get("/staff/history")
