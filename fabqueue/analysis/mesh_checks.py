@@ -72,18 +72,26 @@ def _rewound(triangles: np.ndarray, faces: np.ndarray) -> np.ndarray:
     from scipy.sparse.csgraph import connected_components
 
     n = len(faces)
-    start = faces.astype(np.int64).ravel()
-    end = np.roll(faces, -1, axis=1).astype(np.int64).ravel()
-    key = np.minimum(start, end) * (int(faces.max()) + 1) + np.maximum(start, end)
+    start = faces.ravel()
+    end = np.roll(faces, -1, axis=1).ravel()
+    key = np.minimum(start, end).astype(np.int64)
+    key *= int(faces.max()) + 1
+    key += np.maximum(start, end)
     order = np.argsort(key, kind="stable")
     shared = key[order[1:]] == key[order[:-1]]
+    del key
     first, second = order[:-1][shared], order[1:][shared]
+    del order, shared
     same_way = (start[first] < end[first]) == (start[second] < end[second])
-    a, b = first // 3, second // 3
+    a, b = (first // 3).astype(np.int32), (second // 3).astype(np.int32)
+    del first, second
     rows = np.concatenate([a, a + n])
     cols = np.concatenate([np.where(same_way, b + n, b), np.where(same_way, b, b + n)])
+    del a, b, same_way
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(2 * n, 2 * n))
-    _, label = connected_components(graph, directed=False)
+    del rows, cols
+    _, label = connected_components(graph.tocsr(), directed=False)
+    del graph
     turn = label[:n] > label[n:]
     rewound = triangles.copy()
     rewound[turn] = rewound[turn][:, ::-1]
