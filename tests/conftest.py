@@ -156,9 +156,11 @@ def build_stack(data_dir: Path, *, external: bool = EXTERNAL) -> Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The whole service minus the HTTP server, with one real worker process."""
+    """The whole service minus the HTTP server, with real worker processes."""
     s = build_stack(tmp_path_factory.mktemp("stack"))
-    s.start_worker()
+    # Two workers, as serve runs: an analysis never waits behind one slow slicing job.
+    s.start_worker("analysis")
+    s.start_worker("analysis,slicing")
     yield s
     s.stop_workers()
     if s.redis_owner is not None:
