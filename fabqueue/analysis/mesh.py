@@ -18,6 +18,7 @@ from fabqueue.analysis import topology
 from fabqueue.analysis.guards import UploadLimits
 from fabqueue.analysis.loaders import load_triangles
 from fabqueue.analysis.mesh_checks import (
+    base_extents,
     check_fit,
     check_surface,
     check_units,
@@ -188,5 +189,6 @@ def _check(
         ))
     check_units(report, bbox)
     check_fit(report, vertices, bbox, material, printers)
-    estimate(report, volume, measures, bbox, material, params, copies, slope_areas(triangles))
+    estimate(report, volume, measures, bbox, material, params, copies, slope_areas(triangles),
+             base_extents(vertices, params.first_layer_height_mm))
     return MeshGeometry(vertices, faces)

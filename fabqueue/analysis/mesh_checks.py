@@ -243,6 +243,18 @@ def slope_areas(triangles: np.ndarray) -> list[tuple[float, float]]:
     return [(float(z / a), float(a / 2)) for z, a in zip(lift, area, strict=True) if a > 0]
 
 
+def base_extents(vertices: np.ndarray, first_layer_mm: float) -> tuple[float, float]:
+    """X and y extents of the vertices within the first layer: what the skirt goes round.
+
+    A part standing on a small foot (multibody.stl's lower body, a sphere) gets a short
+    skirt, as PrusaSlicer slices it, where the bounding box would give a long one.
+    """
+    z = vertices[:, 2]
+    near = vertices[z <= z.min() + first_layer_mm]
+    size = near[:, :2].max(axis=0) - near[:, :2].min(axis=0)
+    return float(size[0]), float(size[1])
+
+
 def estimate(
     report: dict[str, Any],
     volume: float,
@@ -252,6 +264,7 @@ def estimate(
     params: PrintParams,
     copies: int,
     slopes: list[tuple[float, float]] | None = None,
+    base: tuple[float, float] | None = None,
 ) -> None:
     density = (material.density_g_cm3 if material else None) or DEFAULT_DENSITY_G_CM3
     price = material.price_per_kg if material else None
@@ -259,6 +272,7 @@ def estimate(
         volume, measures.surface_mm2, (bbox[0], bbox[1], bbox[2]), params, density,
         price or 0.0, copies, footprint_mm2=measures.footprint_mm2,
         wall_mm2=measures.wall_mm2, bodies=len(measures.body_volumes_mm3), slopes=slopes or (),
+        base_mm=base,
     )
     report.update(
         material_g=result.material_g, filament_m=result.filament_m,

@@ -41,6 +41,13 @@ class PrintParams:
     infill_overlap: float = 1.1
     # PrusaSlicer fills interior regions smaller than this solid (its default, mm²).
     solid_infill_below_area_mm2: float = 70.0
+    # The skirt: loops around the print on the first layers (PrusaSlicer's defaults). Its
+    # filament is in PrusaSlicer's figure; the start G-code's purge line is not.
+    skirts: int = 1
+    skirt_distance_mm: float = 6.0
+    skirt_height_layers: int = 1
+    min_skirt_length_mm: float = 0.0
+    first_layer_extrusion_width_mm: float = 0.42
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,26 @@ def _infill_density(
     return 1.0 if section - ring < threshold else params.fill_density
 
 
+def _skirt_mm3(base_mm: tuple[float, float], params: PrintParams) -> float:
+    """The skirt's filament: loops ``skirt_distance`` around the print, once per print.
+
+    Each loop runs round the first layer's outline grown by the distance: the perimeter of
+    the base's extents plus 2π × distance (the rounded corners); a round base's hull is
+    shorter, which the loops' spacing outward roughly makes up. PrusaSlicer adds loops until
+    ``min_skirt_length`` is reached.
+    """
+    if params.skirts <= 0 or params.skirt_height_layers <= 0:
+        return 0.0
+    spacing = params.first_layer_extrusion_width_mm - params.first_layer_height_mm * (
+        1 - math.pi / 4)
+    around = 2 * (base_mm[0] + base_mm[1]) + 2 * math.pi * params.skirt_distance_mm
+    loops = [around + 2 * math.pi * spacing * i for i in range(params.skirts)]
+    while params.min_skirt_length_mm > sum(loops) > 0:
+        loops.append(loops[-1] + 2 * math.pi * spacing)
+    layer_section = spacing * params.first_layer_height_mm
+    return sum(loops) * layer_section * params.skirt_height_layers
+
+
 def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintParams) -> float:
     """Extruded volume per feature ÷ its volumetric speed, plus a per-layer overhead."""
     section = _extrusion_spacing(params) * params.layer_height_mm  # mm² per mm of line
@@ -182,6 +209,7 @@ def estimate_print(
     wall_mm2: float | None = None,
     bodies: int = 1,
     slopes: Sequence[tuple[float, float]] = (),
+    base_mm: tuple[float, float] | None = None,
 ) -> PrintEstimate:
     """Estimate filament grams and metres, printing seconds and material cost.
 
@@ -193,17 +221,22 @@ def estimate_print(
     a smaller inside (see ``_infill_density``). ``slopes``: ``(normal z, area mm²)`` per slope
     of the surface (``fabqueue.analysis.mesh_checks.slope_areas``), for the skins under every
     level or sloping surface (see ``_skins_by_slope``); without it, the footprint's.
+    ``base_mm``: x and y extents of the first layer, which the skirt goes round (once per
+    print, not per copy); without it, the bounding box's.
     """
     if volume_mm3 <= 0 or copies <= 0:
         return PrintEstimate(0.0, 0.0, 0.0, 0.0)
     one = _feature_volumes(volume_mm3, surface_mm2, bbox_mm, params, footprint_mm2, wall_mm2,
                            bodies, slopes)
-    extruded_mm3 = one.total * copies
+    skirt = _skirt_mm3(base_mm or (bbox_mm[0], bbox_mm[1]), params)
+    extruded_mm3 = one.total * copies + skirt
     grams = extruded_mm3 / 1000 * density_g_cm3
     filament_section = math.pi * (params.filament_diameter_mm / 2) ** 2
     return PrintEstimate(
         material_g=round(grams, 2),
         filament_m=round(extruded_mm3 / filament_section / 1000, 3),
-        seconds=round(_seconds(one, bbox_mm, params) * copies, 1),
+        seconds=round(_seconds(one, bbox_mm, params) * copies
+                      + skirt / (params.first_layer_speed_mm_s * _extrusion_spacing(params)
+                                 * params.first_layer_height_mm), 1),
         cost=round(grams / 1000 * price_per_kg, 2),
     )

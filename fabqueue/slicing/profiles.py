@@ -253,6 +253,12 @@ def print_params_from(ini: IniFile) -> PrintParams:
         raw = ini.settings.get(key)
         return default if raw is None else parse_number(ini.path, key, raw, base)
 
+    def first_layer_width() -> float:
+        """Its percentages are of the first layer's height, not the nozzle (PrusaSlicer)."""
+        raw = ini.settings.get("first_layer_extrusion_width", "0")
+        value = parse_number(ini.path, "first_layer_extrusion_width", raw, base=first_layer)
+        return value or width("extrusion_width")
+
     extrusion_width = width("perimeter_extrusion_width")
     # filament_max_volumetric_speed caps every extrusion move (PrusaSlicer does the same).
     max_flow = value("filament_max_volumetric_speed", 0.0)
@@ -291,6 +297,11 @@ def print_params_from(ini: IniFile) -> PrintParams:
         travel_speed_mm_s=value("travel_speed", 130.0),
         first_layer_speed_mm_s=min(value("first_layer_speed", 30.0, base=perimeter), cap),
         solid_infill_below_area_mm2=value("solid_infill_below_area", 70.0),
+        skirts=int(value("skirts", 1)),
+        skirt_distance_mm=value("skirt_distance", 6.0),
+        skirt_height_layers=int(value("skirt_height", 1)),
+        min_skirt_length_mm=value("min_skirt_length", 0.0),
+        first_layer_extrusion_width_mm=first_layer_width(),
     )
 
 

@@ -45,8 +45,8 @@ def test_full_infill_approaches_the_solid_volume() -> None:
 
 
 def test_material_never_exceeds_the_solid_part() -> None:
-    thin = estimate_print(2000.0, 4240.0, (100.0, 20.0, 1.0), PrintParams(fill_density=1.0),
-                          PLA_DENSITY, 25.0)
+    thin = estimate_print(2000.0, 4240.0, (100.0, 20.0, 1.0),
+                          PrintParams(fill_density=1.0, skirts=0), PLA_DENSITY, 25.0)
     assert thin.material_g <= 2000 / 1000 * PLA_DENSITY + 0.005  # grams are rounded to 0.01
 
 
@@ -59,10 +59,27 @@ def test_thinner_layers_take_longer() -> None:
     assert fine.seconds > cube().seconds * 1.5
 
 
-def test_copies_multiply() -> None:
-    one, four = cube(), cube(copies=4)
+def test_copies_multiply_and_share_one_skirt() -> None:
+    no_skirt = PrintParams(skirts=0)
+    one, four = cube(no_skirt), cube(no_skirt, copies=4)
     assert four.material_g == pytest.approx(4 * one.material_g, rel=0.001)
     assert four.cost == pytest.approx(4 * one.cost, abs=0.02)
+    # three skirt loops round the print, each about 4 × 20 mm + 2π × 6 mm = 118 mm long,
+    # 0.38 mm spaced, 0.2 mm high: 0.034 g once, not once per copy (grams are rounded)
+    skirted = PrintParams(skirts=3)
+    skirted_one, skirted_four = cube(skirted), cube(skirted, copies=4)
+    assert skirted_one.material_g - one.material_g == pytest.approx(0.034, abs=0.011)
+    assert skirted_four.material_g - four.material_g == pytest.approx(0.034, abs=0.011)
+
+
+def test_a_small_foot_gets_a_short_skirt() -> None:
+    wide = cube(PrintParams(skirt_distance_mm=2.0))
+    footed = cube(PrintParams(skirt_distance_mm=2.0), base_mm=(2.0, 5.0))
+    assert footed.material_g < wide.material_g
+    # three loops of at least 500 mm each, where one would be 93 mm
+    long = cube(PrintParams(skirt_distance_mm=2.0, min_skirt_length_mm=1500.0))
+    assert long.material_g - wide.material_g == pytest.approx(
+        1500 / 1000 * 0.42 * 0.2 * PLA_DENSITY, rel=0.25)
 
 
 def test_nothing_to_print_costs_nothing() -> None:
@@ -126,7 +143,11 @@ def params_args(params: PrintParams) -> list[str]:
         "--top-solid-infill-speed", str(params.top_solid_infill_speed_mm_s),
         "--travel-speed", str(params.travel_speed_mm_s),
         "--first-layer-speed", str(params.first_layer_speed_mm_s),
-        "--skirts", "0",
+        "--skirts", str(params.skirts),
+        "--skirt-distance", str(params.skirt_distance_mm),
+        "--skirt-height", str(params.skirt_height_layers),
+        "--min-skirt-length", str(params.min_skirt_length_mm),
+        "--first-layer-extrusion-width", str(params.first_layer_extrusion_width_mm),
     ]
 
 
