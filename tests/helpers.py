@@ -169,3 +169,22 @@ def english_client(stack: Stack) -> TestClient:
     client = stack.client()
     client.headers["Accept-Language"] = "en"
     return client
+
+
+def start_worker(stack: Stack, label: str, **env: str) -> Any:
+    """A worker like the session's, logging to its own file (the fixture's start_worker
+    reuses worker-0.log and truncates what a failed test would want to read)."""
+    import itertools
+    import subprocess
+    import sys
+
+    for n in itertools.count():
+        log_path = stack.data_dir / f"{label}-{n}.log"
+        if not log_path.exists():
+            break
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "fabqueue", "worker"],
+                                env={**stack.env, **env}, stdout=log,
+                                stderr=subprocess.STDOUT)
+    stack.workers.append(proc)
+    return proc

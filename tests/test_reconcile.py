@@ -15,7 +15,7 @@ import pytest
 import trimesh
 from conftest import Stack, wait_for
 from fastapi.testclient import TestClient
-from helpers import cube_stl, english_client, login, settled, upload
+from helpers import cube_stl, english_client, login, settled, start_worker, upload
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 
@@ -73,7 +73,7 @@ def test_lost_queue_entry_is_queued_again_from_the_database(
              interval=1, what="the reconciler to queue the job again")
     assert rq_status(stack, job_id) == "queued"
     assert reconcile_once(stack.ctx)["analysis"]["requeued"] == 0  # once is enough
-    stack.start_worker()
+    start_worker(stack, "after-lost")
     assert settled(client, h, job_id)["status"] == "awaiting_approval"
 
 
@@ -107,7 +107,7 @@ def test_worker_killed_mid_analysis_leaves_no_job_analyzing(
         log.close()
     assert stack.job(job_id).status == "analyzing"
     assert rq_status(stack, job_id) == "started"  # Redis still believes it runs
-    stack.start_worker()
+    start_worker(stack, "after-kill")
     status = reconcile_until(stack, job_id, timeout=120 - (time.monotonic() - killed_at))
     job = stack.job(job_id)
     if status == "invalid":
