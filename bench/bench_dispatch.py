@@ -111,8 +111,12 @@ class Octo:
         return r.json() if r.status_code == 200 else {}
 
     def last_print_s(self, path: str) -> float | None:
+        return self.last_print(path)[0]
+
+    def last_print(self, path: str) -> tuple[float | None, float | None]:
+        """(print time s, epoch s when it ended) of the file's last print."""
         last = (self.file_info(path).get("prints") or {}).get("last") or {}
-        return last.get("printTime")
+        return last.get("printTime"), last.get("date")
 
     def wait_state(self, wanted: Callable[[str], bool], timeout_s: float = 60.0) -> float:
         """Poll until the state matches; returns the monotonic time it was first seen."""
