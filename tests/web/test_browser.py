@@ -342,3 +342,41 @@ def test_laser_started_with_the_checklist_and_stopped_from_the_board(
         timeout=10_000, polling=250)
     shot(page, "board-laser-stopped")
     page.context.close()
+
+
+def test_staff_history_statistics_and_admin_pages(browser: Any, server: Server) -> None:
+    job = api_upload(server, "resident", "stats.stl", box_stl(5))
+    wait_status(server, "resident", job["id"], ("awaiting_approval",), _Sleeper())
+    staff = login(browser, server, "staff")
+    staff.goto(f"{server.url}/staff/history?status=awaiting_approval&owner=resident")
+    assert "stats.stl" in staff.inner_text("table")
+    staff.goto(f"{server.url}/staff/history?status=done&q=stats.stl")
+    assert "stats.stl" not in staff.inner_text("table")
+    staff.goto(f"{server.url}/staff/stats")
+    assert staff.locator("svg.chart[role=img] rect").count() >= 1
+    body = staff.request.get(f"{server.url}/staff/stats.csv").text()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    kc = [r for r in rows if r["site"] == "kc"]
+    assert kc and sum(int(r["jobs"]) for r in kc) >= 1
+    shot(staff, "staff-statistics")
+    assert staff.goto(f"{server.url}/admin").status == 403
+    staff.context.close()
+
+    admin = login(browser, server, "admin")
+    admin.goto(f"{server.url}/admin")
+    admin.fill("#new-name", "ona")
+    admin.select_option("#new-role", "resident")
+    admin.click("form[action='/admin/users'] button")
+    password = admin.inner_text("#invited code")
+    assert len(password) >= 8
+    r = httpx.post(f"{server.url}/api/auth/token", data={"username": "ona", "password": password})
+    assert r.status_code == 200
+    row = admin.locator("tr", has=admin.locator("td", has_text="ona")).first
+    row.locator("input[name=quota]").fill("250")
+    row.locator("button").click()
+    admin.wait_for_url(re.compile(r".*/admin(#users)?$"))
+    with server.api("admin") as c:
+        ona = next(u for u in c.get("/api/users").json() if u["name"] == "ona")
+    assert ona["quota_g_month"] == 250
+    shot(admin, "admin")
+    admin.context.close()

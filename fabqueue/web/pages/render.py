@@ -12,6 +12,7 @@ from babel.numbers import format_decimal
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
+from sqlalchemy.orm import object_session
 from starlette.responses import Response
 
 from fabqueue.i18n import LANGUAGE_NAMES, LOCALES, babel_locale, translations
@@ -39,12 +40,14 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h} h {m:02d} min" if h else f"{max(m, 1 if s else 0)} min"
 
 
-def unread_count(request: Request, user: User | None) -> int:
-    if user is None:
+def unread_count(user: User | None) -> int:
+    """Unread notifications, on the request's own session (the one that loaded ``user``):
+    a second connection per request could exhaust the pool under load and deadlock."""
+    session = object_session(user) if user is not None else None
+    if user is None or session is None:
         return 0
-    with request.app.state.db.sessionmaker() as s:
-        return int(s.scalar(select(func.count()).select_from(Notification).where(
-            Notification.user_id == user.id, Notification.read.is_(False))) or 0)
+    return int(session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.user_id == user.id, Notification.read.is_(False))) or 0)
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
@@ -80,7 +83,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         request=request, user=user, locale=locale, locales=LOCALES, language_names=LANGUAGE_NAMES,
         csrf_token=csrf_token(request), fmt_dt=fmt_dt, fmt_num=fmt_num,
         fmt_duration=fmt_duration, currency=request.app.state.settings.currency,
-        label=label, unread=unread_count(request, user),
+        label=label, unread=unread_count(user),
         _=tr.gettext, gettext=tr.gettext, ngettext=tr.ngettext,
     )
     return templates.TemplateResponse(request, name, context, status_code=status_code)
