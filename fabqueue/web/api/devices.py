@@ -113,7 +113,7 @@ def _publish_state(db: Session, d: Device) -> None:
 
 
 @router.post("/{device_id}/bed-cleared")
-def _handle_bed_cleared(device_id: str, user: User = Depends(current_user),
+def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(current_user),
                         db: Session = Depends(get_db)) -> dict[str, Any]:
     d = _managed(db, user, device_id)
     if d.kind != "printer":
@@ -127,6 +127,9 @@ def _handle_bed_cleared(device_id: str, user: User = Depends(current_user),
     d.progress = None
     d.time_left_s = None
     _publish_state(db, d)
+    db.commit()
+    # wake the device worker now rather than at its next poll: the next print starts at once
+    control.send(request.app.state.ctx.redis, d.id, "bed_cleared", by=user.id)
     return device_out(d, staff=True)
 
 
