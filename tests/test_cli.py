@@ -164,3 +164,14 @@ def test_data_dir_from_the_environment(tmp_path: Path) -> None:
     r = fabqueue("users", "list", env=env)
     assert r.returncode == 0 and "\tadmin\tadmin\t-\tactive" in r.stdout
     assert rows(tmp_path / "env-data", "SELECT version_num FROM alembic_version")
+
+
+def test_users_add_prompts_twice_for_the_password(data_dir: Path, imported: Path) -> None:
+    r = fabqueue("users", "add", "vida", "--role", "resident", "--data-dir", str(data_dir),
+                 stdin="first password\nsecond password\nfirst password\nfirst password\n")
+    assert r.returncode == 0, r.stderr
+    assert "do not match" in (r.stdout + r.stderr).lower()
+    (pw_hash,), = rows(data_dir, "SELECT password_hash FROM users WHERE name='vida'")
+    from argon2 import PasswordHasher
+
+    assert PasswordHasher().verify(pw_hash, "first password")
