@@ -136,6 +136,13 @@ def test_svg_makes_a_laser_job(client: TestClient, resident: dict[str, str]) -> 
     assert a["size_mm"] == pytest.approx([30, 20], abs=0.5)  # what is cut, in mm
     assert a["cut_length_mm"] == pytest.approx(100, rel=0.01)
     assert [op["operation"] for op in a["operations"]] == ["cut"]
+    # the drawing comes back as a download, never rendered in FabQueue's origin
+    got = client.get(job["file_url"], headers=resident)
+    assert got.content == SQUARE_SVG
+    assert got.headers["content-type"] == "application/octet-stream"
+    assert got.headers["content-disposition"].startswith("attachment")
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in got.headers["content-security-policy"]
 
 
 def test_svg_with_a_print_material_is_refused(client: TestClient,
