@@ -55,7 +55,7 @@ def target_device(session: Any, job: Job) -> Device | None:
     q = select(Device).where(Device.kind == kind, Device.enabled.is_(True)).order_by(Device.id)
     if job.site_id:
         q = q.where(Device.site_id == job.site_id)
-    for d in session.scalars(q):
+    for d in session.scalars(q).all():
         if job.material_id in (d.materials or []) and (d.id in fits or not fits):
             return d
     return None

@@ -25,7 +25,7 @@ from fabqueue.store.models import Job
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_GRACE_S = 75  # RQ beats at least every ~30-60 s while a job runs
+HEARTBEAT_GRACE_S = 50  # RQ's worker beats every ~30 s while its work-horse runs
 
 
 def rq_job_alive(ctx: Context, rq_id: str) -> bool:
