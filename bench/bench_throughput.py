@@ -12,7 +12,7 @@ start; the benchmark then confirms each bed-clear as soon as a printer asks (it 
 last job's end, against the sum of the jobs' print times (OctoPrint's own
 ``prints.last.printTime`` of each file) ÷ printers; and, per printer, where the rest went.
 ``--wake`` also pushes a ``bed_cleared`` command on the device's control list after each
-bed-clear (what the web could do: see bench_dispatch.py).
+bed-clear: what the web itself does since b6a9e2a (useful only to measure older commits).
 """
 
 from __future__ import annotations
@@ -24,15 +24,28 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_dispatch import TERMINAL, Farm, farm, gcode_program, machine_line, write_subsection
+from bench_dispatch import (
+    TERMINAL,
+    Farm,
+    commit,
+    farm,
+    gcode_program,
+    machine_line,
+    write_subsection,
+)
 from sqlalchemy import select
 
 from fabqueue.store.models import Job
 
 SECTION = "## Print throughput"
 BED_POLL_S = 0.1
-PREFACE = ("Total wall time against the sum of the jobs' print times ÷ printers: how close the "
-           "scheduler keeps every printer busy. Run both variants to fill this section.")
+PREFACE = (
+    "Total wall time against the sum of the jobs' print times ÷ printers: how close the "
+    "scheduler keeps every printer busy. Before b6a9e2a (bed-cleared wakes the device worker), "
+    "at 8df5fb4, the same 200 jobs took 282.9 s for an ideal 174.3 s, **1.62×**: bed cleared → "
+    "next job claimed was 1.02 s median (the worker's 1 s poll), 18% of the printers' time. "
+    "The remaining gap now is mostly the end of each print: the worker sees it at its next "
+    "1 s poll (with identical jobs the poll phase locks, hence ~0.85 s rather than 0.5 s).")
 
 
 @dataclass
@@ -170,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         startup=sum(t.startup for t in per.values()), tail=sum(t.tail for t in per.values()))
     command = (".venv/bin/python bench/bench_throughput.py --write"
                + (" --wake" if args.wake else ""))
-    variant = ("with a wake-up command after each bed-clear" if args.wake
-               else "FabQueue as is")
+    variant = f"at {commit()}" + (", the bench also pushing the wake-up (`--wake`)"
+                                  if args.wake else "")
     lines = [
         f"{args.jobs} staff G-code jobs ({program_kb:.0f} kB, heat-up + "
         f"{args.moves} moves: {statistics.median(r.print_s for r in runs):.1f} s of Virtual "
