@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from fabqueue.core.jobs import JobStatus
 from fabqueue.core.scheduling import Candidate, expected_times
@@ -66,7 +66,9 @@ def site_queue(db: Session, site_id: str | None, kind: str, limit: int = 500) ->
     """The waiting jobs of one site and kind, in the order they should run."""
     q = select(Job).where(Job.status.in_(WAITING), Job.kind == kind)
     q = q.where(Job.site_id == site_id) if site_id else q.where(Job.site_id.is_(None))
-    jobs = {j.id: j for j in db.scalars(q.order_by(Job.id).limit(limit))}
+    # owners are shown beside every job: load them in one query, not one per row
+    jobs = {j.id: j for j in db.scalars(q.options(selectinload(Job.owner))
+                                        .order_by(Job.id).limit(limit))}
     if not jobs:
         return []
     now = time.time()

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from fabqueue.core.access import Role, can_manage_job
 from fabqueue.core.jobs import JobStatus
@@ -60,7 +60,8 @@ def inbox(request: Request, user: User | None = Depends(optional_user),
     locale = request_locale(request, user)
     pending = visible_jobs(user).where(Job.status == JobStatus.AWAITING_APPROVAL)
     total = db.scalar(select(func.count()).select_from(pending.subquery()))
-    waiting = list(db.scalars(pending.order_by(Job.id).limit(PAGE)))
+    waiting = list(db.scalars(pending.options(selectinload(Job.owner))
+                              .order_by(Job.id).limit(PAGE)))
     warnings = {j.id: render_findings((j.analysis or {}).get("warnings"), locale)
                 for j in waiting}
     batch_ids = {j.batch_id for j in waiting if j.batch_id}
@@ -181,7 +182,8 @@ def history(request: Request, status: str | None = None, site: str | None = None
         query = query.join(User, User.id == Job.owner_id).where(User.name == owner)
     if q:
         query = query.where(Job.file_name.contains(q))
-    rows = list(db.scalars(query.order_by(Job.id.desc()).limit(PAGE + 1)
+    rows = list(db.scalars(query.options(selectinload(Job.owner))
+                           .order_by(Job.id.desc()).limit(PAGE + 1)
                            .offset((page - 1) * PAGE)))
     filters: dict[str, Any] = {"status": status or "", "site": site or "",
                                "owner": owner or "", "q": q or ""}
