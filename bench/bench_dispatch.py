@@ -312,10 +312,10 @@ def write_section(section: str, body: str) -> None:
     pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     block = f"{section}\n\n{body.strip()}\n\n"
     if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
+        text = pattern.sub(lambda _: block, text)  # the rest of the file stays byte for byte
     else:
-        text = text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+        text = text.rstrip("\n") + "\n\n" + block.rstrip("\n") + "\n"
+    RESULTS.write_text(text)
 
 
 def write_subsection(section: str, heading: str, body: str, preface: str = "") -> None:
