@@ -380,3 +380,15 @@ def test_staff_history_statistics_and_admin_pages(browser: Any, server: Server) 
     assert ona["quota_g_month"] == 250
     shot(admin, "admin")
     admin.context.close()
+
+
+def test_a_model_drawn_in_inches_gets_the_scale_suggestion(
+        browser: Any, server: Server) -> None:
+    job = api_upload(server, "resident", "inches.stl", box_stl(20 / 25.4))
+    page = login(browser, server, "resident")
+    page.goto(f"{server.url}/jobs/{job['id']}")
+    page.wait_for_selector("#scale-suggestion", timeout=30_000)
+    assert "×25.4" in page.inner_text("#scale-suggestion")
+    assert page.locator("li.warning[data-code=units_suspect]").count() == 1
+    shot(page, "resident-scale-suggestion")
+    page.context.close()
