@@ -9,8 +9,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from conftest import Stack, wait_for
 from fastapi.testclient import TestClient
+
+from tests.conftest import Stack, wait_for
 
 SETTLED = ("invalid", "awaiting_approval")
 

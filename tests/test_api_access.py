@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import Stack
 from fastapi.testclient import TestClient
-from helpers import (
+
+from tests.conftest import Stack
+from tests.helpers import (
     analysed,
     api_routes,
     cube_stl,

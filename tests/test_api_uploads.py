@@ -16,9 +16,19 @@ from typing import Any
 import numpy as np
 import pytest
 import trimesh
-from conftest import Stack, sample, wait_for
 from fastapi.testclient import TestClient
-from helpers import analysed, cube_stl, english_client, login, settled, upload, zip_bomb, zip_bytes
+
+from tests.conftest import Stack, sample, wait_for
+from tests.helpers import (
+    analysed,
+    cube_stl,
+    english_client,
+    login,
+    settled,
+    upload,
+    zip_bomb,
+    zip_bytes,
+)
 
 CONTENT_TYPES = (
     b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Stack
 from fastapi.testclient import TestClient
-from helpers import analysed, cube_stl, english_client, insert_job, login
+
+from tests.conftest import Stack
+from tests.helpers import analysed, cube_stl, english_client, insert_job, login
 
 
 @pytest.fixture

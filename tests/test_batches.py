@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import Stack, wait_for
 from fastapi.testclient import TestClient
-from helpers import cube_stl, english_client, zip_bomb, zip_bytes
+
+from tests.conftest import Stack, wait_for
+from tests.helpers import cube_stl, english_client, zip_bomb, zip_bytes
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import Stack
 from fastapi.testclient import TestClient
-from helpers import english_client, insert_job
+
+from tests.conftest import Stack
+from tests.helpers import english_client, insert_job
 
 
 @pytest.fixture

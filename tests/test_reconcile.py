@@ -13,14 +13,14 @@ from collections.abc import Iterator
 import psutil
 import pytest
 import trimesh
-from conftest import Stack, wait_for
 from fastapi.testclient import TestClient
-from helpers import cube_stl, english_client, login, settled, start_worker, upload
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 
 from fabqueue.queue import names
 from fabqueue.queue.reconcile import reconcile_once
+from tests.conftest import Stack, wait_for
+from tests.helpers import cube_stl, english_client, login, settled, start_worker, upload
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import sample, wait_for
+
+from tests.conftest import sample, wait_for
 
 
 def free_port() -> int:

@@ -93,12 +93,15 @@ async def check_csrf(request: Request) -> None:
                             "Reload the page and try again.")
 
 
-async def optional_user(
+def _signed_in(
     request: Request,
     token: str | None = Depends(oauth2_scheme),
-    db: Session = Depends(get_db),
-) -> User | None:
+    db: Session = Depends(get_db, scope="function"),
+) -> tuple[User | None, bool]:
+    """The user and whether they came by session cookie. A plain ``def``: FastAPI runs it in
+    a thread, so waiting for a database connection never blocks the event loop."""
     uid: int | None = None
+    by_cookie = False
     if token:
         try:
             uid = int(serializer(request).loads(token, max_age=TOKEN_MAX_AGE_S)["uid"])
@@ -106,9 +109,9 @@ async def optional_user(
             raise ApiError(401, "Your sign-in has expired. Sign in again.") from None
     elif "session" in request.scope and request.session.get("uid"):
         uid = int(request.session["uid"])
-        await check_csrf(request)
+        by_cookie = True
     if uid is None:
-        return None
+        return None, False
     user = db.get(User, uid)
     if user is None or user.disabled:
         if "session" in request.scope:
@@ -116,6 +119,15 @@ async def optional_user(
         raise ApiError(401, "This account is disabled or no longer exists.")
     request.state.user = user
     request.state.user_locale = user.locale
+    return user, by_cookie
+
+
+async def optional_user(
+    request: Request, found: tuple[User | None, bool] = Depends(_signed_in)
+) -> User | None:
+    user, by_cookie = found
+    if by_cookie:
+        await check_csrf(request)  # reads the form: async, but touches no database
     return user
 
 

@@ -25,7 +25,7 @@ class Token(BaseModel):
 def _handle_token(
     request: Request,
     form: OAuth2PasswordRequestForm = Depends(),
-    db: Session = Depends(get_db),
+    db: Session = Depends(get_db, scope="function"),
 ) -> Token:
     user = authenticate(db, form.username, form.password)
     if user is None:

@@ -125,7 +125,7 @@ def batch_out(batch: Batch, locale: str, db: Session) -> dict[str, Any]:
 
 @router.post("", status_code=201, openapi_extra=BATCH_SCHEMA)
 async def _handle_create(request: Request, user: User = Depends(current_user),
-                         db: Session = Depends(get_db)) -> dict[str, Any]:
+                         db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     if user.role not in (Role.TEACHER, Role.STAFF, Role.ADMIN):
         raise ApiError(403, "Only teachers and lab staff can hand in a class.")
     ctx = request.app.state.ctx
@@ -205,7 +205,7 @@ def _load_batch(db: Session, user: User, batch_id: int) -> Batch:
 
 @router.get("")
 def _handle_list(request: Request, user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+                 db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     locale = request_locale(request, user)
     batches = db.scalars(visible_batches(user).order_by(Batch.id.desc()).limit(200))
     return [batch_out(b, locale, db) for b in batches]
@@ -213,7 +213,7 @@ def _handle_list(request: Request, user: User = Depends(current_user),
 
 @router.get("/{batch_id}")
 def _handle_get(batch_id: int, request: Request, user: User = Depends(current_user),
-                db: Session = Depends(get_db)) -> dict[str, Any]:
+                db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return batch_out(_load_batch(db, user, batch_id), request_locale(request, user), db)
 
 
@@ -252,12 +252,12 @@ def _decide(request: Request, db: Session, user: User, batch_id: int,
 
 @router.post("/{batch_id}/approve")
 def _handle_approve(batch_id: int, request: Request, user: User = Depends(current_user),
-                    db: Session = Depends(get_db)) -> dict[str, Any]:
+                    db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return _decide(request, db, user, batch_id, True, None)
 
 
 @router.post("/{batch_id}/reject")
 def _handle_reject(batch_id: int, body: BatchDecision, request: Request,
                    user: User = Depends(current_user),
-                   db: Session = Depends(get_db)) -> dict[str, Any]:
+                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return _decide(request, db, user, batch_id, False, body.reason)

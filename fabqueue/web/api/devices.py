@@ -66,7 +66,7 @@ def _managed(db: Session, user: User, device_id: str) -> Device:
 @router.get("")
 def _handle_list(site: str | None = None, kind: str | None = None,
                  user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+                 db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     q = select(Device).order_by(Device.site_id, Device.id)
     if site:
         q = q.where(Device.site_id == site)
@@ -77,7 +77,7 @@ def _handle_list(site: str | None = None, kind: str | None = None,
 
 @router.get("/{device_id}")
 def _handle_get(device_id: str, user: User = Depends(current_user),
-                db: Session = Depends(get_db)) -> dict[str, Any]:
+                db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     from fabqueue.store.forecast import device_ratio
 
     out = device_out(_load(db, device_id), staff=is_staff(user.role))
@@ -88,7 +88,7 @@ def _handle_get(device_id: str, user: User = Depends(current_user),
 
 @router.put("/{device_id}")
 def _handle_put(device_id: str, body: DeviceIn, user: User = Depends(admin_user),
-                db: Session = Depends(get_db)) -> dict[str, Any]:
+                db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     body.id = device_id
     try:
         upsert_device(db, body)
@@ -100,7 +100,7 @@ def _handle_put(device_id: str, body: DeviceIn, user: User = Depends(admin_user)
 
 @router.delete("/{device_id}", status_code=204)
 def _handle_delete(device_id: str, user: User = Depends(admin_user),
-                   db: Session = Depends(get_db)) -> None:
+                   db: Session = Depends(get_db, scope="function")) -> None:
     d = _load(db, device_id)
     if d.current_job_id:
         raise ApiError(409, "The machine {id} is running a job; stop it first.", id=d.id)
@@ -114,7 +114,7 @@ def _publish_state(db: Session, d: Device) -> None:
 
 @router.post("/{device_id}/bed-cleared")
 def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(current_user),
-                        db: Session = Depends(get_db)) -> dict[str, Any]:
+                        db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     d = _managed(db, user, device_id)
     if d.kind != "printer":
         raise ApiError(409, "Only printers have a bed to clear.")
@@ -141,7 +141,7 @@ class StartIn(BaseModel):
 @router.post("/{device_id}/start")
 def _handle_start(device_id: str, body: StartIn, request: Request,
                   user: User = Depends(current_user),
-                  db: Session = Depends(get_db)) -> dict[str, Any]:
+                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Staff at the laser confirm the checklist; the laser starts only on this."""
     d = _managed(db, user, device_id)
     if d.kind != "laser":
@@ -193,33 +193,33 @@ def _command(request: Request, db: Session, user: User, device_id: str, command:
 
 @router.post("/{device_id}/stop")
 def _handle_stop(device_id: str, request: Request, user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> dict[str, Any]:
+                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """The stop button: a laser is soft-reset at once; a print is cancelled."""
     return _command(request, db, user, device_id, "stop", running_only=False)
 
 
 @router.post("/{device_id}/pause")
 def _handle_pause(device_id: str, request: Request, user: User = Depends(current_user),
-                  db: Session = Depends(get_db)) -> dict[str, Any]:
+                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return _command(request, db, user, device_id, "pause")
 
 
 @router.post("/{device_id}/resume")
 def _handle_resume(device_id: str, request: Request, user: User = Depends(current_user),
-                   db: Session = Depends(get_db)) -> dict[str, Any]:
+                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return _command(request, db, user, device_id, "resume")
 
 
 @router.post("/{device_id}/cancel")
 def _handle_cancel(device_id: str, request: Request, user: User = Depends(current_user),
-                   db: Session = Depends(get_db)) -> dict[str, Any]:
+                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return _command(request, db, user, device_id, "cancel")
 
 
 @router.post("/{device_id}/frame")
 def _handle_frame(device_id: str, body: StartIn, request: Request,
                   user: User = Depends(current_user),
-                  db: Session = Depends(get_db)) -> dict[str, Any]:
+                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Trace the job's outline with the laser off, so the operator can check the sheet."""
     d = _managed(db, user, device_id)
     if d.kind != "laser":
@@ -230,7 +230,7 @@ def _handle_frame(device_id: str, body: StartIn, request: Request,
 
 @router.post("/{device_id}/reset")
 def _handle_reset(device_id: str, request: Request, user: User = Depends(current_user),
-                  db: Session = Depends(get_db)) -> dict[str, Any]:
+                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Clear an alarm or error after staff checked the machine."""
     return _command(request, db, user, device_id, "reset", running_only=False)
 

@@ -62,7 +62,7 @@ def load_managed(db: Session, user: User, job_id: int) -> Job:
 
 @router.post("", status_code=201, openapi_extra=UPLOAD_SCHEMA)
 async def _handle_upload(request: Request, user: User = Depends(current_user),
-                         db: Session = Depends(get_db)) -> dict[str, Any]:
+                         db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     ctx = request.app.state.ctx
     form = await parse_upload(request, ctx.files, max_file_bytes=ctx.settings.max_upload_bytes)
     upload = next((f for f in form.files if f.field == "file"), None)
@@ -85,7 +85,7 @@ def _handle_list(
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0),
     user: User = Depends(current_user),
-    db: Session = Depends(get_db),
+    db: Session = Depends(get_db, scope="function"),
 ) -> dict[str, Any]:
     q = visible_jobs(user)
     if status:
@@ -105,7 +105,7 @@ def _handle_list(
 
 @router.get("/{job_id}")
 def _handle_get(job_id: int, request: Request, user: User = Depends(current_user),
-                db: Session = Depends(get_db)) -> dict[str, Any]:
+                db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_visible(db, user, job_id)
     out = job_out(job, request_locale(request, user))
     out["queue"] = None
@@ -119,7 +119,7 @@ def _handle_get(job_id: int, request: Request, user: User = Depends(current_user
 
 @router.get("/{job_id}/events")
 def _handle_events(job_id: int, user: User = Depends(current_user),
-                   db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+                   db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     load_visible(db, user, job_id)
     evs = list(db.scalars(select(JobEvent).where(JobEvent.job_id == job_id)
                           .order_by(JobEvent.id)))
@@ -136,7 +136,7 @@ DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff",
 
 @router.get("/{job_id}/file")
 def _handle_file(job_id: int, request: Request, user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> Response:
+                 db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
     path = request.app.state.files.path(job.file_sha256)
     return FileResponse(path, media_type="application/octet-stream", filename=job.file_name,
@@ -145,7 +145,7 @@ def _handle_file(job_id: int, request: Request, user: User = Depends(current_use
 
 @router.get("/{job_id}/thumbnail")
 def _handle_thumbnail(job_id: int, request: Request, user: User = Depends(current_user),
-                      db: Session = Depends(get_db)) -> Response:
+                      db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
     if not job.thumbnail_sha256:
         raise ApiError(404, "There is no picture of this job yet.")
@@ -155,7 +155,7 @@ def _handle_thumbnail(job_id: int, request: Request, user: User = Depends(curren
 
 @router.get("/{job_id}/program")
 def _handle_program(job_id: int, request: Request, user: User = Depends(current_user),
-                    db: Session = Depends(get_db)) -> Response:
+                    db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
     if not job.program_sha256:
         raise ApiError(404, "This job has no machine program yet.")
@@ -179,7 +179,7 @@ class RejectIn(BaseModel):
 @router.post("/{job_id}/approve")
 def _handle_approve(job_id: int, request: Request, body: ApproveIn | None = None,
                     user: User = Depends(current_user),
-                    db: Session = Depends(get_db)) -> dict[str, Any]:
+                    db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_managed(db, user, job_id)
     body = body or ApproveIn()
     approval.approve(request.app.state.ctx, db, job, user, device=body.device,
@@ -191,7 +191,7 @@ def _handle_approve(job_id: int, request: Request, body: ApproveIn | None = None
 @router.post("/{job_id}/reject")
 def _handle_reject(job_id: int, body: RejectIn, request: Request,
                    user: User = Depends(current_user),
-                   db: Session = Depends(get_db)) -> dict[str, Any]:
+                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_managed(db, user, job_id)
     approval.reject(db, job, user, body.reason)
     return job_out(job, request_locale(request, user))
@@ -199,7 +199,7 @@ def _handle_reject(job_id: int, body: RejectIn, request: Request,
 
 @router.post("/{job_id}/cancel")
 def _handle_cancel(job_id: int, request: Request, user: User = Depends(current_user),
-                   db: Session = Depends(get_db)) -> dict[str, Any]:
+                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_visible(db, user, job_id)
     staff = can_manage_job(role=user.role, user_site=user.site_id, job_site=job.site_id)
     if job.owner_id != user.id and not staff:
@@ -219,7 +219,7 @@ class DecisionIn(BaseModel):
 @router.post("/{job_id}/requeue")
 def _handle_requeue(job_id: int, request: Request, body: DecisionIn | None = None,
                     user: User = Depends(current_user),
-                    db: Session = Depends(get_db)) -> dict[str, Any]:
+                    db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Staff decide an interrupted (or failed) job runs again: it waits for a machine."""
     job = load_managed(db, user, job_id)
     approval.requeue(request.app.state.ctx, db, job, user, body.reason if body else None)
@@ -229,7 +229,7 @@ def _handle_requeue(job_id: int, request: Request, body: DecisionIn | None = Non
 @router.post("/{job_id}/fail")
 def _handle_fail(job_id: int, request: Request, body: DecisionIn | None = None,
                  user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> dict[str, Any]:
+                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Staff decide an interrupted job is over."""
     job = load_managed(db, user, job_id)
     if job.status != JobStatus.INTERRUPTED:
@@ -249,7 +249,7 @@ class MoveIn(BaseModel):
 @router.post("/{job_id}/move")
 def _handle_move(job_id: int, body: MoveIn, request: Request,
                  user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> dict[str, Any]:
+                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Staff move a waiting job to the front (or back to normal order)."""
     job = load_managed(db, user, job_id)
     if job.status not in (JobStatus.APPROVED, JobStatus.SLICING, JobStatus.READY):

@@ -24,13 +24,13 @@ def material_out(m: Material) -> dict[str, Any]:
 
 @router.get("")
 def _handle_list(user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+                 db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     return [material_out(m) for m in db.scalars(select(Material).order_by(Material.id))]
 
 
 @router.put("/{material_id}")
 def _handle_put(material_id: str, body: MaterialIn, user: User = Depends(admin_user),
-                db: Session = Depends(get_db)) -> dict[str, Any]:
+                db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     body.id = material_id
     upsert_material(db, body)
     db.flush()

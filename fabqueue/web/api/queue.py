@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/queue", tags=["queue"])
 def _handle_queue(site: str | None = None,
                   kind: str = Query("printer", pattern="^(printer|laser)$"),
                   user: User = Depends(current_user),
-                  db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+                  db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     """Everyone sees the queue's shape; only the site's staff see whose jobs the others are."""
     site = site or (user.site_id if is_staff(user.role) else None)
     forecast = site_forecast(db, site, kind)

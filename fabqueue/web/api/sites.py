@@ -21,13 +21,13 @@ def site_out(s: Site) -> dict[str, Any]:
 
 @router.get("")
 def _handle_list(user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+                 db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     return [site_out(s) for s in db.scalars(select(Site).order_by(Site.id))]
 
 
 @router.put("/{site_id}")
 def _handle_put(site_id: str, body: SiteIn, user: User = Depends(admin_user),
-                db: Session = Depends(get_db)) -> dict[str, Any]:
+                db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     body.id = site_id
     upsert_site(db, body)
     db.flush()

@@ -39,13 +39,13 @@ class UserPatch(BaseModel):
 
 @router.get("")
 def _handle_list(user: User = Depends(admin_user),
-                 db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+                 db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     return [user_out(u) for u in db.scalars(select(User).order_by(User.name))]
 
 
 @router.post("", status_code=201)
 def _handle_create(body: UserIn, user: User = Depends(admin_user),
-                   db: Session = Depends(get_db)) -> dict[str, Any]:
+                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     try:
         new = create_user(db, body.name, body.password, body.role.value, body.site, body.email)
     except AccountError as exc:
@@ -55,7 +55,7 @@ def _handle_create(body: UserIn, user: User = Depends(admin_user),
 
 @router.patch("/{user_id}")
 def _handle_patch(user_id: int, body: UserPatch, user: User = Depends(current_user),
-                  db: Session = Depends(get_db)) -> dict[str, Any]:
+                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     target = db.get(User, user_id)
     if target is None:
         raise ApiError(404, "There is no user {id}.", id=user_id)

@@ -48,7 +48,7 @@ def _page(request: Request, user: User, db: Session, **extra: object) -> Respons
 
 @router.get("/admin")
 def admin_page(request: Request, user: User | None = Depends(optional_user),
-               db: Session = Depends(get_db)) -> Response:
+               db: Session = Depends(get_db, scope="function")) -> Response:
     if (denied := _admin_or_error(request, user)) is not None:
         return denied
     assert user is not None
@@ -59,7 +59,7 @@ def admin_page(request: Request, user: User | None = Depends(optional_user),
 def invite(request: Request, name: str = Form(...), role: str = Form("resident"),
            site: str = Form(""), email: str = Form(""), csrf_token: str = Form(""),
            user: User | None = Depends(optional_user),
-           db: Session = Depends(get_db)) -> Response:
+           db: Session = Depends(get_db, scope="function")) -> Response:
     """A new account with a one-time password shown once, to hand to the person."""
     if (denied := _admin_or_error(request, user)) is not None:
         return denied
@@ -79,7 +79,7 @@ def invite(request: Request, name: str = Form(...), role: str = Form("resident")
 def edit_user(user_id: int, request: Request, role: str = Form(...), site: str = Form(""),
               quota: str = Form(""), disabled: str = Form(""), csrf_token: str = Form(""),
               user: User | None = Depends(optional_user),
-              db: Session = Depends(get_db)) -> Response:
+              db: Session = Depends(get_db, scope="function")) -> Response:
     if (denied := _admin_or_error(request, user)) is not None:
         return denied
     require_csrf(request, csrf_token)
@@ -95,7 +95,7 @@ def edit_user(user_id: int, request: Request, role: str = Form(...), site: str =
 @router.post("/admin/sites")
 def save_site(request: Request, site_id: str = Form(...), name: str = Form(...),
               csrf_token: str = Form(""), user: User | None = Depends(optional_user),
-              db: Session = Depends(get_db)) -> Response:
+              db: Session = Depends(get_db, scope="function")) -> Response:
     if (denied := _admin_or_error(request, user)) is not None:
         return denied
     require_csrf(request, csrf_token)
@@ -110,7 +110,7 @@ def save_site(request: Request, site_id: str = Form(...), name: str = Form(...),
 @router.post("/admin/materials/{material_id}")
 def save_material(material_id: str, request: Request, price: str = Form(""),
                   csrf_token: str = Form(""), user: User | None = Depends(optional_user),
-                  db: Session = Depends(get_db)) -> Response:
+                  db: Session = Depends(get_db, scope="function")) -> Response:
     if (denied := _admin_or_error(request, user)) is not None:
         return denied
     require_csrf(request, csrf_token)

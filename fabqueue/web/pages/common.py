@@ -67,7 +67,7 @@ def login_page(request: Request) -> Response:
 
 @router.post("/login")
 def login(request: Request, username: str = Form(...), password: str = Form(...),
-          csrf_token: str = Form(""), db: Session = Depends(get_db)) -> Response:
+          csrf_token: str = Form(""), db: Session = Depends(get_db, scope="function")) -> Response:
     if not form_csrf_ok(request, csrf_token):
         return render(request, "login.html", status_code=403, error="csrf")
     user = authenticate(db, username, password)
@@ -91,7 +91,8 @@ def logout(request: Request, csrf_token: str = Form("")) -> Response:
 
 @router.post("/lang")
 def set_language(request: Request, locale: str = Form(...), csrf_token: str = Form(""),
-                 next: str = Form("/"), db: Session = Depends(get_db)) -> Response:
+                 next: str = Form("/"),
+                 db: Session = Depends(get_db, scope="function")) -> Response:
     """The language switch: kept in the session, and on the account when signed in."""
     if locale in LOCALES and form_csrf_ok(request, csrf_token):
         request.session["locale"] = locale

@@ -30,7 +30,7 @@ def materials(db: Session) -> list[Material]:
 
 @router.get("/")
 def index(request: Request, user: User | None = Depends(optional_user),
-          db: Session = Depends(get_db)) -> Response:
+          db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     jobs = list(db.scalars(visible_jobs(user).where(Job.owner_id == user.id)
@@ -40,7 +40,7 @@ def index(request: Request, user: User | None = Depends(optional_user),
 
 @router.post("/submit")
 async def submit_page(request: Request, user: User | None = Depends(optional_user),
-                      db: Session = Depends(get_db)) -> Response:
+                      db: Session = Depends(get_db, scope="function")) -> Response:
     """The form's fallback when JavaScript is off (the page normally uploads by XHR)."""
     if user is None:
         return redirect("/login")
@@ -67,7 +67,7 @@ def job_events(db: Session, job_id: int) -> list[dict[str, object]]:
 
 @router.get("/jobs/{job_id}")
 def job_page(job_id: int, request: Request, user: User | None = Depends(optional_user),
-             db: Session = Depends(get_db)) -> Response:
+             db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     try:
@@ -87,7 +87,7 @@ def job_page(job_id: int, request: Request, user: User | None = Depends(optional
 @router.post("/jobs/{job_id}/cancel")
 def cancel_page(job_id: int, request: Request, csrf_token: str = Form(""),
                 user: User | None = Depends(optional_user),
-                db: Session = Depends(get_db)) -> Response:
+                db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     require_csrf(request, csrf_token)
@@ -104,7 +104,7 @@ def cancel_page(job_id: int, request: Request, csrf_token: str = Form(""),
 
 @router.get("/notifications")
 def notifications_page(request: Request, user: User | None = Depends(optional_user),
-                       db: Session = Depends(get_db)) -> Response:
+                       db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     items = list(db.scalars(select(Notification).where(Notification.user_id == user.id)
@@ -115,7 +115,7 @@ def notifications_page(request: Request, user: User | None = Depends(optional_us
 @router.post("/notifications/read")
 def notifications_read(request: Request, csrf_token: str = Form(""),
                        user: User | None = Depends(optional_user),
-                       db: Session = Depends(get_db)) -> Response:
+                       db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     require_csrf(request, csrf_token)

@@ -52,7 +52,7 @@ def owner_history(db: Session, owner_ids: set[int]) -> dict[int, dict[str, int]]
 
 @router.get("/staff")
 def inbox(request: Request, user: User | None = Depends(optional_user),
-          db: Session = Depends(get_db)) -> Response:
+          db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:
@@ -76,7 +76,7 @@ def inbox(request: Request, user: User | None = Depends(optional_user),
 def decide(job_id: int, decision: str, request: Request, reason: str = Form(""),
            reason_choice: str = Form(""), csrf_token: str = Form(""),
            user: User | None = Depends(optional_user),
-           db: Session = Depends(get_db)) -> Response:
+           db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     require_csrf(request, csrf_token)
@@ -107,7 +107,7 @@ def move(db: Session, job: Job, direction: str) -> None:
 @router.post("/staff/batches/{batch_id}/approve")
 def approve_batch(batch_id: int, request: Request, csrf_token: str = Form(""),
                   user: User | None = Depends(optional_user),
-                  db: Session = Depends(get_db)) -> Response:
+                  db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     require_csrf(request, csrf_token)
@@ -131,7 +131,7 @@ def _site_choice(db: Session, user: User, site: str | None) -> tuple[list[Site],
 @router.get("/staff/machines")
 def machines(request: Request, site: str | None = None,
              user: User | None = Depends(optional_user),
-             db: Session = Depends(get_db)) -> Response:
+             db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:
@@ -151,7 +151,7 @@ def machines(request: Request, site: str | None = None,
 @router.get("/staff/queue")
 def queue_page(request: Request, site: str | None = None, kind: str = "print",
                user: User | None = Depends(optional_user),
-               db: Session = Depends(get_db)) -> Response:
+               db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:
@@ -168,7 +168,7 @@ def history(request: Request, status: str | None = None, site: str | None = None
             owner: str | None = None, q: str | None = None,
             page: int = Query(1, ge=1, le=10_000),
             user: User | None = Depends(optional_user),
-            db: Session = Depends(get_db)) -> Response:
+            db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:

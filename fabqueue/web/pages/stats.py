@@ -110,7 +110,7 @@ def bar_chart(rows: list[MonthRow], title: str) -> str:
 
 @router.get("/staff/stats")
 def stats_page(request: Request, user: User | None = Depends(optional_user),
-               db: Session = Depends(get_db)) -> Response:
+               db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:
@@ -122,7 +122,7 @@ def stats_page(request: Request, user: User | None = Depends(optional_user),
 
 @router.get("/staff/stats.csv")
 def stats_csv(request: Request, user: User | None = Depends(optional_user),
-              db: Session = Depends(get_db)) -> Response:
+              db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:

@@ -41,7 +41,7 @@ def batch_totals(batch: Batch) -> dict[str, float]:
 
 @router.get("/classes")
 def classes(request: Request, user: User | None = Depends(optional_user),
-            db: Session = Depends(get_db)) -> Response:
+            db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     if not _may_use(user):
@@ -58,7 +58,7 @@ def _load(db: Session, user: User, batch_id: int) -> Batch | None:
 
 @router.get("/classes/{batch_id}")
 def class_board(batch_id: int, request: Request, user: User | None = Depends(optional_user),
-                db: Session = Depends(get_db)) -> Response:
+                db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     batch = _load(db, user, batch_id)
@@ -71,7 +71,7 @@ def class_board(batch_id: int, request: Request, user: User | None = Depends(opt
 
 @router.get("/classes/{batch_id}/export.csv")
 def class_csv(batch_id: int, request: Request, user: User | None = Depends(optional_user),
-              db: Session = Depends(get_db)) -> Response:
+              db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     batch = _load(db, user, batch_id)
