@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +27,30 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 
 
+class ServerTiming:
+    """Adds ``Server-Timing: app;dur=<ms>``: the time the app spent on a request, so load tests
+    and browsers can tell server time from time spent queueing on the client's side."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - started) * 1000
+                headers = list(message.get("headers", []))
+                headers.append((b"server-timing", f"app;dur={ms:.1f}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
 def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(
         title="FabQueue",
@@ -37,6 +62,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.db = ctx.db
     app.state.files = ctx.files
     app.state.secret = ctx.settings.effective_secret()
+    app.add_middleware(ServerTiming)
     app.add_middleware(SessionMiddleware, secret_key=app.state.secret, session_cookie="fabqueue",
                        same_site="lax", https_only=ctx.settings.session_https_only,
                        max_age=14 * 24 * 3600)
