@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_from: str = "fabqueue@localhost"
     session_https_only: bool = False
+    public_url: str | None = None  # the address people reach FabQueue at, for e-mail links
 
     @cached_property
     def data_path(self) -> Path:
