@@ -16,7 +16,7 @@ import redis
 from fabqueue.queue.names import control_key
 
 COMMANDS = frozenset({"pause", "resume", "cancel", "stop", "start", "frame", "reset",
-                      "bed_cleared"})
+                      "bed_cleared", "test"})
 
 
 def send(conn: redis.Redis, device_id: str, command: str, **data: Any) -> None:
@@ -37,3 +37,28 @@ def take(conn: redis.Redis, device_id: str, timeout_s: float = 0) -> dict[str, A
     else:
         raw = conn.lpop(control_key(device_id))
     return json.loads(raw) if raw else None
+
+
+def reply_key(device_id: str, nonce: str) -> str:
+    return f"fabqueue:reply:{device_id}:{nonce}"
+
+
+def reply(conn: redis.Redis, device_id: str, nonce: str, **data: Any) -> None:
+    """The device worker's answer to a command that waits for one (a connection test)."""
+    conn.set(reply_key(device_id, nonce), json.dumps(data), ex=60)
+
+
+def ask(conn: redis.Redis, device_id: str, command: str, timeout_s: float = 6.0,
+        **data: Any) -> dict[str, Any] | None:
+    """Send a command and wait for the device worker's reply (None: no worker answered)."""
+    import secrets
+
+    nonce = secrets.token_hex(8)
+    send(conn, device_id, command, nonce=nonce, **data)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        raw = conn.get(reply_key(device_id, nonce))
+        if raw:
+            return json.loads(raw)
+        time.sleep(0.1)
+    return None

@@ -215,7 +215,13 @@ class DeviceWorker:
     def step(self) -> None:
         if not self.ensure_connected():
             cmd = control.take(self.ctx.redis, self.device_id, timeout_s=1.0)
-            if cmd:
+            if cmd and cmd.get("command") == "test":
+                self._offline_until = 0.0  # try the link again now, as asked
+                ok = self.ensure_connected()
+                d = self._device()
+                control.reply(self.ctx.redis, self.device_id, cmd.get("nonce", ""), ok=ok,
+                              state=d.state, message=d.state_reason)
+            elif cmd:
                 log.info("%s: offline, ignoring %s", self.device_id, cmd["command"])
             return
         cmd = self.wait_command()
@@ -263,6 +269,11 @@ class DeviceWorker:
                 self.operator_start(int(cmd["job"]))
             elif name == "frame" and self.kind == "laser":
                 self.frame(int(cmd["job"]))
+            elif name == "test":
+                st = driver.status()
+                control.reply(self.ctx.redis, self.device_id, cmd.get("nonce", ""),
+                              ok=st.state != MachineState.OFFLINE, state=st.state.value,
+                              message=st.message)
         except DriverOffline as exc:
             self.lost(exc.reason)
         except DriverError as exc:

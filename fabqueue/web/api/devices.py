@@ -235,3 +235,20 @@ def _handle_reset(device_id: str, request: Request, user: User = Depends(current
     return _command(request, db, user, device_id, "reset", running_only=False)
 
 
+
+
+@router.post("/{device_id}/test")
+def _handle_test(device_id: str, request: Request, user: User = Depends(current_user),
+                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
+    """Test the connection: the machine's worker polls it once and answers."""
+    d = _managed(db, user, device_id)
+    db.close()  # don't hold a connection while the worker answers
+    answer = control.ask(request.app.state.ctx.redis, d.id, "test")
+    if answer is None:
+        raise ApiError(504, "No worker answered for the machine {id}: is FabQueue running "
+                            "its device workers?", id=d.id)
+    if not answer.get("ok"):
+        raise ApiError(409, "The machine {id} did not answer: {reason}", id=d.id,
+                       reason=answer.get("message") or answer.get("state") or "")
+    return {"ok": True, "device": d.id, "state": answer.get("state"),
+            "message": answer.get("message")}

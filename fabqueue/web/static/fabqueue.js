@@ -116,6 +116,7 @@
     const r = await postJSON(btn.dataset.post, body);
     btn.disabled = false;
     if (r.ok) {
+      if (btn.dataset.okMessage) flash(btn.dataset.okMessage, "ok");
       if (btn.dataset.then === "reload") location.reload();
       else if (btn.dataset.then) location.href = btn.dataset.then;
       else (btn.dataset.refresh || "").split(" ").filter(Boolean).forEach(refresh);
