@@ -79,13 +79,13 @@ class PrinterTime:
                 + self.startup + self.tail)
 
 
-def run_jobs(f: Farm, ids: list[int], wake: bool, timeout_s: float) -> tuple[
-        float, dict[int, float]]:
+def run_jobs(f: Farm, ids: list[int], wake: bool, timeout_s: float,
+             poll_s: float | None = None) -> tuple[float, dict[int, float]]:
     """Start the device workers and clear beds until every job ended; returns the start
     (epoch s) and when each job's bed was cleared."""
     cleared: dict[int, float] = {}
     began = time.time()
-    f.start_device_workers()
+    f.start_device_workers(poll_s)
     while True:
         for d in f.devices():
             if d["state"] == "needs_bed_clear":
@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moves", type=int, default=800, help="moves per job's program")
     parser.add_argument("--wake", action="store_true",
                         help="push a wake-up command after each bed-clear")
+    parser.add_argument("--poll-s", type=float, default=None,
+                        help="run the device workers at this poll interval (default: 1 s)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args(argv)
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         ids = f.submit_ready([program] * args.jobs, timeout_s=args.timeout)
         prepared_s = time.monotonic() - started
         print(f"{len(ids)} jobs ready in {prepared_s:.0f} s")
-        began, cleared = run_jobs(f, ids, args.wake, args.timeout)
+        began, cleared = run_jobs(f, ids, args.wake, args.timeout, args.poll_s)
         runs = collect(f, ids)
         f.stop_device_workers()
     ended = max(r.ended_at for r in runs)
@@ -182,14 +184,18 @@ def main(argv: list[str] | None = None) -> int:
         pickup=sum(t.pickup for t in per.values()),
         startup=sum(t.startup for t in per.values()), tail=sum(t.tail for t in per.values()))
     command = (".venv/bin/python bench/bench_throughput.py --write"
-               + (" --wake" if args.wake else ""))
+               + (" --wake" if args.wake else "")
+               + (f" --poll-s {args.poll_s:g}" if args.poll_s else ""))
+    poll_s = args.poll_s or 1.0
     variant = f"at {commit()}" + (", the bench also pushing the wake-up (`--wake`)"
-                                  if args.wake else "")
+                                  if args.wake else "") + (
+        f", device workers polling every {poll_s:g} s (`--poll-s {poll_s:g}`)"
+        if args.poll_s else "")
     lines = [
         f"{args.jobs} staff G-code jobs ({program_kb:.0f} kB, heat-up + "
         f"{args.moves} moves: {statistics.median(r.print_s for r in runs):.1f} s of Virtual "
         f"Printer time each) across {args.printers} OctoPrint Virtual Printers in one pool, one "
-        "`fabqueue device-worker` process each (poll 1 s, the default), bed-clears confirmed "
+        f"`fabqueue device-worker` process each (poll {poll_s:g} s), bed-clears confirmed "
         f"by the benchmark within {BED_POLL_S:g} s of being asked; {variant}. "
         f"Jobs were ready before the clock started (preparing them took {prepared_s:.0f} s).",
         "",
