@@ -2,8 +2,9 @@
 
 A real uvicorn serving ``create_app`` (one process, as ``fabqueue serve`` runs it) over
 SQLite and the embedded Redis; clients are httpx on the same machine. Each request's time is
-measured at the client (so it includes queueing behind the other 19 clients), and reported
-as p50/p95 and as a ratio to the bare ``/api/health`` under the same load.
+measured at the client (so it includes queueing behind the other 19 clients) and read from
+the app's ``Server-Timing`` header (its own time), each reported as p50/p95 and as a ratio
+to the bare ``/api/health`` under the same load.
 
     .venv/bin/python bench/bench_web.py            # print the figures
     .venv/bin/python bench/bench_web.py --write    # and replace "## Web" in bench/RESULTS.md
@@ -19,28 +20,26 @@ import os
 import platform
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-from fabqueue.store.models import User  # noqa: E402  (annotations FastAPI must resolve)
 
 JOBS = 10_000
 CLIENTS = 20
 REQUESTS_PER_CLIENT = 25
 SSE_CLIENTS = 200
+DEADLINE_S = 420  # the whole run, seeding included
 STATUS_MIX = [("done", 0.55), ("awaiting_approval", 0.1), ("approved", 0.05),
               ("rejected", 0.1), ("cancelled", 0.1), ("failed", 0.1)]
 
@@ -87,15 +86,29 @@ def seed(data_dir: Path, redis_url: str) -> dict[str, str]:
                 "file_sha256": f"{i:064x}", "file_name": f"part-{i}.stl", "file_format": "stl",
                 "size_bytes": 10_000, "priority": 0, "created_at": created,
                 "updated_at": created,
-                "analysis": {"ok": True, "errors": [], "warnings": [], "material_g": grams,
-                             "estimated_seconds": grams * 250, "cost": grams * 0.02,
-                             "volume_cm3": grams / 1.24, "bbox_mm": [20, 20, 20],
-                             "fits": ["mk4-1", "mk4-2"]},
+                "analysis": analysis(rng, grams),
                 "actual_seconds": grams * 260 if status == "done" else None,
             })
         s.execute(insert(Job), rows)
         s.commit()
     return passwords
+
+
+def analysis(rng: random.Random, grams: float) -> dict[str, object]:
+    """What ``analyse_job`` stores: figures, findings, per-machine fits (a few hundred bytes
+    to a few kB, as real uploads have)."""
+    warnings = [{"code": "thin_walls", "text": "Some walls are thinner than {min_mm} mm.",
+                 "params": {"min_mm": 0.8}} for _ in range(rng.randrange(3))]
+    return {"ok": True, "errors": [], "warnings": warnings, "material_g": grams,
+            "estimated_seconds": grams * 250, "cost": grams * 0.02,
+            "volume_cm3": grams / 1.24, "area_cm2": grams * 3.1,
+            "bbox_mm": [rng.uniform(5, 200) for _ in range(3)],
+            "size_mm": [rng.uniform(5, 200) for _ in range(3)],
+            "triangles": rng.randrange(500, 400_000), "watertight": True,
+            "fits": ["mk4-1", "mk4-2"],
+            "estimates": {d: {"seconds": grams * 250, "grams": grams, "layers":
+                              rng.randrange(50, 900)} for d in ("mk4-1", "mk4-2", "mini-1")},
+            "overhangs": [[rng.uniform(0, 200) for _ in range(3)] for _ in range(20)]}
 
 
 def serve(data_dir: Path, port: int) -> None:
@@ -109,39 +122,8 @@ def serve(data_dir: Path, port: int) -> None:
     ctx = Context(Settings(data_dir=data_dir, redis_url=os.environ["REDIS_URL"]))
     ctx.install_publisher()
     set_context(ctx)
-    app = create_app(ctx)
-    if os.environ.get("BENCH_SYNC_AUTH") == "1":
-        override_auth_with_sync(app)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def override_auth_with_sync(app: Any) -> None:
-    """Diagnosis only: ``deps.optional_user`` is ``async`` yet queries the database, so under
-    more concurrent requests than the SQLite pool holds (5 + 10) it blocks the event loop in
-    the pool's checkout while the connections' owners wait for that loop: a deadlock until
-    the pool's 30 s timeout. The same function as a plain ``def`` runs in the threadpool.
-    (GET only: this bench sends no changes, so the CSRF check is not needed here.)"""
-    from itsdangerous import BadSignature, SignatureExpired
-
-    from fabqueue.web import deps
-
-    def optional_user(request: Request, token: str | None = Depends(deps.oauth2_scheme),
-                      db: Session = Depends(deps.get_db)) -> User | None:
-        uid = None
-        if token:
-            try:
-                uid = int(deps.serializer(request).loads(token, max_age=deps.TOKEN_MAX_AGE_S)
-                          ["uid"])
-            except (BadSignature, SignatureExpired, KeyError, ValueError, TypeError):
-                raise deps.ApiError(401, "Your sign-in has expired. Sign in again.") from None
-        elif request.session.get("uid"):
-            uid = int(request.session["uid"])
-        user = db.get(User, uid) if uid is not None else None
-        if user is not None:
-            request.state.user = user
-        return user
-
-    app.dependency_overrides[deps.optional_user] = optional_user
+    uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -149,13 +131,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def load(base: str, path: str, headers: dict[str, str], cookies: httpx.Cookies
-               ) -> tuple[list[float], int]:
-    times: list[float] = []
-    failures = 0
+SERVER_TIMING = re.compile(r"app;dur=([0-9.]+)")
+
+
+@dataclass
+class Sample:
+    """One endpoint under load: seconds at the client, seconds the app itself reported."""
+
+    label: str
+    client: list[float] = field(default_factory=list)
+    server: list[float] = field(default_factory=list)
+    failures: int = 0
+
+    def p(self, which: str, q: float) -> float:
+        return percentile(getattr(self, which) or [float("nan")], q)
+
+
+async def load(base: str, label: str, path: str, headers: dict[str, str],
+               cookies: httpx.Cookies) -> Sample:
+    sample = Sample(label)
 
     async def client() -> None:
-        nonlocal failures
         async with httpx.AsyncClient(base_url=base, headers=headers, cookies=cookies,
                                      timeout=40) as c:
             for _ in range(REQUESTS_PER_CLIENT):
@@ -165,17 +161,20 @@ async def load(base: str, path: str, headers: dict[str, str], cookies: httpx.Coo
                     ok = r.status_code == 200
                 except httpx.HTTPError:
                     ok = False
-                times.append(time.perf_counter() - t0)
-                if not ok:  # a stalled client stops: one stall is the finding
-                    failures += 1
+                sample.client.append(time.perf_counter() - t0)
+                if not ok:  # a failing client stops: one failure is the finding
+                    sample.failures += 1
                     return
+                timing = SERVER_TIMING.search(r.headers.get("server-timing", ""))
+                if timing:
+                    sample.server.append(float(timing.group(1)) / 1000)
 
     async with httpx.AsyncClient(base_url=base, headers=headers, cookies=cookies,
                                  timeout=60) as warm:
         for _ in range(3):
-            (await warm.get(path)).raise_for_status()  # one at a time: never stalls
+            (await warm.get(path)).raise_for_status()
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    return times, failures
+    return sample
 
 
 def browser_session(base: str, name: str, password: str) -> httpx.Cookies:
@@ -189,7 +188,8 @@ def browser_session(base: str, name: str, password: str) -> httpx.Cookies:
 
 
 async def sse_fanout(base: str, token: str, redis_url: str) -> dict[str, float]:
-    """200 subscribers; one status change published; how long until each has it."""
+    """200 subscribers; once all are connected, one status change is published to Redis;
+    how long until each subscriber has read it."""
     import redis
 
     from fabqueue.events import CHANNEL
@@ -217,28 +217,34 @@ async def sse_fanout(base: str, token: str, redis_url: str) -> dict[str, float]:
                     return
 
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
+        t0 = time.perf_counter()
         tasks = [asyncio.create_task(subscriber(c)) for _ in range(SSE_CLIENTS)]
         with contextlib.suppress(TimeoutError):  # publish anyway: the report says how many
             await asyncio.wait_for(ready.wait(), 40)
+        connect_s = time.perf_counter() - t0
         await asyncio.sleep(0.5)  # every subscriber is parked on its queue
         listening = connected
         conn = redis.Redis.from_url(redis_url)
         sent_at.append(time.perf_counter())
         conn.publish(CHANNEL, json.dumps({"topic": "job:status", "data": {
             "job": 1, "from": "approved", "to": "slicing", "owner": 1, "site": "kc"}}))
+        conn.close()
         done, pending = await asyncio.wait(tasks, timeout=10)
         for t in pending:
             t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         errors = sum(1 for t in done if t.exception() is not None)
     delays = [t - sent_at[0] for t in received] or [float("nan")]
     return {"clients": len(received), "connected": listening, "errors": errors,
-            "p50": percentile(delays, 0.5), "p95": percentile(delays, 0.95),
-            "max": max(delays)}
+            "connect_s": connect_s, "p50": percentile(delays, 0.5),
+            "p95": percentile(delays, 0.95), "max": max(delays)}
 
 
-def more_targets(bearer: dict[str, str], cookies: httpx.Cookies
-                 ) -> list[tuple[str, str, dict[str, str], httpx.Cookies]]:
+def targets(bearer: dict[str, str], cookies: httpx.Cookies
+            ) -> list[tuple[str, str, dict[str, str], httpx.Cookies]]:
     return [
+        ("GET /api/health (bare)", "/api/health", {}, httpx.Cookies()),
+        ("GET /api/jobs (first page, 50)", "/api/jobs", bearer, httpx.Cookies()),
         ("staff queue page /staff/queue", "/staff/queue?site=kc", {}, cookies),
         ("GET /api/jobs?status=done&offset=3000", "/api/jobs?status=done&offset=3000",
          bearer, httpx.Cookies()),
@@ -247,11 +253,11 @@ def more_targets(bearer: dict[str, str], cookies: httpx.Cookies
     ]
 
 
-def measure(data: Path, redis_url: str, passwords: dict[str, str], sync_auth: bool
-            ) -> tuple[list[tuple[str, float, float, int]], dict[str, float]]:
+def measure(data: Path, redis_url: str, passwords: dict[str, str]
+            ) -> tuple[list[Sample], dict[str, float]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "REDIS_URL": redis_url, "BENCH_SYNC_AUTH": "1" if sync_auth else "0"}
+    env = {**os.environ, "REDIS_URL": redis_url}
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(data), str(port)],
                             env=env, cwd=REPO)
     try:
@@ -265,23 +271,18 @@ def measure(data: Path, redis_url: str, passwords: dict[str, str], sync_auth: bo
             "username": "staff", "password": passwords["staff"]}).json()["access_token"]
         bearer = {"Authorization": f"Bearer {token}"}
         cookies = browser_session(base, "staff", passwords["staff"])
-        targets = [
-            ("GET /api/health (bare)", "/api/health", {}, httpx.Cookies()),
-            ("GET /api/jobs (first page, 50)", "/api/jobs", bearer, httpx.Cookies()),
-        ]
-        if sync_auth:  # as is, the server stays wedged after the first stall
-            targets = [*targets, *more_targets(bearer, cookies)]
-        rows = []
-        for label, path, headers, jar in targets:
-            times, failures = asyncio.run(load(base, path, headers, jar))
-            rows.append((label, percentile(times, 0.5), percentile(times, 0.95), failures))
-            print(f"{'sync' if sync_auth else 'as is'} {label}: p50 {rows[-1][1] * 1000:.1f} "
-                  f"ms, p95 {rows[-1][2] * 1000:.1f} ms, failed {failures}", flush=True)
-        if not sync_auth and rows[-1][3]:
-            return rows, {}  # wedged: no SSE run either
+        samples = []
+        for label, path, headers, jar in targets(bearer, cookies):
+            sample = asyncio.run(load(base, label, path, headers, jar))
+            samples.append(sample)
+            print(f"{label}: client p50 {sample.p('client', .5) * 1000:.1f} ms, p95 "
+                  f"{sample.p('client', .95) * 1000:.1f} ms; server p50 "
+                  f"{sample.p('server', .5) * 1000:.1f} ms, p95 "
+                  f"{sample.p('server', .95) * 1000:.1f} ms; failed {sample.failures}",
+                  flush=True)
         sse = asyncio.run(sse_fanout(base, token, redis_url))
         print(f"SSE: {sse}", flush=True)
-        return rows, sse
+        return samples, sse
     finally:
         proc.terminate()
         try:
@@ -289,6 +290,14 @@ def measure(data: Path, redis_url: str, passwords: dict[str, str], sync_auth: bo
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class Overrun(Exception):
+    pass
+
+
+def overrun(_signum: int, _frame: object) -> None:
+    raise Overrun(f"the benchmark ran over {DEADLINE_S} s")
 
 
 def main() -> None:
@@ -302,6 +311,10 @@ def main() -> None:
 
     from fabqueue.queue.embedded import EmbeddedRedis
 
+    # A bound on the whole run: the alarm raises here, so the finally blocks stop the
+    # server and Redis.
+    signal.signal(signal.SIGALRM, overrun)
+    signal.alarm(DEADLINE_S)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         redis_owner = EmbeddedRedis(data).start()
@@ -309,65 +322,60 @@ def main() -> None:
             t0 = time.perf_counter()
             passwords = seed(data, redis_owner.url)
             seed_s = time.perf_counter() - t0
-            as_is = measure(data, redis_owner.url, passwords, sync_auth=False)
-            synced = measure(data, redis_owner.url, passwords, sync_auth=True)
+            samples, sse = measure(data, redis_owner.url, passwords)
         finally:
             redis_owner.stop()
-    report(as_is, synced, seed_s, args.write)
+    signal.alarm(0)
+    report(samples, sse, seed_s, args.write)
 
 
-Result = tuple[list[tuple[str, float, float, int]], dict[str, float]]
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
 
 
-def report(as_is: Result, synced: Result, seed_s: float, write: bool) -> None:
+def cell(seconds: float, bare: float) -> str:
+    return f"{seconds * 1000:.1f} ({seconds / bare:.1f}×)"
+
+
+def report(samples: list[Sample], sse: dict[str, float], seed_s: float, write: bool) -> None:
     lines = [
         "## Web",
         "",
         f"Command: `.venv/bin/python bench/bench_web.py --write` ({datetime.now(UTC):%Y-%m-%d}, "
-        f"{platform.machine()}, Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.1f} when it finished: the machine is shared).",
+        f"commit {commit()}, {platform.machine()}, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} when it finished: the machine is shared). "
+        f"The run is bounded at {DEADLINE_S} s and stops the server and Redis it starts.",
         "",
-        f"{JOBS:,} jobs in SQLite (seeded in {seed_s:.1f} s), one uvicorn process serving "
-        f"`create_app`, {CLIENTS} concurrent httpx clients × {REQUESTS_PER_CLIENT} requests "
-        "each; times measured at the client (they include waiting behind the other clients); "
-        "ratio = p95 ÷ p95 of the bare `/api/health` under the same load. Goal: p95 ≤ 100 ms "
-        "for the paged staff queue page and `GET /api/jobs`.",
+        f"{JOBS:,} jobs in SQLite (seeded in {seed_s:.1f} s; each with an analysis JSON "
+        "like `analyse_job` stores), one uvicorn process serving `create_app` (as `fabqueue "
+        f"serve` runs it), {CLIENTS} concurrent httpx clients × {REQUESTS_PER_CLIENT} "
+        "requests each. Client time includes waiting behind the other clients; server time "
+        "is the app's own `Server-Timing: app;dur=` header. Each figure in ms, with its ratio "
+        "to the same percentile of the bare `/api/health` under the same load. Goal: server "
+        "p95 ≤ 100 ms for the paged staff queue page and `GET /api/jobs`.",
         "",
-        "Two runs: the app as it is, and the same app with `deps.optional_user` as a plain "
-        "`def` (a dependency override in the bench: see `override_auth_with_sync`). As it is, "
-        "`optional_user` is `async` but queries the database; with more concurrent requests "
-        "than the SQLite pool holds (5 + 10) it blocks the event loop in the pool's checkout "
-        "while the connections' owners wait for that loop, so requests stall until the "
-        "pool's 30 s timeout (the failures column), and afterwards the server stays "
-        "wedged, so the other endpoints are measured in the second run only.",
-        "",
-        "| endpoint | as is: p50 ms | p95 ms | ratio | failed | sync auth: p50 ms | p95 ms "
-        "| ratio | failed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| endpoint | client p50 | client p95 | server p50 | server p95 | failed |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    bare_a, bare_s = as_is[0][0][2], synced[0][0][2]
-    first = {row[0]: row for row in as_is[0]}
-    for label, p50s, p95s, fs in synced[0]:
-        a = first.get(label)
-        left = (f"{a[1] * 1000:.1f} | {a[2] * 1000:.1f} | {a[2] / bare_a:.1f} | {a[3]}"
-                if a else "– | – | – | –")
-        lines.append(f"| {label} | {left} | {p50s * 1000:.1f} | {p95s * 1000:.1f} "
-                     f"| {p95s / bare_s:.1f} | {fs} |")
-    for name, (_, sse) in (("as is", as_is), ("sync auth", synced)):
-        lines.append("")
-        if not sse:
-            lines.append(f"SSE fan-out ({name}): not measured: after the stall the server "
-                         "no longer answered database-backed requests (pool connections "
-                         "never returned); it had to be killed.")
-            continue
+    bare = samples[0]
+    for s in samples:
         lines.append(
-            f"SSE fan-out ({name}): {SSE_CLIENTS} subscribers opened `/api/events` (bearer, "
-            f"staff); {int(sse['connected'])} were connected when one `job:status` event was "
-            f"published to Redis, {int(sse['clients'])} received it ({int(sse['errors'])} "
-            f"streams failed); delivery delay p50 {sse['p50'] * 1000:.0f} ms, p95 "
-            f"{sse['p95'] * 1000:.0f} ms, max {sse['max'] * 1000:.0f} ms (goal: all 200 "
-            "within 1 s).")
-    lines.append("")
+            f"| {s.label} | {cell(s.p('client', .5), bare.p('client', .5))} "
+            f"| {cell(s.p('client', .95), bare.p('client', .95))} "
+            f"| {cell(s.p('server', .5), bare.p('server', .5))} "
+            f"| {cell(s.p('server', .95), bare.p('server', .95))} | {s.failures} |")
+    lines += [
+        "",
+        f"SSE fan-out: {SSE_CLIENTS} subscribers opened `/api/events` (bearer, staff); "
+        f"{int(sse['connected'])} were connected ({sse['connect_s']:.1f} s to connect them "
+        f"all) when one `job:status` event was published to Redis; {int(sse['clients'])} "
+        f"received it ({int(sse['errors'])} streams failed); delivery delay p50 "
+        f"{sse['p50'] * 1000:.0f} ms, p95 {sse['p95'] * 1000:.0f} ms, max "
+        f"{sse['max'] * 1000:.0f} ms (goal: all {SSE_CLIENTS} within 1 s).",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     if write:
