@@ -104,6 +104,7 @@ class OctoPrintDriver:
         self._seen_running = False
         self._cancelled = False
         self._outcome: Outcome | None = None
+        self._folder_ready = False  # our upload folder exists (checked once per connection)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -176,6 +177,7 @@ class OctoPrintDriver:
 
     def connect(self) -> None:
         """Reach OctoPrint and connect it to its printer if it isn't."""
+        self._folder_ready = False
         state = self._call(lambda c: c.state())
         if state_from_text(state) is MachineState.OFFLINE:
             self._call(lambda c: c.connect())
@@ -196,16 +198,17 @@ class OctoPrintDriver:
             raise DriverError("the printer is already printing something", code="busy")
         self._ensure_folder()
         name = remote_name(job_name)
+        path = self._file_path(job_name)
+        # A reprint of the same file: count its finished prints before this one starts.
+        before = self._finished_prints(self._file_info(path))
         with program.open("rb") as handle:
+            # One request uploads, selects and starts (octorest would drop these fields).
             self._raw(
                 "POST", "/api/files/local",
                 files={"file": (name, handle, "application/octet-stream")},
-                data={"path": self.folder, "select": "false", "print": "false"},
+                data={"path": self.folder, "select": "true", "print": "true"},
                 timeout=max(self.timeout_s, UPLOAD_TIMEOUT_S),
             )
-        path = self._file_path(job_name)
-        before = self._finished_prints(self._file_info(path))
-        self._call(lambda c: c.select(path, print=True))
         self._track(path, before)
 
     def _track(self, path: str, prints_before: int) -> None:
@@ -217,13 +220,15 @@ class OctoPrintDriver:
         self._outcome = None
 
     def _ensure_folder(self) -> None:
-        if not self.folder or self._file_info(self.folder) is not None:
+        if not self.folder or self._folder_ready:
             return
-        try:
-            self._raw("POST", "/api/files/local", files={"foldername": (None, self.folder)})
-        except DriverError as exc:
-            if exc.code != "busy":  # 409: created meanwhile
-                raise
+        if self._file_info(self.folder) is None:
+            try:
+                self._raw("POST", "/api/files/local", files={"foldername": (None, self.folder)})
+            except DriverError as exc:
+                if exc.code != "busy":  # 409: created meanwhile
+                    raise
+        self._folder_ready = True
 
     def status(self) -> MachineStatus:
         try:
