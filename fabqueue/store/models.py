@@ -98,6 +98,10 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_site", "status", "site_id"),
         Index("ix_jobs_owner", "owner_id"),
+        # covers the staff filter of ``queries.visible_jobs``, so counting a list reads no
+        # rows; owner first so that SQLite never takes it for a selective site lookup (see
+        # migration 0002)
+        Index("ix_jobs_owner_site", "owner_id", "site_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))  # print | laser

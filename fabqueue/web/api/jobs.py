@@ -96,7 +96,9 @@ def _handle_list(
         q = q.where(Job.batch_id == batch)
     if mine:
         q = q.where(Job.owner_id == user.id)
-    total = db.scalar(select(func.count()).select_from(q.subquery()))
+    # COUNT(*) on the filter itself, not over a subquery of whole rows: with
+    # ix_jobs_owner_site, SQLite counts a staff member's jobs from the index alone
+    total = db.scalar(q.with_only_columns(func.count(), maintain_column_froms=True))
     rows = db.scalars(q.order_by(Job.id.desc()).limit(limit).offset(offset))
     locale = request_locale(request, user)
     return {"items": [job_out(j, locale, full=False) for j in rows], "total": total,
