@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from fabqueue.core.access import Role, can_manage_job
 from fabqueue.core.jobs import JobStatus
+from fabqueue.core.scheduling import Candidate, expected_times
 from fabqueue.i18n import gettext
 from fabqueue.store.models import Batch, Device, Job, Site, User
 from fabqueue.store.queries import visible_batches, visible_jobs
@@ -24,13 +26,14 @@ from fabqueue.web.pages.common import (
     redirect,
     require_csrf,
 )
-from fabqueue.web.pages.queueinfo import site_queue
+from fabqueue.web.pages.queueinfo import KIND_DEVICE, WAITING, QueueEntry, fast_order
 from fabqueue.web.pages.render import render
 from fabqueue.web.present import render_findings
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
 QUEUE_SHOWN = 100  # the head of the queue is what staff act on
+QUEUE_ORDERED = 500  # as many as ``queueinfo.site_queue`` orders
 
 
 def staff_sites(db: Session, user: User) -> list[Site]:
@@ -59,7 +62,7 @@ def inbox(request: Request, user: User | None = Depends(optional_user),
         return denied
     locale = request_locale(request, user)
     pending = visible_jobs(user).where(Job.status == JobStatus.AWAITING_APPROVAL)
-    total = db.scalar(select(func.count()).select_from(pending.subquery()))
+    total = db.scalar(pending.with_only_columns(func.count(), maintain_column_froms=True))
     waiting = list(db.scalars(pending.options(selectinload(Job.owner))
                               .order_by(Job.id).limit(PAGE)))
     warnings = {j.id: render_findings((j.analysis or {}).get("warnings"), locale)
@@ -158,9 +161,45 @@ def queue_page(request: Request, site: str | None = None, kind: str = "print",
         return denied
     sites, chosen = _site_choice(db, user, site)
     kind = kind if kind in ("print", "laser") else "print"
-    entries = site_queue(db, chosen, kind)
+    entries, total = queue_head(db, chosen, kind)
     return render(request, "staff_queue.html", user=user, sites=sites, site=chosen, kind=kind,
-                  entries=entries[:QUEUE_SHOWN], total=len(entries))
+                  entries=entries, total=total)
+
+
+def queue_head(db: Session, site_id: str | None, kind: str) -> tuple[list[QueueEntry], int]:
+    """The first ``QUEUE_SHOWN`` entries of ``queueinfo.site_queue`` and how many wait.
+
+    The same order and times, but cheaper per request: ordering needs only a few figures of
+    each waiting job, which the database picks out of the analysis JSON (decoding hundreds
+    of analyses in Python was most of the page's time); whole jobs and owners are loaded
+    only for the rows shown."""
+    analysis = Job.analysis
+    q = select(Job.id, Job.owner_id, Job.batch_id, Job.material_id, Job.priority,
+               Job.pinned_device_id, analysis["fits"], analysis["estimated_seconds"])
+    q = q.where(Job.status.in_(WAITING), Job.kind == kind)
+    q = q.where(Job.site_id == site_id) if site_id else q.where(Job.site_id.is_(None))
+    candidates = [
+        Candidate(job_id=i, owner_id=owner, batch_id=batch, material=material,
+                  priority=priority, fits=tuple(fits or ()), pinned_device=pinned,
+                  estimated_seconds=seconds if isinstance(seconds, int | float) else None)
+        for i, owner, batch, material, priority, pinned, fits, seconds
+        in db.execute(q.order_by(Job.id).limit(QUEUE_ORDERED))]
+    if not candidates:
+        return [], 0
+    now = time.time()
+    devices = db.scalars(select(Device).where(Device.kind == KIND_DEVICE.get(kind, kind),
+                                              Device.enabled.is_(True),
+                                              Device.site_id == site_id))
+    free_at = [now + (d.time_left_s or 0) for d in devices if d.state != "offline"]
+    ordered = fast_order(candidates, {})
+    times = expected_times(ordered, free_at or [now], now)
+    head = ordered[:QUEUE_SHOWN]
+    jobs = {j.id: j for j in db.scalars(
+        select(Job).where(Job.id.in_([c.job_id for c in head]))
+        .options(defer(Job.analysis), defer(Job.slice_result), selectinload(Job.owner)))}
+    entries = [QueueEntry(jobs[c.job_id], i + 1, *times[c.job_id])
+               for i, c in enumerate(head)]
+    return entries, len(candidates)
 
 
 @router.get("/staff/history")
