@@ -32,7 +32,7 @@ from fabqueue.web.present import render_findings
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
-QUEUE_SHOWN = 100  # the head of the queue is what staff act on
+QUEUE_SHOWN = 50  # a page of the queue; the head is what staff act on
 QUEUE_ORDERED = 500  # as many as ``queueinfo.site_queue`` orders
 
 
@@ -153,6 +153,7 @@ def machines(request: Request, site: str | None = None,
 
 @router.get("/staff/queue")
 def queue_page(request: Request, site: str | None = None, kind: str = "print",
+               page: int = Query(1, ge=1, le=1000),
                user: User | None = Depends(optional_user),
                db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
@@ -161,13 +162,15 @@ def queue_page(request: Request, site: str | None = None, kind: str = "print",
         return denied
     sites, chosen = _site_choice(db, user, site)
     kind = kind if kind in ("print", "laser") else "print"
-    entries, total = queue_head(db, chosen, kind)
+    entries, total = queue_page_entries(db, chosen, kind, page)
     return render(request, "staff_queue.html", user=user, sites=sites, site=chosen, kind=kind,
-                  entries=entries, total=total)
+                  entries=entries, total=total, page=page,
+                  pages=range(1, -(-total // QUEUE_SHOWN) + 1))
 
 
-def queue_head(db: Session, site_id: str | None, kind: str) -> tuple[list[QueueEntry], int]:
-    """The first ``QUEUE_SHOWN`` entries of ``queueinfo.site_queue`` and how many wait.
+def queue_page_entries(db: Session, site_id: str | None, kind: str, page: int = 1
+                       ) -> tuple[list[QueueEntry], int]:
+    """Page ``page`` (``QUEUE_SHOWN`` a page) of ``queueinfo.site_queue``, and how many wait.
 
     The same order and times, but cheaper per request: ordering needs only a few figures of
     each waiting job, which the database picks out of the analysis JSON (decoding hundreds
@@ -193,12 +196,13 @@ def queue_head(db: Session, site_id: str | None, kind: str) -> tuple[list[QueueE
     free_at = [now + (d.time_left_s or 0) for d in devices if d.state != "offline"]
     ordered = fast_order(candidates, {})
     times = expected_times(ordered, free_at or [now], now)
-    head = ordered[:QUEUE_SHOWN]
+    first = (page - 1) * QUEUE_SHOWN
+    shown = ordered[first:first + QUEUE_SHOWN]
     jobs = {j.id: j for j in db.scalars(
-        select(Job).where(Job.id.in_([c.job_id for c in head]))
+        select(Job).where(Job.id.in_([c.job_id for c in shown]))
         .options(defer(Job.analysis), defer(Job.slice_result), selectinload(Job.owner)))}
-    entries = [QueueEntry(jobs[c.job_id], i + 1, *times[c.job_id])
-               for i, c in enumerate(head)]
+    entries = [QueueEntry(jobs[c.job_id], first + i + 1, *times[c.job_id])
+               for i, c in enumerate(shown)]
     return entries, len(candidates)
 
 
