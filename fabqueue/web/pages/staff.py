@@ -176,16 +176,17 @@ def queue_page_entries(db: Session, site_id: str | None, kind: str, page: int = 
     each waiting job, which the database picks out of the analysis JSON (decoding hundreds
     of analyses in Python was most of the page's time); whole jobs and owners are loaded
     only for the rows shown."""
-    analysis = Job.analysis
+    # the order and the times read no more than these (``fits`` matters to the dispatcher,
+    # not to this forecast)
     q = select(Job.id, Job.owner_id, Job.batch_id, Job.material_id, Job.priority,
-               Job.pinned_device_id, analysis["fits"], analysis["estimated_seconds"])
+               Job.pinned_device_id, Job.analysis["estimated_seconds"])
     q = q.where(Job.status.in_(WAITING), Job.kind == kind)
     q = q.where(Job.site_id == site_id) if site_id else q.where(Job.site_id.is_(None))
     candidates = [
         Candidate(job_id=i, owner_id=owner, batch_id=batch, material=material,
-                  priority=priority, fits=tuple(fits or ()), pinned_device=pinned,
+                  priority=priority, fits=(), pinned_device=pinned,
                   estimated_seconds=seconds if isinstance(seconds, int | float) else None)
-        for i, owner, batch, material, priority, pinned, fits, seconds
+        for i, owner, batch, material, priority, pinned, seconds
         in db.execute(q.order_by(Job.id).limit(QUEUE_ORDERED))]
     if not candidates:
         return [], 0
