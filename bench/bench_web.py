@@ -95,20 +95,20 @@ def seed(data_dir: Path, redis_url: str) -> dict[str, str]:
 
 
 def analysis(rng: random.Random, grams: float) -> dict[str, object]:
-    """What ``analyse_job`` stores: figures, findings, per-machine fits (a few hundred bytes
-    to a few kB, as real uploads have)."""
+    """A report with the keys ``analysis.mesh`` stores for a print (about 700 bytes as JSON),
+    a few with warnings."""
     warnings = [{"code": "thin_walls", "text": "Some walls are thinner than {min_mm} mm.",
                  "params": {"min_mm": 0.8}} for _ in range(rng.randrange(3))]
-    return {"ok": True, "errors": [], "warnings": warnings, "material_g": grams,
-            "estimated_seconds": grams * 250, "cost": grams * 0.02,
-            "volume_cm3": grams / 1.24, "area_cm2": grams * 3.1,
-            "bbox_mm": [rng.uniform(5, 200) for _ in range(3)],
-            "size_mm": [rng.uniform(5, 200) for _ in range(3)],
-            "triangles": rng.randrange(500, 400_000), "watertight": True,
-            "fits": ["mk4-1", "mk4-2"],
-            "estimates": {d: {"seconds": grams * 250, "grams": grams, "layers":
-                              rng.randrange(50, 900)} for d in ("mk4-1", "mk4-2", "mini-1")},
-            "overhangs": [[rng.uniform(0, 200) for _ in range(3)] for _ in range(20)]}
+    bbox = [round(rng.uniform(5, 200), 3) for _ in range(3)]
+    return {"ok": True, "format": "stl", "errors": [], "warnings": warnings,
+            "triangles": rng.randrange(500, 400_000), "bodies": 1, "watertight": True,
+            "winding_consistent": True, "inverted_normals": False, "degenerate_faces": 0,
+            "nan_coordinates": 0, "open_edges": 0, "nonmanifold_edges": 0, "bbox_mm": bbox,
+            "size_mm": bbox, "volume_cm3": round(grams / 1.24, 2),
+            "surface_cm2": round(grams * 3.1, 2), "units_guess": "mm", "suggested_scale": 1.0,
+            "material_g": grams, "filament_m": round(grams / 2.98, 2),
+            "estimated_seconds": grams * 250, "cost": round(grams * 0.02, 2),
+            "fits": ["mk4-1", "mk4-2"], "orientation": {"rotate_deg": [0, 0, 0]}}
 
 
 def serve(data_dir: Path, port: int) -> None:
@@ -330,9 +330,14 @@ def main() -> None:
 
 
 def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                         capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
+    """The commit measured, and whether the app's code had uncommitted edits (the server
+    imports the working tree, which others may be editing)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                          capture_output=True, text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "fabqueue"], cwd=REPO,
+                           capture_output=True, text=True).stdout.split("\n")
+    edited = sorted(line[3:] for line in dirty if line.strip())
+    return f"{head} + uncommitted edits to {', '.join(edited)}" if edited else head
 
 
 def cell(seconds: float, bare: float) -> str:
@@ -349,9 +354,10 @@ def report(samples: list[Sample], sse: dict[str, float], seed_s: float, write: b
         f"The run is bounded at {DEADLINE_S} s and stops the server and Redis it starts.",
         "",
         f"{JOBS:,} jobs in SQLite (seeded in {seed_s:.1f} s; each with an analysis JSON "
-        "like `analyse_job` stores), one uvicorn process serving `create_app` (as `fabqueue "
-        f"serve` runs it), {CLIENTS} concurrent httpx clients × {REQUESTS_PER_CLIENT} "
-        "requests each. Client time includes waiting behind the other clients; server time "
+        "with the keys `analysis.mesh` stores), one uvicorn process serving `create_app` "
+        f"(as `fabqueue serve` runs it), {CLIENTS} concurrent httpx clients × "
+        f"{REQUESTS_PER_CLIENT} requests each. Client time includes waiting behind the other "
+        "clients; server time "
         "is the app's own `Server-Timing: app;dur=` header. Each figure in ms, with its ratio "
         "to the same percentile of the bare `/api/health` under the same load. Goal: server "
         "p95 ≤ 100 ms for the paged staff queue page and `GET /api/jobs`.",
