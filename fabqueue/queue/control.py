@@ -8,6 +8,7 @@ Redis list per device, so a command sent while the worker is busy is not lost.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -62,3 +63,16 @@ def ask(conn: redis.Redis, device_id: str, command: str, timeout_s: float = 6.0,
             return json.loads(raw)
         time.sleep(0.1)
     return None
+
+
+def alive_key(device_id: str) -> str:
+    return f"fabqueue:worker-alive:{device_id}"
+
+
+def beat(conn: redis.Redis, device_id: str, ttl_s: int = 10) -> None:
+    """The device worker says it is there (every loop; gone ``ttl_s`` after it stops)."""
+    conn.set(alive_key(device_id), str(os.getpid()), ex=ttl_s)
+
+
+def worker_alive(conn: redis.Redis, device_id: str) -> bool:
+    return bool(conn.exists(alive_key(device_id)))

@@ -220,6 +220,7 @@ class DeviceWorker:
         return control.take(self.ctx.redis, self.device_id, timeout_s=timeout)
 
     def step(self) -> None:
+        control.beat(self.ctx.redis, self.device_id)
         if not self.ensure_connected():
             cmd = control.take(self.ctx.redis, self.device_id, timeout_s=1.0)
             if cmd and cmd.get("command") == "test":

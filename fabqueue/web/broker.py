@@ -20,12 +20,17 @@ class Broker:
         self.redis_url = redis_url
         self.clients: set[asyncio.Queue[dict[str, Any]]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests run one per client): start over
+            self._loop, self._task = loop, None
+            self.clients = set()
         self.clients.add(q)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._listen())
+            self._task = loop.create_task(self._listen())
         return q
 
     def unsubscribe(self, q: asyncio.Queue[dict[str, Any]]) -> None:
@@ -53,7 +58,9 @@ class Broker:
                 log.warning("event subscription lost (%s); retrying", exc)
                 await asyncio.sleep(1)
             finally:
-                await conn.aclose()
+                # bounded: a close that hangs must not keep a cancelled task alive
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(conn.aclose(), timeout=1.0)
 
     async def close(self) -> None:
         if self._task:

@@ -243,7 +243,8 @@ def _handle_test(device_id: str, request: Request, user: User = Depends(current_
     """Test the connection: the machine's worker polls it once and answers."""
     d = _managed(db, user, device_id)
     db.close()  # don't hold a connection while the worker answers
-    answer = control.ask(request.app.state.ctx.redis, d.id, "test")
+    redis = request.app.state.ctx.redis
+    answer = control.ask(redis, d.id, "test") if control.worker_alive(redis, d.id) else None
     if answer is None:
         raise ApiError(504, "No worker answered for the machine {id}: is FabQueue running "
                             "its device workers?", id=d.id)

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
 from fabqueue.core.access import Role
@@ -42,14 +42,22 @@ def broker_for(request: Request) -> Broker:
 
 
 @router.get("/events")
-async def _handle_events(request: Request, user: User = Depends(current_user)) -> Any:
+async def _handle_events(
+    request: Request,
+    limit: int | None = Query(None, ge=1, description="end the stream after this many "
+                                                      "events, counting the first 'hello'"),
+    user: User = Depends(current_user),
+) -> Any:
     who = {"id": user.id, "role": user.role, "site": user.site_id}
     broker = broker_for(request)
-    queue = broker.subscribe()
 
     async def stream() -> AsyncIterator[dict[str, str]]:
+        yield {"event": "hello", "data": json.dumps({"user": user.id})}
+        sent = 1
+        if limit is not None and sent >= limit:
+            return
+        queue = broker.subscribe()
         try:
-            yield {"event": "hello", "data": json.dumps({"user": user.id})}
             while True:
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout=15)
@@ -59,6 +67,9 @@ async def _handle_events(request: Request, user: User = Depends(current_user)) -
                 if may_see(who, event):
                     yield {"event": event.get("topic", "message"),
                            "data": json.dumps(event.get("data"), default=str)}
+                    sent += 1
+                    if limit is not None and sent >= limit:
+                        return
         finally:
             broker.unsubscribe(queue)
 
