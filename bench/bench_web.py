@@ -397,7 +397,12 @@ def report(samples: list[Sample], alone: list[Sample], sse: dict[str, float], se
         "to the same percentile of the bare `/api/health` under the same load. Goal: server "
         "p95 ≤ 100 ms for the paged staff queue page and `GET /api/jobs`. The last column is "
         f"the server p50 with one client at a time ({REQUESTS_PER_CLIENT} requests): the app's "
-        "cost per request when it has the CPU to itself.",
+        "cost per request when it has the CPU to itself. The app works on "
+        "`FABQUEUE_WEB_CONCURRENCY` requests at once (default 2, this machine's cores); the "
+        "others wait their turn in order before its clock starts, so waiting in that line "
+        "counts in client time, not server time. Admitting all 20 at once (before the limit) "
+        "gave server p95 33 ms and 153 ms and worse client times: threads sharing one "
+        "interpreter's lock each took ~20× longer.",
         "",
         "| endpoint | client p50 | client p95 | server p50 | server p95 | failed "
         "| one client: server p50 |",

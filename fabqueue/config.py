@@ -42,6 +42,7 @@ class Settings(BaseSettings):
 
     # workers started by `fabqueue serve`
     workers: int = 2
+    web_concurrency: int = 2  # requests the web works on at once; the rest wait in order
     reconcile_interval_s: float = 15.0
     stale_after_s: float = 45.0
 

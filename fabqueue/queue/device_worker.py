@@ -30,7 +30,7 @@ from fabqueue.drivers.base import Driver, DriverError, DriverOffline, MachineSta
 from fabqueue.queue import control, names
 from fabqueue.queue.context import Context
 from fabqueue.queue.pipeline import dispatch_entry_id
-from fabqueue.store.jobs import change_status, lock_job, record
+from fabqueue.store.jobs import change_status, lock_job, queue_event, record
 from fabqueue.store.models import Device, Job
 
 log = logging.getLogger(__name__)
@@ -427,11 +427,17 @@ class DeviceWorker:
             job.device_id = self.device_id
             program = self.ctx.files.path(job.program_sha256)
             timing = (job.slice_result or {}).get("line_seconds_sha256")
+            # the machine's row changes in the same transaction: one commit before the upload
+            d = s.get(Device, self.device_id)
+            if d is not None:
+                d.state = (DeviceState.HEATING if self.kind == "printer"
+                           else DeviceState.BUSY).value
+                d.current_job_id, d.progress, d.state_reason = job_id, 0.0, None
+                d.confirmation, d.seen_at = None, datetime.now(UTC)
+                queue_event(s, events.DEVICE_STATE, {"device": self.device_id,
+                                                     "site": self.site, "state": d.state,
+                                                     "job": job_id})
         self.job_id = job_id
-        self._set_device(state=(DeviceState.HEATING if self.kind == "printer"
-                                else DeviceState.BUSY).value,
-                         current_job_id=job_id, progress=0.0, state_reason=None,
-                         confirmation=None)
         try:
             if timing and self.kind == "laser":
                 seconds = json.loads(self.ctx.files.path(timing).read_text())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,6 +53,45 @@ class ServerTiming:
         await self.app(scope, receive, timed_send)
 
 
+class ConcurrencyLimit:
+    """At most ``limit`` requests are worked on at once; the others wait their turn here, in
+    order, as they would for a free worker process. Twenty requests sharing one interpreter's
+    lock all at once each take twenty times as long; a few at a time finish sooner and the
+    queue moves just as fast. Event streams and uploads (long-lived, mostly waiting on the
+    network) don't take a turn."""
+
+    def __init__(self, app: Any, limit: int = 2) -> None:
+        self.app = app
+        self.limit = max(1, limit)
+        # one per event loop (a semaphore belongs to the loop it is first used on)
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                    asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary())
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        sem = self._semaphores.get(loop)
+        if sem is None:
+            sem = self._semaphores[loop] = asyncio.Semaphore(self.limit)
+        return sem
+
+    @staticmethod
+    def _exempt(scope: dict[str, Any]) -> bool:
+        if scope["path"] == "/api/events" or scope["path"].startswith("/static/"):
+            return True
+        for name, value in scope.get("headers", []):
+            if name == b"content-type" and value.startswith(b"multipart/"):
+                return True
+        return False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self._exempt(scope):
+            await self.app(scope, receive, send)
+            return
+        async with self._semaphore():
+            await self.app(scope, receive, send)
+
+
 def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(
         title="FabQueue",
@@ -63,6 +104,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.files = ctx.files
     app.state.secret = ctx.settings.effective_secret()
     app.add_middleware(ServerTiming)
+    app.add_middleware(ConcurrencyLimit, limit=ctx.settings.web_concurrency)
     app.add_middleware(SessionMiddleware, secret_key=app.state.secret, session_cookie="fabqueue",
                        same_site="lax", https_only=ctx.settings.session_https_only,
                        max_age=14 * 24 * 3600)
