@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from fabqueue.core.access import Role, can_manage_job
 from fabqueue.core.jobs import JobStatus
-from fabqueue.core.scheduling import Candidate, expected_times
 from fabqueue.i18n import gettext
 from fabqueue.store.models import Batch, Device, Job, Site, User
 from fabqueue.store.queries import visible_batches, visible_jobs
 from fabqueue.web import approval
 from fabqueue.web.api.jobs import load_managed
 from fabqueue.web.deps import get_db, optional_user, request_locale
-from fabqueue.web.pages import labels
+from fabqueue.web.pages import labels, queueinfo
 from fabqueue.web.pages.common import (
     committed_redirect,
     forbidden_unless_staff,
     redirect,
     require_csrf,
 )
-from fabqueue.web.pages.queueinfo import KIND_DEVICE, WAITING, QueueEntry, fast_order
+from fabqueue.web.pages.queueinfo import QUEUE_SHOWN
 from fabqueue.web.pages.render import render
 from fabqueue.web.present import render_findings
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
-QUEUE_SHOWN = 50  # a page of the queue; the head is what staff act on
-QUEUE_ORDERED = 500  # as many as ``queueinfo.site_queue`` orders
 
 
 def staff_sites(db: Session, user: User) -> list[Site]:
@@ -162,49 +158,10 @@ def queue_page(request: Request, site: str | None = None, kind: str = "print",
         return denied
     sites, chosen = _site_choice(db, user, site)
     kind = kind if kind in ("print", "laser") else "print"
-    entries, total = queue_page_entries(db, chosen, kind, page)
+    entries, total = queueinfo.queue_page(db, chosen, kind, page)
     return render(request, "staff_queue.html", user=user, sites=sites, site=chosen, kind=kind,
                   entries=entries, total=total, page=page,
                   pages=range(1, -(-total // QUEUE_SHOWN) + 1))
-
-
-def queue_page_entries(db: Session, site_id: str | None, kind: str, page: int = 1
-                       ) -> tuple[list[QueueEntry], int]:
-    """Page ``page`` (``QUEUE_SHOWN`` a page) of ``queueinfo.site_queue``, and how many wait.
-
-    The same order and times, but cheaper per request: ordering needs only a few figures of
-    each waiting job, which the database picks out of the analysis JSON (decoding hundreds
-    of analyses in Python was most of the page's time); whole jobs and owners are loaded
-    only for the rows shown."""
-    # the order and the times read no more than these (``fits`` matters to the dispatcher,
-    # not to this forecast)
-    q = select(Job.id, Job.owner_id, Job.batch_id, Job.material_id, Job.priority,
-               Job.pinned_device_id, Job.analysis["estimated_seconds"])
-    q = q.where(Job.status.in_(WAITING), Job.kind == kind)
-    q = q.where(Job.site_id == site_id) if site_id else q.where(Job.site_id.is_(None))
-    candidates = [
-        Candidate(job_id=i, owner_id=owner, batch_id=batch, material=material,
-                  priority=priority, fits=(), pinned_device=pinned,
-                  estimated_seconds=seconds if isinstance(seconds, int | float) else None)
-        for i, owner, batch, material, priority, pinned, seconds
-        in db.execute(q.order_by(Job.id).limit(QUEUE_ORDERED))]
-    if not candidates:
-        return [], 0
-    now = time.time()
-    devices = db.scalars(select(Device).where(Device.kind == KIND_DEVICE.get(kind, kind),
-                                              Device.enabled.is_(True),
-                                              Device.site_id == site_id))
-    free_at = [now + (d.time_left_s or 0) for d in devices if d.state != "offline"]
-    ordered = fast_order(candidates, {})
-    times = expected_times(ordered, free_at or [now], now)
-    first = (page - 1) * QUEUE_SHOWN
-    shown = ordered[first:first + QUEUE_SHOWN]
-    jobs = {j.id: j for j in db.scalars(
-        select(Job).where(Job.id.in_([c.job_id for c in shown]))
-        .options(defer(Job.analysis), defer(Job.slice_result), selectinload(Job.owner)))}
-    entries = [QueueEntry(jobs[c.job_id], first + i + 1, *times[c.job_id])
-               for i, c in enumerate(shown)]
-    return entries, len(candidates)
 
 
 @router.get("/staff/history")
