@@ -23,13 +23,9 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=Fals
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    with request.app.state.db.sessionmaker() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    """One session per request: committed when the handler returns, rolled back on error."""
+    with request.app.state.db.session() as session:
+        yield session
 
 
 def serializer(request: Request) -> URLSafeTimedSerializer:
