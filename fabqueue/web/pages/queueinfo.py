@@ -6,15 +6,15 @@ fair share, age) and spreads them over the site's machines by ``expected_times``
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from fabqueue.core.jobs import JobStatus
-from fabqueue.core.scheduling import Candidate, expected_times, order
-from fabqueue.store.models import Device, Job
+from fabqueue.core.scheduling import Candidate
+from fabqueue.store.forecast import queue_order
+from fabqueue.store.models import Job
 
 WAITING = (JobStatus.APPROVED.value, JobStatus.SLICING.value, JobStatus.READY.value)
 QUEUE_SHOWN = 50  # rows on a page of the staff queue
@@ -30,32 +30,11 @@ class QueueEntry:
     ready_at: float
 
 
-def _ordered(db: Session, site_id: str | None, kind: str,
-             limit: int = QUEUE_ORDERED) -> tuple[list[Candidate], dict[int, tuple[float, float]]]:
-    """The waiting jobs in dispatch order with expected (start, finish) times.
-
-    Cheap per request: the order needs only a few figures per job, which the database picks
-    out of the analysis JSON (decoding hundreds of analyses in Python was most of a page's
-    time); callers load whole jobs only for the rows they show."""
-    q = select(Job.id, Job.owner_id, Job.batch_id, Job.material_id, Job.priority,
-               Job.pinned_device_id, Job.analysis["estimated_seconds"])
-    q = q.where(Job.status.in_(WAITING), Job.kind == kind)
-    q = q.where(Job.site_id == site_id) if site_id else q.where(Job.site_id.is_(None))
-    candidates = [
-        Candidate(job_id=i, owner_id=owner, batch_id=batch, material=material,
-                  priority=priority, fits=(), pinned_device=pinned,
-                  estimated_seconds=seconds if isinstance(seconds, int | float) else None)
-        for i, owner, batch, material, priority, pinned, seconds
-        in db.execute(q.order_by(Job.id).limit(limit))]
-    if not candidates:
-        return [], {}
-    now = time.time()
-    devices = db.scalars(select(Device).where(Device.kind == KIND_DEVICE.get(kind, kind),
-                                              Device.enabled.is_(True),
-                                              Device.site_id == site_id))
-    free_at = [now + (d.time_left_s or 0) for d in devices if d.state != "offline"]
-    ordered = order(candidates, {})
-    return ordered, expected_times(ordered, free_at or [now], now)
+def _ordered(db: Session, site_id: str | None, kind: str, limit: int = QUEUE_ORDERED
+             ) -> tuple[list[Candidate], dict[int, tuple[float, float]]]:
+    """The waiting jobs in dispatch order with expected times: the API's forecast, so a page
+    and ``GET /api/jobs/{id}`` never disagree."""
+    return queue_order(db, site_id, KIND_DEVICE.get(kind, kind), limit=limit)
 
 
 def queue_page(db: Session, site_id: str | None, kind: str, page: int = 1,
