@@ -6,10 +6,12 @@ import secrets
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabqueue.core.access import Role
+from fabqueue.store.inventory import DeviceIn, upsert_device
 from fabqueue.store.models import Device, Material, Site, User
 from fabqueue.store.users import AccountError, create_user
 from fabqueue.web.deps import get_db, optional_user
@@ -36,8 +38,9 @@ def _admin_or_error(request: Request, user: User | None) -> Response | None:
     return None
 
 
-def _page(request: Request, user: User, db: Session, **extra: object) -> Response:
-    return render(request, "admin.html", user=user, roles=ROLES,
+def _page(request: Request, user: User, db: Session, status_code: int = 200,
+          **extra: object) -> Response:
+    return render(request, "admin.html", status_code=status_code, user=user, roles=ROLES,
                   users=list(db.scalars(select(User).order_by(User.name))),
                   sites=list(db.scalars(select(Site).order_by(Site.id))),
                   devices=list(db.scalars(select(Device).order_by(Device.site_id, Device.id))),
@@ -122,3 +125,30 @@ def save_material(material_id: str, request: Request, price: str = Form(""),
         else:
             m.price_per_sheet = value
     return committed_redirect(db, "/admin#materials")
+
+
+@router.post("/admin/devices")
+def save_device(request: Request, device_id: str = Form(...), site: str = Form(...),
+                name: str = Form(""), kind: str = Form("printer"),
+                driver: str = Form("simulated"), size: str = Form(...),
+                materials: str = Form(""), profile: str = Form(""), url: str = Form(""),
+                api_key_env: str = Form(""), port: str = Form(""),
+                csrf_token: str = Form(""), user: User | None = Depends(optional_user),
+                db: Session = Depends(get_db, scope="function")) -> Response:
+    """Add or change a machine: the same checks as ``fabqueue devices import``."""
+    if (denied := _admin_or_error(request, user)) is not None:
+        return denied
+    require_csrf(request, csrf_token)
+    dims = [v for v in (_number(p) for p in size.replace("×", "x").split("x")) if v]
+    doc = {"id": device_id.strip(), "site": site, "name": name.strip(), "kind": kind,
+           "driver": driver, "materials": [m.strip() for m in materials.split(",") if m.strip()],
+           "profile": profile.strip() or None, "url": url.strip() or None,
+           "api_key_env": api_key_env.strip() or None, "port": port.strip() or None,
+           ("build_volume_mm" if kind == "printer" else "bed_mm"): dims}
+    try:
+        upsert_device(db, DeviceIn.model_validate(doc))
+    except (ValidationError, ValueError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else None
+        message = "; ".join(str(e.get("msg")) for e in errors) if errors else str(exc)
+        return _page(request, user, db, status_code=422, device_error=message)
+    return committed_redirect(db, "/admin#devices")
