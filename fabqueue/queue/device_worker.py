@@ -198,6 +198,7 @@ class DeviceWorker:
     # -- the loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
+        control.beat(self.ctx.redis, self.device_id)
         self._set_device(state=DeviceState.OFFLINE.value, state_reason="starting")
         while not stop.is_set():
             try:

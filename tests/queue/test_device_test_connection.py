@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fabqueue.simulators.grbl_emulator import GrblEmulator
-from tests.conftest import Stack
+from tests.conftest import Stack, wait_for
 from tests.grbl_fixtures import make_grbl_emulator  # noqa: F401
 from tests.queue.helpers import device_workers, new_site, printer
 from tests.queue.test_dispatch_lasers import laser
@@ -25,6 +25,10 @@ def test_connection_test_answers_through_the_device_worker(
     no_worker = client.post("/api/devices/t-laser/test", headers=s)
     assert no_worker.status_code == 504 and "worker" in no_worker.json()["detail"]
     with device_workers(stack, ["t-laser", "t-gone"]):
+        wait_for(lambda: client.get("/api/devices/t-laser", headers=s).json()["state"] == "idle",
+                 timeout=15, what="the laser's worker to connect")
+        wait_for(lambda: client.get("/api/devices/t-gone", headers=s).json()["state_reason"]
+                 not in (None, "starting"), timeout=15, what="the missing port to be tried")
         ok = client.post("/api/devices/t-laser/test", headers=s)
         assert ok.status_code == 200, ok.text
         assert ok.json()["ok"] is True and ok.json()["state"] == "idle"
