@@ -89,7 +89,9 @@ def serve(
             seed_demo(ctx, echo=typer.echo, laser_port=str(laser_link))
         for i in range(max(1, settings.workers)):
             sup.add_child(f"worker-{i + 1}", "worker", "--name-suffix", str(i + 1))
-        _add_device_workers(sup, ctx)
+        from fabqueue.queue.device_worker import device_worker_children
+
+        device_worker_children(sup, ctx)
         sup.start_children()
         sup.start_reconciler(ctx)
         typer.echo(f"FabQueue on http://{host}:{port}/  (data: {settings.data_path})")
@@ -120,12 +122,6 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _add_device_workers(sup: object, ctx: object) -> None:
-    try:
-        from fabqueue.queue.device_worker import device_worker_children
-    except ImportError:
-        return
-    device_worker_children(sup, ctx)  # type: ignore[arg-type]
 
 
 @app.command()

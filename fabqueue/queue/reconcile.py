@@ -20,6 +20,7 @@ from sqlalchemy import select
 from fabqueue.core.jobs import JobStatus
 from fabqueue.queue import names
 from fabqueue.queue.context import Context
+from fabqueue.queue.pipeline import reconcile_pipeline
 from fabqueue.queue.tasks import enqueue_analysis, mark_analysis_failed
 from fabqueue.store.models import Job
 
@@ -83,10 +84,4 @@ def reconcile_analysis(ctx: Context) -> dict[str, int]:
 
 
 def reconcile_once(ctx: Context) -> dict[str, Any]:
-    result: dict[str, Any] = {"analysis": reconcile_analysis(ctx)}
-    try:
-        from fabqueue.queue.pipeline import reconcile_pipeline
-    except ImportError:
-        return result
-    result["pipeline"] = reconcile_pipeline(ctx)
-    return result
+    return {"analysis": reconcile_analysis(ctx), "pipeline": reconcile_pipeline(ctx)}

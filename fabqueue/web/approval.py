@@ -6,12 +6,21 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from fabqueue.config import Settings
 from fabqueue.core.jobs import OWNER_CANCELLABLE, JobStatus
 from fabqueue.queue import control
 from fabqueue.queue.context import Context
-from fabqueue.store.jobs import change_status
-from fabqueue.store.models import Device, Job, User
+from fabqueue.queue.pipeline import (
+    dispatch_queue_name,
+    enqueue_preparation,
+    push_ready,
+    target_device,
+)
+from fabqueue.store.jobs import change_status, record
+from fabqueue.store.models import Device, Job, Material, User
+from fabqueue.store.queries import laser_library
 from fabqueue.web.deps import ApiError
+from fabqueue.web.intake import QUALITIES
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +38,13 @@ def _check_device(db: Session, job: Job, device_id: str) -> Device:
     return device
 
 
-def approval_problem(db: Session, job: Job, settings: object) -> None:
+def approval_problem(db: Session, job: Job, settings: Settings) -> None:
     """Refuse at approval what can never run: nothing fits, unknown laser material."""
     analysis = job.analysis or {}
     if not analysis.get("ok"):
         raise ApiError(409, "This job has problems that must be fixed first.")
     if job.kind == "laser":
-        from fabqueue.store.queries import laser_library
-
-        library = laser_library(settings)  # type: ignore[arg-type]
-        from fabqueue.store.models import Material
-
+        library = laser_library(settings)
         material = db.get(Material, job.material_id)
         key = (material.laser_material if material else None) or job.material_id
         if library is not None and key not in library:
@@ -72,8 +77,6 @@ def approve(ctx: Context, db: Session, job: Job, user: User, *, device: str | No
     if front:
         job.priority = max(job.priority, 10)
     if quality:
-        from fabqueue.web.intake import QUALITIES
-
         if quality not in QUALITIES:
             raise ApiError(422, "Quality must be one of: {choices}.",
                            choices=", ".join(QUALITIES))
@@ -85,10 +88,6 @@ def approve(ctx: Context, db: Session, job: Job, user: User, *, device: str | No
 
 
 def enqueue_preparation_safely(ctx: Context, job_id: int) -> None:
-    try:
-        from fabqueue.queue.pipeline import enqueue_preparation
-    except ImportError:
-        return
     try:
         enqueue_preparation(ctx, job_id)
     except Exception:  # Redis away: the reconciler re-queues approved jobs
@@ -115,8 +114,6 @@ def cancel(ctx: Context, db: Session, job: Job, user: User) -> None:
     # running: the device worker stops the machine and records the end
     if job.device_id:
         control.send(ctx.redis, job.device_id, "cancel", job=job.id, by=user.id)
-        from fabqueue.store.jobs import record
-
         record(db, job, "cancel_requested", actor_id=user.id)
 
 
@@ -135,8 +132,6 @@ def requeue(ctx: Context, db: Session, job: Job, user: User, reason: str | None)
     job.device_id = None
     db.commit()
     try:
-        from fabqueue.queue.pipeline import dispatch_queue_name, push_ready, target_device
-
         device = target_device(db, job)
         if device is not None:
             push_ready(ctx, job.id, dispatch_queue_name(job, device), at_front=True)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from fabqueue.core.access import can_manage_job, can_view_job
 from fabqueue.core.jobs import OWNER_CANCELLABLE, QUEUED, JobStatus
+from fabqueue.store.jobs import change_status, record
 from fabqueue.store.models import Batch, Job, JobEvent, User
 from fabqueue.store.queries import visible_jobs
 from fabqueue.web import approval
@@ -237,8 +238,6 @@ def _handle_fail(job_id: int, request: Request, body: DecisionIn | None = None,
     if job.status != JobStatus.INTERRUPTED:
         raise ApiError(409, "Only an interrupted job can be marked failed; it is {status}.",
                        status=job.status)
-    from fabqueue.store.jobs import change_status
-
     change_status(db, job, JobStatus.FAILED, actor_id=user.id,
                   reason=(body.reason if body else None) or "marked failed by staff")
     return job_out(job, request_locale(request, user))
@@ -258,7 +257,5 @@ def _handle_move(job_id: int, body: MoveIn, request: Request,
         raise ApiError(409, "Only a waiting job can be moved; it is {status}.",
                        status=job.status)
     job.priority = 10 if body.front else 0
-    from fabqueue.store.jobs import record
-
     record(db, job, "moved_to_front" if body.front else "moved_back", actor_id=user.id)
     return job_out(job, request_locale(request, user))
