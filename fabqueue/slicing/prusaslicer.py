@@ -6,10 +6,12 @@ larger than the bed aborts (exit 134, SIGABRT) with "Objects could not fit on th
 
 Uploaded 3MF files can carry a whole PrusaSlicer config, applied under our ``--load`` files
 but for every key those don't set. Verified: a 3MF whose config says
-``post_process = <command>`` makes PrusaSlicer run that command on the server. So the runner
-strips the config and per-height custom G-code from 3MF files, loads a guard file that
-empties every script and custom G-code key before the profiles, and another after them that
-empties ``post_process`` whatever the profiles say.
+``post_process = <command>`` makes PrusaSlicer run that command on the server, and one whose
+config member is named with a backslash escaped a filter by name. So PrusaSlicer never sees
+the upload: ``clean_model.rewrite_model`` parses it and writes a fresh file holding only
+meshes and their placements, and every setting comes from our profiles on the command line.
+As a second wall, a guard file empties every script and custom G-code key before the
+profiles, and another after them empties ``post_process`` whatever the profiles say.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fabqueue.core.findings import N_, finding
+from fabqueue.core.findings import N_, Refused, finding
+from fabqueue.slicing.clean_model import rewrite_model
 from fabqueue.slicing.gcode_meta import parse_totals
 from fabqueue.slicing.profiles import IniFile, ProfileError, bed_size, number, read_ini
 
@@ -44,12 +46,6 @@ UNSET_BY_DEFAULT = (
     "template_custom_gcode", "toolchange_gcode",
 )
 PER_EXTRUDER = frozenset({"start_filament_gcode", "end_filament_gcode"})
-# 3MF members that carry slicer settings or G-code rather than geometry.
-UNSAFE_3MF_MEMBERS = frozenset({
-    "metadata/slic3r_pe.config",
-    "metadata/prusa_slicer_custom_gcode_per_print_z.xml",
-})
-MAX_3MF_UNPACKED_BYTES = 2 * 1024**3
 # What PrusaSlicer (or the loader, when even its libraries don't fit) says when the address
 # space limit bites.
 MEMORY_SIGNS = ("bad_alloc", "out of memory", "cannot allocate", "failed to map segment")
@@ -199,26 +195,12 @@ def write_guards(folder: Path) -> tuple[Path, Path]:
     return first, last
 
 
-def without_3mf_config(model: Path, folder: Path) -> Path:
-    """A copy of a 3MF without its slicer config and custom G-code (other files unchanged)."""
-    if model.suffix.lower() != ".3mf":
-        return model
-    clean = folder / f"model{model.suffix}"
+def clean_copy(model: Path, folder: Path) -> Path:
+    """The model as FabQueue rewrote it from its geometry (see ``clean_model``)."""
     try:
-        with zipfile.ZipFile(model) as source:
-            members = source.infolist()
-            if sum(m.file_size for m in members) > MAX_3MF_UNPACKED_BYTES:
-                raise SliceError("unreadable", N_("The 3MF file unpacks to more than 2 GB."))
-            with zipfile.ZipFile(clean, "w", zipfile.ZIP_DEFLATED) as target:
-                for member in members:
-                    if member.filename.lower() in UNSAFE_3MF_MEMBERS:
-                        continue
-                    with source.open(member) as reader, target.open(member.filename,
-                                                                     "w") as writer:
-                        shutil.copyfileobj(reader, writer, 1024 * 1024)
-    except (zipfile.BadZipFile, OSError) as exc:
+        return rewrite_model(model, model.suffix, folder)
+    except (Refused, OSError, MemoryError) as exc:
         raise SliceError("unreadable", N_("PrusaSlicer could not read the model file.")) from exc
-    return clean
 
 
 def override_args(overrides: dict[str, str] | None) -> list[str]:
@@ -255,7 +237,7 @@ def slice_model(
     volume = build_volume or volume_from_files(files)
     with tempfile.TemporaryDirectory(prefix="fabqueue-slice-") as tmp:
         work = Path(tmp)
-        model = without_3mf_config(model, work)
+        model = clean_copy(model, work)
         guard_first, guard_last = write_guards(work)
         return run_slice(model, out, [guard_first, *files, guard_last], copies=copies,
                          timeout_s=timeout_s, memory_limit_mb=memory_limit_mb, volume=volume,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import trimesh
 
-from fabqueue.slicing.gcode_meta import check_bounds
+from fabqueue.analysis.machine_check import check_file, material_temperatures, printer_limits
+from fabqueue.core.specs import PrinterSpec
 from fabqueue.slicing.profiles import default_profiles_folder, load_profiles
 from fabqueue.slicing.prusaslicer import SliceError, slice_model
 
@@ -22,6 +23,8 @@ SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 PROFILES = load_profiles(default_profiles_folder())
 MK4_PLA = PROFILES.profile_files("prusa_mk4", "PLA", "normal")
 MK4_VOLUME = PROFILES.build_volume("prusa_mk4")
+MK4_PLA_LIMITS = printer_limits(PrinterSpec("mk4", "site", MK4_VOLUME),
+                                material_temperatures(PROFILES, "PLA"))
 
 
 def box(tmp_path: Path, name: str, extents: tuple[float, float, float]) -> Path:
@@ -41,7 +44,7 @@ def test_cube_slices_with_totals(tmp_path: Path) -> None:
     assert 8 * 60 < result.estimated_seconds < 30 * 60
     text = result.gcode.read_text()
     assert "M73 P" in text  # --remaining-times progress for the printer and simulator
-    assert check_bounds(result.gcode, MK4_VOLUME) == []
+    assert check_file(result.gcode, MK4_PLA_LIMITS) is None
 
 
 def test_two_copies_use_twice_the_filament(tmp_path: Path) -> None:
@@ -49,7 +52,7 @@ def test_two_copies_use_twice_the_filament(tmp_path: Path) -> None:
     one = slice_model(cube, tmp_path / "one.gcode", MK4_PLA)
     two = slice_model(cube, tmp_path / "two.gcode", MK4_PLA, copies=2)
     assert two.filament_mm == pytest.approx(2 * one.filament_mm, rel=0.05)
-    assert check_bounds(two.gcode, MK4_VOLUME) == []
+    assert check_file(two.gcode, MK4_PLA_LIMITS) is None
     # Arranged side by side, not stacked on one spot: the extrusions span two cubes and a gap.
     width, depth = extrusion_span(two.gcode)
     assert max(width, depth) > 2 * 20 + 3
