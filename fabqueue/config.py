@@ -7,6 +7,7 @@ PostgreSQL and an external Redis without code changes.
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +16,35 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The signing key forges any login when guessed: at least this long, and not a placeholder.
+MIN_SECRET_BYTES = 32
+PLACEHOLDER_WORDS = ("changeme", "changeit", "pleasechange", "yoursecret", "secretkey",
+                     "replaceme", "insecure", "example", "default", "placeholder")
+PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "secret", "please-change",
+                                 "password", "fabqueue", "test", "dev", "development"})
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
+class WeakSecret(ValueError):
+    """FABQUEUE_SECRET_KEY is too short or a known placeholder (the message says what to do)."""
+
+
+def check_secret(key: str) -> None:
+    """Raise WeakSecret unless ``key`` is a real secret: 32+ bytes, no placeholder."""
+    plain = "".join(ch for ch in key.lower() if ch.isalnum())
+    if key.strip().lower() in PLACEHOLDER_SECRETS or any(w in plain for w in PLACEHOLDER_WORDS):
+        problem = "is a known placeholder"
+    elif len(key.encode()) < MIN_SECRET_BYTES:
+        problem = f"is shorter than {MIN_SECRET_BYTES} bytes"
+    elif len(set(key)) < 10:
+        problem = "repeats too few characters to be random"
+    else:
+        return
+    raise WeakSecret(
+        f"FABQUEUE_SECRET_KEY {problem}: anyone who guesses it can sign in as any user. "
+        f"Make one with {MAKE_SECRET} and set it in the environment (or unset it: FabQueue "
+        "then generates one into the data folder)."
+    )
 
 
 class Settings(BaseSettings):
@@ -34,20 +64,29 @@ class Settings(BaseSettings):
 
     # uploads and analysis limits
     max_upload_bytes: int = 100 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024  # JSON and form bodies (uploads use max_upload_bytes)
+    max_storage_per_user_bytes: int = 1024 * 1024 * 1024  # a resident's uploads, all jobs
     max_triangles: int = 2_000_000
     max_batch_files: int = 200
     analysis_timeout_s: int = 120
     analysis_memory_mb: int = 2048
-    analysis_attempts: int = 2
+    analysis_attempts: int = 2  # tries of one analysis before it is invalid
+    slicing_attempts: int = 2  # tries of one slicing before the job is invalid
 
     # workers started by `fabqueue serve`
     workers: int = 2
     web_concurrency: int = 2  # requests the web works on at once; the rest wait in order
-    reconcile_interval_s: float = 15.0
-    stale_after_s: float = 45.0
+    # A dead worker's job is tried again within ~reconcile_interval_s (+ a heartbeat grace);
+    # a job with no queue entry at all waits stale_after_s first (the web queues it just
+    # after its commit).
+    reconcile_interval_s: float = 4.0
+    stale_after_s: float = 10.0
 
     # shop floor
     max_heating_per_site: int = 2
+    # a device worker's lease on its machine (queue.lease): renewed every third of this; a
+    # second worker for the machine takes over only after it expires
+    lease_ttl_s: float = 15.0
     operator_confirmation_ttl_s: int = 300
     default_quality: str = "normal"
 
@@ -59,12 +98,14 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_from: str = "fabqueue@localhost"
     session_https_only: bool = False
+    login_backoff_max_s: float = 300.0  # the longest a sign-in lockout lasts
     public_url: str | None = None  # the address people reach FabQueue at, for e-mail links
 
     @cached_property
     def data_path(self) -> Path:
         path = self.data_dir.expanduser().resolve()
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.chmod(0o700)  # hashes, addresses, uploads and the key: the owner's only
         return path
 
     @property
@@ -91,14 +132,22 @@ class Settings(BaseSettings):
         return self.data_path / "redis.sock"
 
     def effective_secret(self) -> str:
-        """The session/token signing key: configured, or generated once into the data folder."""
+        """The session/token signing key: configured, or generated once into the data folder.
+
+        Raises WeakSecret for a short or placeholder key (configured or in the file)."""
         if self.secret_key:
+            check_secret(self.secret_key)
             return self.secret_key
         path = self.data_path / "secret.key"
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+            # Created 0600 from the start: never readable by others, not even for a moment.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        path.chmod(0o600)  # an older data folder's key file too
+        key = path.read_text().strip()
+        check_secret(key)
+        return key
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -187,6 +187,10 @@ CASES = [
          fresh("awaiting_approval", {"reason": "walls too thin"}),
          missing={"json": {"reason": "x"}}),
     Case("POST", "/api/jobs/{job_id}/cancel", SEES_RESIDENT_JOB, fresh("awaiting_approval")),
+    # the owner and staff may choose a laser drawing's colours; the world's job is a print
+    Case("POST", "/api/jobs/{job_id}/colours", expect(403, resident=409, staff=409, admin=409),
+         lambda w, a: ({"job_id": w.job}, {"json": {"choice": {}}}),
+         missing={"json": {"choice": {}}}),
     Case("POST", "/api/jobs/{job_id}/requeue", STAFF_OF_KC, fresh("failed", program=True)),
     Case("POST", "/api/jobs/{job_id}/fail", STAFF_OF_KC, fresh("interrupted")),
     Case("POST", "/api/jobs/{job_id}/move", STAFF_OF_KC, fresh("ready", {"front": True}),
@@ -321,12 +325,18 @@ def test_teacher_sees_the_jobs_of_their_batch(world: World, client: TestClient) 
         "/api/batches", headers=h["staff_b"]).json()}
 
 
-def test_machine_secrets_and_connections_only_for_staff(world: World,
-                                                        client: TestClient) -> None:
+def test_machine_settings_for_staff_and_connections_only_for_admins(
+        world: World, client: TestClient) -> None:
     resident = client.get("/api/devices/mk4-1", headers=world.headers["resident"]).json()
     staff = client.get("/api/devices/mk4-1", headers=world.headers["staff"]).json()
+    other = client.get("/api/devices/mk4-1", headers=world.headers["staff_b"]).json()
+    admin = client.get("/api/devices/mk4-1", headers=world.headers["admin"]).json()
     assert "connection" not in resident and "settings" not in resident
-    assert "connection" in staff
+    assert "settings" in staff
+    assert "connection" not in staff and "connection" not in other  # issue 8 item 14
+    assert "connection" in admin
+    listed = client.get("/api/devices", headers=world.headers["staff_b"]).json()
+    assert all("connection" not in d for d in listed)
 
 
 def test_bad_tokens_are_401_in_words(client: TestClient) -> None:

@@ -33,9 +33,40 @@ def env(service: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in raw.items()}
 
 
-def expand(value: str) -> str:
-    """``${NAME:-default}`` as compose expands it with NAME unset."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+# What an operator puts in .env: compose has no defaults for these (see test_no_default_secrets).
+DOT_ENV = {"POSTGRES_PASSWORD": "pg-password-from-env",
+           "FABQUEUE_SECRET_KEY": "k" * 8 + "0123456789abcdefghijklmnopqrstuvwxyz"}
+REQUIRED = re.compile(r"\$\{([A-Z_]+):\?([^}]*)\}")
+
+
+def expand(value: str, dot_env: dict[str, str] = DOT_ENV) -> str:
+    """``${NAME:-default}`` and ``${NAME:?message}`` as compose expands them from ``dot_env``;
+    a required variable that is missing raises, as ``docker compose up`` refuses to start."""
+    def required(match: re.Match[str]) -> str:
+        if match.group(1) not in dot_env:
+            raise LookupError(f"compose refuses: {match.group(2)}")
+        return dot_env[match.group(1)]
+
+    value = REQUIRED.sub(required, value)
+    return re.sub(r"\$\{([A-Z_]+):-([^}]*)\}",
+                  lambda m: dot_env.get(m.group(1), m.group(2)), value)
+
+
+def test_no_default_secrets(services: dict[str, Any]) -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "change-me" not in text
+    for name in ("FABQUEUE_SECRET_KEY", "POSTGRES_PASSWORD"):
+        assert f"${{{name}:-" not in text and f"${{{name}-" not in text, name
+        assert f"${{{name}:?" in text, name
+    web = env(services["web"])
+    with pytest.raises(LookupError, match="FABQUEUE_SECRET_KEY"):
+        expand(web["FABQUEUE_SECRET_KEY"], {})
+    with pytest.raises(LookupError, match="POSTGRES_PASSWORD"):
+        expand(web["DATABASE_URL"], {})
+    assert expand(web["FABQUEUE_SECRET_KEY"]) == DOT_ENV["FABQUEUE_SECRET_KEY"]
+    # Every variable compose substitutes with a default is harmless (none names a secret).
+    for name, _default in re.findall(r"\$\{([A-Z_]+):?-([^}]*)\}", text):
+        assert not re.search(r"KEY|PASSWORD|SECRET|TOKEN", name), name
 
 
 def test_the_four_services(services: dict[str, Any]) -> None:

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from fabqueue.store.private import private_dir
+
 
 class TooLarge(Exception):
     def __init__(self, limit: int) -> None:
@@ -24,9 +26,8 @@ def _valid_sha(sha: str) -> bool:
 
 class FileStore:
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.tmp = root / "tmp"
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(root)
+        self.tmp = private_dir(root / "tmp")
 
     def path(self, sha: str) -> Path:
         if not _valid_sha(sha):
@@ -86,7 +87,9 @@ class StoreWriter:
         self._file.close()
         sha = self._hash.hexdigest()
         dest = self.store.path(sha)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Each level on its own: ``parents=True`` would give the upper one the default mode.
+        dest.parent.parent.mkdir(exist_ok=True, mode=0o700)
+        dest.parent.mkdir(exist_ok=True, mode=0o700)
         if dest.exists():
             self._tmp.unlink(missing_ok=True)
         else:

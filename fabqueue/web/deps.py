@@ -17,6 +17,7 @@ from fabqueue.i18n import gettext, negotiate
 from fabqueue.store.models import User
 
 TOKEN_MAX_AGE_S = 30 * 24 * 3600
+TOKEN_SALT = "fabqueue-api-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -29,11 +30,17 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 def serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(request.app.state.secret, salt="fabqueue-api-token")
+    return URLSafeTimedSerializer(request.app.state.secret, salt=TOKEN_SALT)
 
 
 def issue_token(request: Request, user: User) -> str:
-    return serializer(request).dumps({"uid": user.id})
+    return serializer(request).dumps({"uid": user.id, "v": user.token_version or 0})
+
+
+def start_session(request: Request, user: User) -> None:
+    """The session cookie of a page sign-in: the user and their token version."""
+    request.session["uid"] = user.id
+    request.session["tv"] = user.token_version or 0
 
 
 def request_locale(request: Request, user: User | None = None) -> str:
@@ -59,7 +66,10 @@ class ApiError(HTTPException):
         self.params = params
 
     def render(self, locale: str) -> str:
-        return gettext(locale, self.message).format(**self.params)
+        text = gettext(locale, self.message)
+        # without parameters the message may be plain text quoting the caller's input
+        # (e.g. ``str(exc)`` of a validation error with a "{" in a site id): not a template
+        return text.format(**self.params) if self.params else text
 
 
 def csrf_token(request: Request) -> str:
@@ -82,8 +92,7 @@ async def check_csrf(request: Request) -> None:
         form = await request.form()
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
-    if sent is None:
-        sent = request.query_params.get("csrf_token")
+    # Never the query string: URLs end up in logs, history and Referer headers.
     if not expected or not sent or not secrets.compare_digest(expected, sent):
         raise ApiError(403, "The form has expired or did not come from FabQueue. "
                             "Reload the page and try again.")
@@ -97,22 +106,34 @@ def _signed_in(
     """The user and whether they came by session cookie. A plain ``def``: FastAPI runs it in
     a thread, so waiting for a database connection never blocks the event loop."""
     uid: int | None = None
+    version: object = None
     by_cookie = False
     if token:
         try:
-            uid = int(serializer(request).loads(token, max_age=TOKEN_MAX_AGE_S)["uid"])
-        except (BadSignature, SignatureExpired, KeyError, ValueError, TypeError):
+            payload = serializer(request).loads(token, max_age=TOKEN_MAX_AGE_S)
+            uid, version = int(payload["uid"]), payload.get("v", 0)
+        except (BadSignature, SignatureExpired, KeyError, ValueError, TypeError,
+                AttributeError):
             raise ApiError(401, "Your sign-in has expired. Sign in again.") from None
     elif "session" in request.scope and request.session.get("uid"):
-        uid = int(request.session["uid"])
+        try:
+            uid = int(request.session["uid"])
+        except (TypeError, ValueError):
+            uid = None
+        version = request.session.get("tv", 0)
         by_cookie = True
     if uid is None:
         return None, False
-    user = db.get(User, uid)
+    user = db.get(User, uid) if 0 < uid < 2**63 else None
     if user is None or user.disabled:
         if "session" in request.scope:
             request.session.clear()
         raise ApiError(401, "This account is disabled or no longer exists.")
+    if version != (user.token_version or 0):
+        # signed out, password changed or disabled since: this token or cookie is revoked
+        if by_cookie:
+            request.session.clear()
+        raise ApiError(401, "Your sign-in has expired. Sign in again.")
     request.state.user = user
     request.state.user_locale = user.locale
     return user, by_cookie
@@ -125,6 +146,12 @@ async def optional_user(
     if by_cookie:
         await check_csrf(request)  # reads the form: async, but touches no database
     return user
+
+
+def form_upload_user(found: tuple[User | None, bool] = Depends(_signed_in)) -> User | None:
+    """For a multipart form whose handler checks the token in its form field itself (it can't
+    be read before the upload is parsed; the handler deletes a refused upload)."""
+    return found[0]
 
 
 async def current_user(user: User | None = Depends(optional_user)) -> User:

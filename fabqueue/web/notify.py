@@ -17,6 +17,7 @@ from typing import Any
 
 from fabqueue.config import Settings
 from fabqueue.core.findings import N_
+from fabqueue.core.reasons import render
 from fabqueue.i18n import DEFAULT_LOCALE, gettext
 from fabqueue.store.jobs import NOTIFY_ON
 from fabqueue.store.models import Job, User
@@ -38,7 +39,7 @@ def compose(kind: str, *, job_id: int, file_name: str, reason: str | None, local
     msg["Subject"] = t(SUBJECT).format(job=job_id, file=file_name)
     msg["From"] = sender
     msg["To"] = to
-    body = [t(NOTIFICATIONS[kind]).format(job=job_id, reason=reason or ""), "",
+    body = [t(NOTIFICATIONS[kind]).format(job=job_id, reason=render(reason, t)), "",
             t(FOOTER).format(url=f"{base_url.rstrip('/')}/jobs/{job_id}"), "", t(SIGNATURE)]
     msg.set_content("\n".join(body))
     return msg
@@ -94,6 +95,8 @@ async def mail_loop(app: Any) -> None:
                     await asyncio.to_thread(send, settings, msg)
             except (OSError, smtplib.SMTPException) as exc:
                 log.warning("could not e-mail about %s: %s", event.get("data"), exc)
+            except Exception:  # one bad address or row must not stop every later e-mail
+                log.warning("could not e-mail about %s", event.get("data"), exc_info=True)
     finally:
         _broker(app).unsubscribe(queue)
 

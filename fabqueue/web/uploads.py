@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -129,6 +130,10 @@ async def parse_upload(request: Request, store: FileStore, *, max_file_bytes: in
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+    except MultipartParseError:
+        for w in collector.writers:
+            w.abort()
+        raise UploadError("malformed", "the form data is cut off or malformed") from None
     except BaseException:
         for w in collector.writers:
             w.abort()

@@ -7,11 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from fabqueue.store.models import User
-from fabqueue.store.users import authenticate
-from fabqueue.web.deps import ApiError, current_user, get_db, issue_token
+from fabqueue.web.deps import ApiError, current_user, issue_token
+from fabqueue.web.signin import sign_in
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -21,13 +20,10 @@ class Token(BaseModel):
     token_type: str = "bearer"
 
 
-@router.post("/auth/token", response_model=Token)
-def _handle_token(
-    request: Request,
-    form: OAuth2PasswordRequestForm = Depends(),
-    db: Session = Depends(get_db, scope="function"),
-) -> Token:
-    user = authenticate(db, form.username, form.password)
+@router.post("/auth/token", response_model=Token,
+             responses={429: {"description": "too many wrong passwords: see Retry-After"}})
+async def _handle_token(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> Token:
+    user = await sign_in(request, form.username, form.password)
     if user is None:
         raise ApiError(401, "Wrong user name or password.")
     return Token(access_token=issue_token(request, user))

@@ -11,10 +11,19 @@ from sqlalchemy.orm import Session
 
 from fabqueue.core.access import Role
 from fabqueue.i18n import LOCALES
-from fabqueue.store.models import Site, User
-from fabqueue.store.users import AccountError, create_user, hash_password
+from fabqueue.store.models import User
+from fabqueue.store.users import (
+    AccountError,
+    check_email,
+    check_membership,
+    create_user,
+    revoke_sign_ins,
+    set_password,
+    verify_password,
+)
 from fabqueue.web.api.auth import user_out
 from fabqueue.web.deps import ApiError, admin_user, current_user, get_db
+from fabqueue.web.params import IdPath
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -33,6 +42,8 @@ class UserPatch(BaseModel):
     email: str | None = None
     disabled: bool | None = None
     password: str | None = Field(None, min_length=8, max_length=200)
+    current_password: str | None = Field(None, max_length=200,
+                                         description="needed to change one's own password")
     locale: str | None = None
     quota_g_month: float | None = Field(None, ge=0)
 
@@ -54,28 +65,42 @@ def _handle_create(body: UserIn, user: User = Depends(admin_user),
 
 
 @router.patch("/{user_id}")
-def _handle_patch(user_id: int, body: UserPatch, user: User = Depends(current_user),
+def _handle_patch(user_id: IdPath, body: UserPatch, user: User = Depends(current_user),
                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     target = db.get(User, user_id)
     if target is None:
         raise ApiError(404, "There is no user {id}.", id=user_id)
     admin = user.role == Role.ADMIN
-    own_fields = {"locale", "email", "password"}
+    own = target.id == user.id
+    own_fields = {"locale", "email", "password", "current_password"}
     asked = {k for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    if not admin and (target.id != user.id or asked - own_fields):
+    if not admin and (not own or asked - own_fields):
         raise ApiError(403, "Only an administrator can do this.")
+    if own and body.disabled:
+        raise ApiError(409, "You can't disable your own account.")
+    if body.password and own and not (
+            body.current_password and verify_password(target, body.current_password)):
+        raise ApiError(403, "Give your current password to set a new one.")
     if body.locale is not None:
         if body.locale not in LOCALES:
             raise ApiError(422, "Choose one of the languages: {choices}.",
                            choices=", ".join(LOCALES))
         target.locale = body.locale
-    if body.site is not None and db.get(Site, body.site) is None:
-        raise ApiError(422, "There is no site {site}.", site=body.site)
-    for name in ("role", "site", "email", "disabled", "quota_g_month"):
-        value = getattr(body, name)
-        if value is not None:
-            setattr(target, "site_id" if name == "site" else name,
-                    value.value if isinstance(value, Role) else value)
-    if body.password:
-        target.password_hash = hash_password(body.password)
+    try:
+        if body.role is not None or body.site is not None:
+            site = body.site if body.site is not None else target.site_id
+            role, site = check_membership(db, (body.role or target.role), site)
+            target.role, target.site_id = role.value, site
+        if "email" in body.model_fields_set:
+            target.email = check_email(body.email)
+        if body.password:
+            set_password(target, body.password)
+    except AccountError as exc:
+        raise ApiError(422, str(exc)) from None
+    if body.quota_g_month is not None:
+        target.quota_g_month = body.quota_g_month
+    if body.disabled is not None:
+        if body.disabled and not target.disabled:
+            revoke_sign_ins(target)
+        target.disabled = body.disabled
     return user_out(target)
