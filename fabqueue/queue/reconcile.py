@@ -1,14 +1,17 @@
 """Reconciliation: the database is the truth, Redis carries work and may be lost.
 
-Run periodically by ``fabqueue serve`` (and at every start). It finds jobs whose queue entry
-vanished (Redis restarted) or whose worker died (SIGKILL), and queues them again or ends them
-with a reason, so no job stays ``analyzing`` or waiting forever.
+Run every few seconds by ``fabqueue serve`` (at every start, and at once after its Redis was
+restarted). It finds jobs whose queue entry vanished (Redis restarted) or whose worker died
+(SIGKILL), and queues them again or ends them with a reason (:mod:`fabqueue.queue.retry`),
+so no job stays ``analyzing`` or ``slicing`` for long.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,37 +21,71 @@ from rq.worker import Worker
 from sqlalchemy import select
 
 from fabqueue.core.jobs import JobStatus
+from fabqueue.core.reasons import N_, reason
 from fabqueue.queue import names
 from fabqueue.queue.context import Context
-from fabqueue.queue.pipeline import reconcile_pipeline
-from fabqueue.queue.tasks import enqueue_analysis, mark_analysis_failed
+from fabqueue.queue.pipeline import enqueue_preparation, reconcile_pipeline
+from fabqueue.queue.retry import Outcome, Stage, retry_or_give_up
+from fabqueue.queue.rq_worker import HEARTBEAT_S
+from fabqueue.queue.tasks import enqueue_analysis
+from fabqueue.store.jobs import change_status, lock_job, record
 from fabqueue.store.models import Job
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_GRACE_S = 50  # RQ's worker beats every ~30 s while its work-horse runs
+#: a running job's worker beats every HEARTBEAT_S; this much silence means it is gone
+HEARTBEAT_GRACE_S = HEARTBEAT_S * 3 + 2
 
 
-def rq_job_alive(ctx: Context, rq_id: str) -> bool:
-    """Whether Redis still carries this work: queued, or started by a worker that lives."""
+def _pid_gone(pid: int | None) -> bool:
+    if not pid:
+        return False
     try:
-        rq_job = RQJob.fetch(rq_id, connection=ctx.redis)
-    except NoSuchJobError:
-        return False
-    status = rq_job.get_status(refresh=True)
-    if status in ("queued", "deferred", "scheduled"):
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return True
-    if status != "started":
+    except PermissionError:
         return False
-    name = rq_job.worker_name
+    return False
+
+
+def worker_alive(ctx: Context, name: str | None) -> bool:
     if not name:
         return False
     worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name,
                                 connection=ctx.redis)
     if worker is None or worker.last_heartbeat is None:
         return False
+    # a worker on this computer whose process is gone is dead now, not in a few beats
+    if worker.hostname == socket.gethostname() and _pid_gone(worker.pid):
+        return False
     age = (datetime.now(UTC) - worker.last_heartbeat.replace(tzinfo=UTC)).total_seconds()
     return age < HEARTBEAT_GRACE_S
+
+
+def rq_state(ctx: Context, rq_id: str) -> str:
+    """``alive`` (queued, or started by a live worker), ``dead`` (its worker stopped or it
+    ended without moving the job on) or ``lost`` (Redis no longer has it)."""
+    try:
+        rq_job = RQJob.fetch(rq_id, connection=ctx.redis)
+    except NoSuchJobError:
+        return "lost"
+    status = rq_job.get_status(refresh=True)
+    if status == "queued":
+        # A worker killed between taking the entry off its queue and marking it started
+        # leaves it "queued" on no queue at all (RQ cleans that up only much later).
+        on_queue = rq_id.encode() in ctx.redis.lrange(f"rq:queue:{rq_job.origin}", 0, -1)
+        return "alive" if on_queue else "lost"
+    if status in ("deferred", "scheduled"):
+        return "alive"
+    if status == "started" and worker_alive(ctx, rq_job.worker_name):
+        return "alive"
+    return "dead"
+
+
+def rq_job_alive(ctx: Context, rq_id: str) -> bool:
+    """Whether Redis still carries this work: queued, or started by a worker that lives."""
+    return rq_state(ctx, rq_id) == "alive"
 
 
 def _forget(ctx: Context, rq_id: str) -> None:
@@ -56,32 +93,72 @@ def _forget(ctx: Context, rq_id: str) -> None:
         RQJob.fetch(rq_id, connection=ctx.redis).delete()
 
 
-def reconcile_analysis(ctx: Context) -> dict[str, int]:
-    counts = {"requeued": 0, "failed": 0}
-    cutoff = datetime.now(UTC) - timedelta(seconds=ctx.settings.stale_after_s)
+def _in_flight(ctx: Context, status: JobStatus) -> list[tuple[int, datetime | None]]:
     with ctx.db.session() as s:
-        stale = list(s.execute(select(Job.id, Job.analysis_attempts, Job.updated_at).where(
-            Job.status == JobStatus.ANALYZING)))
-    for job_id, attempts, updated in stale:
-        if updated is not None and updated.replace(tzinfo=UTC) > cutoff:
+        return [(i, u) for i, u in s.execute(
+            select(Job.id, Job.updated_at).where(Job.status == status))]
+
+
+def _requeue_lost(ctx: Context, job_id: int, stage: Stage, status: JobStatus) -> bool:
+    """The entry vanished with Redis: not the job's fault, so no attempt is counted."""
+    why = reason("queue_lost", N_("The work queue was lost (Redis restarted); queued again."))
+    with ctx.db.session() as s:
+        job = lock_job(s, job_id)
+        if job is None or job.status != status:
+            return False
+        data = {"stage": stage.value}
+        if status == JobStatus.SLICING:  # prepare_job starts from approved
+            change_status(s, job, JobStatus.APPROVED, action="requeued", reason=why, data=data)
+        else:
+            record(s, job, "requeued", reason=why, data=data)
+        job.updated_at = datetime.now(UTC)
+    return True
+
+
+def _reconcile_stage(ctx: Context, stage: Stage, settle_s: float) -> dict[str, int]:
+    counts = {"requeued": 0, "retried": 0, "failed": 0}
+    status = JobStatus.ANALYZING if stage == Stage.ANALYSIS else JobStatus.SLICING
+    rq_id_of = names.analysis_job_id if stage == Stage.ANALYSIS else names.slicing_job_id
+    enqueue = enqueue_analysis if stage == Stage.ANALYSIS else enqueue_preparation
+    cutoff = datetime.now(UTC) - timedelta(seconds=settle_s)
+    for job_id, updated in _in_flight(ctx, status):
+        rq_id = rq_id_of(job_id)
+        state = rq_state(ctx, rq_id)
+        if state == "alive":
             continue
-        rq_id = names.analysis_job_id(job_id)
-        if rq_job_alive(ctx, rq_id):
+        if state == "lost":
+            # the web queues just after its commit: give it a moment before calling it lost
+            if updated is not None and updated.replace(tzinfo=UTC) > cutoff:
+                continue
+            if _requeue_lost(ctx, job_id, stage, status):
+                enqueue(ctx, job_id)
+            counts["requeued"] += 1
             continue
-        if attempts >= ctx.settings.analysis_attempts:
-            log.warning("job %s: analysis died %s times; marking invalid", job_id, attempts)
-            mark_analysis_failed(ctx, job_id)
+        outcome = retry_or_give_up(ctx, job_id, stage)
+        if outcome == Outcome.RETRIED:
+            _forget(ctx, rq_id)
+            enqueue(ctx, job_id)
+            counts["retried"] += 1
+        elif outcome == Outcome.GAVE_UP:
+            _forget(ctx, rq_id)
             counts["failed"] += 1
-            continue
-        _forget(ctx, rq_id)
-        with ctx.db.session() as s:
-            job = s.get(Job, job_id)
-            if job is not None:
-                job.updated_at = datetime.now(UTC)
-        enqueue_analysis(ctx, job_id)
-        counts["requeued"] += 1
     return counts
 
 
-def reconcile_once(ctx: Context) -> dict[str, Any]:
-    return {"analysis": reconcile_analysis(ctx), "pipeline": reconcile_pipeline(ctx)}
+def reconcile_analysis(ctx: Context, settle_s: float | None = None) -> dict[str, int]:
+    return _reconcile_stage(ctx, Stage.ANALYSIS, _settle(ctx, settle_s))
+
+
+def reconcile_slicing(ctx: Context, settle_s: float | None = None) -> dict[str, int]:
+    return _reconcile_stage(ctx, Stage.SLICING, _settle(ctx, settle_s))
+
+
+def _settle(ctx: Context, settle_s: float | None) -> float:
+    return ctx.settings.stale_after_s if settle_s is None else settle_s
+
+
+def reconcile_once(ctx: Context, settle_s: float | None = None) -> dict[str, Any]:
+    """One pass. ``settle_s=0`` after a Redis restart: every lost entry is queued now."""
+    return {"analysis": reconcile_analysis(ctx, settle_s),
+            "slicing": reconcile_slicing(ctx, settle_s),
+            "pipeline": reconcile_pipeline(ctx, settle_s=_settle(ctx, settle_s))}

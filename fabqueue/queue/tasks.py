@@ -10,11 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue
 
 from fabqueue.analysis.run import analyse_upload
 from fabqueue.core.findings import N_, finding
 from fabqueue.core.jobs import JobStatus
+from fabqueue.core.reasons import reason
 from fabqueue.queue import names
 from fabqueue.queue.context import Context, get_context
 from fabqueue.store import queries
@@ -33,7 +34,8 @@ def enqueue_analysis(ctx: Context, job_id: int) -> None:
         timeout=ctx.settings.analysis_timeout_s,
         result_ttl=600,
         failure_ttl=3600,
-        retry=Retry(max=max(0, ctx.settings.analysis_attempts - 1), interval=1),
+        # No RQ Retry: its interval needs a scheduler we don't run, and its retries leave
+        # no trace in the job's history. analysis_failed decides (fabqueue.queue.retry).
         on_failure=Callback(analysis_failed),
     )
 
@@ -58,6 +60,8 @@ def analyse_job(job_id: int) -> str:
         inputs = queries.analysis_inputs(s, job, ctx.settings)
         path = ctx.files.path(job.file_sha256)
         fmt = job.file_format
+        if fmt == "gcode":
+            inputs["temperatures"] = material_temperatures_for(ctx, job.material_id)
     _limit_memory(ctx.settings.analysis_memory_mb)
     with tempfile.TemporaryDirectory(dir=ctx.files.tmp) as tmp:
         thumb = Path(tmp) / "thumb.png"
@@ -79,10 +83,31 @@ def analyse_job(job_id: int) -> str:
         if result.get("ok"):
             change_status(s, job, JobStatus.AWAITING_APPROVAL, action="analysed")
         else:
-            reason = "; ".join(e.get("text", "") .format(**e.get("params", {}))
-                               for e in result.get("errors", []))
-            change_status(s, job, JobStatus.INVALID, action="analysed", reason=reason)
+            change_status(s, job, JobStatus.INVALID, action="analysed",
+                          reason=errors_reason(result.get("errors") or []))
     return "ok" if result.get("ok") else "invalid"
+
+
+def material_temperatures_for(ctx: Context, material: str | None) -> tuple[float, float]:
+    """The (nozzle, bed) °C a program may ask for with this material (from its profile)."""
+    from fabqueue.analysis.machine_check import FALLBACK_TEMPERATURES, material_temperatures
+
+    try:
+        profiles = queries.profile_set(ctx.settings.profiles_dir / "printers")
+    except Exception as exc:  # no profiles: the conservative fallback, never no limit
+        log.warning("no filament profiles for temperature limits: %s", exc)
+        return FALLBACK_TEMPERATURES
+    return material_temperatures(profiles, material)
+def errors_reason(errors: list[dict[str, Any]]) -> str:
+    """The analysis' first error as a stored reason (the page lists them all)."""
+    if not errors:
+        return reason("invalid", N_("The file can't be used."))
+    first = reason(errors[0].get("code", "error"), errors[0].get("text", ""),
+                   **errors[0].get("params", {}))
+    if len(errors) == 1:
+        return first
+    return reason("errors", N_("{first} (and {more} more problems)"), first=first,
+                  more=len(errors) - 1)
 
 
 def _check_allowance(session: Any, job: Job, result: dict[str, Any]) -> dict[str, Any]:
@@ -120,11 +145,12 @@ def _failed_result(f: Any) -> dict[str, Any]:
 
 
 def analysis_failed(job: Any, connection: Any, exc_type: Any, value: Any, tb: Any) -> None:
-    """RQ failure callback: when the last retry failed, the job becomes invalid with a reason."""
-    if job.retries_left:
-        return
-    job_id = int(job.args[0])
-    mark_analysis_failed(get_context(), job_id, timeout="Timeout" in str(exc_type))
+    """RQ failure callback: a timeout makes the job invalid at once (it would only time out
+    again). Another error leaves the job ``analyzing`` with a failed RQ job: the reconciler
+    tries it again within seconds, up to ``analysis_attempts``, then makes it invalid
+    (fabqueue.queue.retry), the same path a killed worker's job takes."""
+    if "Timeout" in str(exc_type):
+        mark_analysis_failed(get_context(), int(job.args[0]), timeout=True)
 
 
 def mark_analysis_failed(ctx: Context, job_id: int, *, timeout: bool = False) -> None:
@@ -141,4 +167,5 @@ def mark_analysis_failed(ctx: Context, job_id: int, *, timeout: bool = False) ->
         if job is None or job.status != JobStatus.ANALYZING:
             return
         job.analysis = _failed_result(f)
-        change_status(s, job, JobStatus.INVALID, action="analysis_failed", reason=f.render())
+        change_status(s, job, JobStatus.INVALID, action="analysis_failed",
+                      reason=reason(f.code, f.text, **f.params))

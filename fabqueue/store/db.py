@@ -8,14 +8,30 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from fabqueue.store.private import private_file, tighten_existing
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for in-memory or other databases)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is not None and path.parent.is_dir():
+            # Argon2 hashes and e-mail addresses: 0600 before SQLite first writes to it
+            # (its -wal and -shm files take the database file's mode).
+            private_file(path)
+            tighten_existing(Path(f"{path}-wal"), Path(f"{path}-shm"))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -50,7 +66,12 @@ class Database:
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
+        """Upgrade the schema, then add the built-in materials a new database lacks."""
+        from fabqueue.store.material_library import seed
+
         migrate(self.url)
+        with self.session() as session:
+            seed(session)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

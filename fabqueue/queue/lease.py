@@ -1,0 +1,110 @@
+"""One driver per machine: the device worker's lease on its machine, with a fencing token.
+
+A worker takes the lease before it touches the machine and renews it every third of its
+time to live. A second worker for the same machine (an orphan of an earlier ``serve``, a
+restarted child) waits, says so, and takes over only when the lease has expired. Taking it
+increments the machine's ``fencing_token``; every device or job write of a worker goes
+through :meth:`Lease.fence` in the same transaction, which refuses it (rolls it back) when
+the token is no longer the current one: a worker that was paused past its lease cannot undo
+what the new holder did. It then stops driving (closes its link, never cancels the print) and
+goes back to waiting.
+
+Expiry is compared with each worker's own UTC clock: the workers of one FabQueue run on one
+computer, so they share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from fabqueue.store import leases
+from fabqueue.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker holds this machine's lease now: stop driving it."""
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class Lease:
+    db: Database
+    device_id: str
+    ttl_s: float = 15.0
+    owner: str = field(default_factory=default_owner)
+    token: int | None = None
+    _renewed: float = 0.0
+    _told_waiting: bool = False
+
+    @property
+    def held(self) -> bool:
+        return self.token is not None
+
+    @property
+    def retry_s(self) -> float:
+        """How often a waiting worker tries again (and a holder renews)."""
+        return max(0.2, min(self.ttl_s / 3, 5.0))
+
+    def _expiry(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.ttl_s)
+
+    def acquire(self) -> bool:
+        with self.db.session() as s:
+            token = leases.try_acquire(s, self.device_id, self.owner, self.ttl_s,
+                                       datetime.now(UTC))
+            if token is None:
+                holder, until, _ = leases.holder(s, self.device_id)
+        if token is None:
+            if not self._told_waiting:
+                log.info("%s: waiting: the machine is driven by %s (lease until %s)",
+                         self.device_id, holder, until)
+                self._told_waiting = True
+            return False
+        self.token, self._renewed, self._told_waiting = token, time.monotonic(), False
+        log.info("%s: lease taken by %s (token %s)", self.device_id, self.owner, token)
+        return True
+
+    def fence(self, session: Session, **values: Any) -> None:
+        """Write ``values`` to the machine's row (and extend the lease) in ``session``'s
+        transaction, or raise :class:`LeaseLost` (the caller's transaction rolls back)."""
+        if self.token is None:
+            raise LeaseLost(self.device_id)
+        if not leases.fenced_update(session, self.device_id, self.token,
+                                    lease_expires_at=self._expiry(), **values):
+            self.lost()
+        self._renewed = time.monotonic()
+
+    def renew_if_due(self) -> None:
+        if self.token is not None and time.monotonic() - self._renewed >= self.retry_s:
+            with self.db.session() as s:
+                self.fence(s)
+
+    def lost(self) -> None:
+        log.warning("%s: lease lost (token %s is stale): another worker drives the machine; "
+                    "this one stops driving it", self.device_id, self.token)
+        self.token = None
+        raise LeaseLost(self.device_id)
+
+    def release(self) -> None:
+        if self.token is None:
+            return
+        try:
+            with self.db.session() as s:
+                leases.release(s, self.device_id, self.token)
+        except Exception:  # the database away at shutdown: the lease just expires
+            log.debug("lease release failed", exc_info=True)
+        self.token = None

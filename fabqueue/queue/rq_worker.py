@@ -1,0 +1,60 @@
+"""The RQ worker ``fabqueue worker`` runs: its work-horse dies with it, it beats often (so
+the reconciler sees a dead one within seconds), and it outlives a vanished Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from typing import Any
+
+import redis
+from rq import Worker, worker_registration
+from rq.utils import now
+
+from fabqueue.queue.lifeline import die_with_parent
+
+log = logging.getLogger(__name__)
+
+#: seconds between heartbeats while a job runs (RQ's default is 30)
+HEARTBEAT_S = 3
+
+
+class FabWorker(Worker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("job_monitoring_interval", HEARTBEAT_S)
+        super().__init__(*args, **kwargs)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # A restarted Redis has forgotten us (a bare heartbeat would leave a key with no pid,
+        # host or registration): describe ourselves again, so the reconciler and `rq info`
+        # see this worker. Not a new birth: the current job's fields stay as they are.
+        with contextlib.suppress(redis.RedisError):
+            if not self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+                if self.birth_date is None:
+                    self.birth_date = now()
+                self.last_heartbeat = now()
+                self.connection.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self)
+        super().heartbeat(timeout, pipeline=pipeline)
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        # RQ forks the horse into a process group of its own, and PDEATHSIG does not survive
+        # fork: without this a SIGKILLed worker leaves its horse running the job.
+        die_with_parent(signal.SIGKILL)
+        super().main_work_horse(job, queue)
+
+
+def work_forever(make: Any, *, burst: bool = False, max_wait_s: float = 10.0) -> None:
+    """Run a worker; when Redis goes away under it, wait (with back-off) and run a new one."""
+    wait = 0.5
+    while True:
+        worker = make()
+        try:
+            worker.work(burst=burst, logging_level="INFO")
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("Redis is unreachable (%s); trying again in %.1f s", exc, wait)
+        time.sleep(wait)
+        wait = min(max_wait_s, wait * 2)
