@@ -165,6 +165,7 @@ def test_restarted_device_worker_reattaches_instead_of_printing_twice(stack: Sta
     worker = DeviceWorker(stack.ctx, "r-1", poll_s=0.2)
     assert worker.ensure_connected()
     assert worker.job_id == job  # re-attached by our name on the machine
+    worker.lease.release()  # hand the machine over to the worker below without a wait
     with device_workers(stack, ["r-1"]):
         wait_status(client, r, job, {"done"}, timeout=60)
     events = client.get(f"/api/jobs/{job}/events", headers=r).json()

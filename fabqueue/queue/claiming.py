@@ -1,0 +1,145 @@
+"""Taking work: the ready jobs a machine may run (its own queue, then its pool, fairly), and
+the one transaction that claims a job and starts it; a refused start puts the job back."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+from rq import Queue
+from sqlalchemy import func, select
+
+from fabqueue import events
+from fabqueue.core.devices import DeviceState
+from fabqueue.core.jobs import JobStatus
+from fabqueue.core.scheduling import Candidate, MachineCaps, may_start_heating, pick
+from fabqueue.drivers.base import DriverError, DriverOffline
+from fabqueue.queue.device_base import DeviceWorkerBase
+from fabqueue.queue.machines import job_name
+from fabqueue.queue.pipeline import dispatch_entry_id
+from fabqueue.queue.refusal import restore_ready
+from fabqueue.store.jobs import claim_ready, lock_job, queue_event
+from fabqueue.store.models import Job
+from fabqueue.store.queries import heating_at, lock_site
+
+log = logging.getLogger("fabqueue.queue.device_worker")
+
+FAIR_SHARE_WINDOW = timedelta(hours=24)  # starts counted for fairness between owners
+
+
+class Claiming(DeviceWorkerBase):
+    """Which job next, and claiming it once, whoever else reaches for it."""
+
+    def candidates(self, queue_name: str) -> list[Candidate]:
+        q = Queue(queue_name, connection=self.ctx.redis)
+        ids = [int(e.split("-", 1)[1]) for e in q.get_job_ids() if e.startswith("run-")]
+        if not ids:
+            return []
+        with self.ctx.db.session() as s:
+            jobs = list(s.scalars(select(Job).where(Job.id.in_(ids))))
+        out = []
+        for j in jobs:
+            if j.status != JobStatus.READY:
+                self.ctx.redis.lrem(q.key, 0, dispatch_entry_id(j.id))  # stale entry
+                continue
+            out.append(Candidate(j.id, j.owner_id, j.batch_id, j.material_id, j.priority,
+                                 tuple((j.analysis or {}).get("fits") or ()),
+                                 j.pinned_device_id,
+                                 (j.slice_result or {}).get("estimated_seconds")))
+        return out
+
+    def recent_starts(self) -> dict[str, int]:
+        since = datetime.now(UTC) - FAIR_SHARE_WINDOW
+        with self.ctx.db.session() as s:
+            rows = s.execute(select(Job.owner_id, Job.batch_id, func.count()).where(
+                Job.site_id == self.site, Job.started_at >= since).group_by(
+                Job.owner_id, Job.batch_id)).all()
+        out: dict[str, int] = {}
+        for owner, batch, n in rows:
+            key = f"batch:{batch}" if batch else f"owner:{owner}"
+            out[key] = out.get(key, 0) + int(n)
+        return out
+
+    def next_job(self) -> Candidate | None:
+        d = self._device()
+        caps = MachineCaps(d.id, tuple(d.materials or ()), d.loaded_material)
+        return pick(self.candidates(self.own), self.candidates(self.pool), caps,
+                    self.recent_starts())
+
+    def claim(self, job_id: int) -> bool:
+        """Take the job's entry off whichever queue holds it (after the database claim in
+        ``start_job``, which is what decides who runs a job)."""
+        entry = dispatch_entry_id(job_id)
+        for name in (self.own, self.pool):
+            if self.ctx.redis.lrem(Queue(name, connection=self.ctx.redis).key, 1, entry):
+                self.ctx.redis.delete(f"rq:job:{entry}")
+                return True
+        return False
+
+    def start_job(self, job_id: int) -> bool:
+        """Claim the job and start it; False when another machine won it, or the site's
+        heating limit is reached. One transaction decides: the site's lock (printers), the
+        heating count, the job's conditional claim (ready, on no machine) and the fenced
+        machine row; the upload follows its commit."""
+        assert self.driver is not None
+        state = (DeviceState.HEATING if self.kind == "printer" else DeviceState.BUSY).value
+        with self.ctx.db.session() as s:
+            if self.kind == "printer":
+                lock_site(s, self.site)
+                if not may_start_heating(heating_at(s, self.site, but=self.device_id),
+                                         self.ctx.settings.max_heating_per_site):
+                    return False
+            # a refused start puts the job back as it was, its earlier start time included
+            started_before = s.scalar(select(Job.started_at).where(Job.id == job_id))
+            job = claim_ready(s, job_id, self.device_id)
+            if job is None:
+                return False  # another machine took it first
+            self._started_at_before[job_id] = started_before
+            program = self.ctx.files.path(job.program_sha256 or "")
+            timing = (job.slice_result or {}).get("line_seconds_sha256")
+            # the machine's row changes in the same transaction: one commit before the upload
+            self.lease.fence(s, state=state, current_job_id=job_id, progress=0.0,
+                             state_reason=None, confirmation=None, seen_at=datetime.now(UTC))
+            queue_event(s, events.DEVICE_STATE, {"device": self.device_id, "site": self.site,
+                                                 "state": state, "job": job_id})
+        try:
+            self.claim(job_id)  # its queue entry is only a hint now: the database decided
+        except Exception:  # Redis away: a stale entry is dropped by whoever reads it next
+            log.warning("%s: could not drop the queue entry of job %s", self.device_id, job_id)
+        self.job_id = job_id
+        try:
+            if timing and self.kind == "laser":
+                seconds = json.loads(self.ctx.files.path(timing).read_text())
+                self.driver.start(job_name(job_id), program,  # type: ignore[call-arg]
+                                  line_seconds=seconds)
+            else:
+                self.driver.start(job_name(job_id), program)
+        except DriverOffline as exc:
+            self.lost(exc.reason)
+        except DriverError as exc:
+            self.refused_start(job_id, exc)
+        return True
+
+    def refused_start(self, job_id: int, exc: DriverError) -> None:
+        """The machine refused to start (busy, not in laser mode …): the job waits again, as
+        it was. Nothing ran, so nothing was interrupted: no ``interrupted`` status (which
+        would notify the owner), only an audit entry saying why the start was refused."""
+        queue: str | None = None
+        with self.ctx.db.session() as s:
+            self.lease.fence(s)
+            job = lock_job(s, job_id)
+            if job is not None and job.status == JobStatus.RUNNING:
+                restore_ready(s, job, self._started_at_before.get(job_id), exc.reason,
+                              self.device_id)
+                queue = self.own if job.pinned_device_id else self.pool
+        self._started_at_before.pop(job_id, None)
+        if queue is not None:
+            from fabqueue.queue.pipeline import push_ready
+
+            push_ready(self.ctx, job_id, queue, at_front=True)
+        self.job_id = None
+        state = DeviceState.ERROR if exc.code in ("not_laser_mode", "alarm") else \
+            DeviceState.IDLE
+        self._set_device(state=state.value, state_reason=exc.reason, current_job_id=None,
+                         progress=None)
