@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from fabqueue.core.findings import N_, Finding, Refused, finding
 from fabqueue.core.specs import LaserSpec, MaterialSpec
+from fabqueue.laser.colours import found_colours
 from fabqueue.laser.gcode import estimate_seconds
 from fabqueue.laser.materials import LaserMaterial, Operation
 from fabqueue.laser.paths import ColourMap, Toolpath, ToolpathSet, toolpaths_from_drawing
@@ -57,7 +58,8 @@ def analyse_for_job(
     report, toolpaths = analyse_svg_toolpaths(path, material=material, lasers=lasers,
                                               library=library, colours=colours,
                                               max_bytes=max_bytes)
-    if thumbnail is not None and toolpaths is not None and toolpaths.paths:
+    if thumbnail is not None and toolpaths is not None and (toolpaths.paths
+                                                            or toolpaths.ignored):
         render_svg_thumbnail(toolpaths, thumbnail)
     return report
 
@@ -90,13 +92,30 @@ def analyse_svg_toolpaths(
     interval = laser_material.engrave_interval_mm if laser_material else 0.1
     toolpaths = toolpaths_from_drawing(drawing, colours, engrave_interval_mm=interval)
     report["page_mm"] = [round(v, 2) for v in drawing.page_mm]
+    report["colours"] = found_colours(drawing, colours)
     report["warnings"] = [w.to_dict() for w in toolpaths.warnings]
     report["errors"].extend(e.to_dict() for e in toolpaths.errors)
+    _ask_for_colours(report, colours)
     bbox = toolpaths.bbox()
     if bbox is not None:
         _describe(report, toolpaths, bbox, material, laser_material, lasers)
     report["ok"] = not report["errors"]
     return report, toolpaths
+
+
+def _ask_for_colours(report: dict[str, Any], colours: ColourMap | None) -> None:
+    """A drawing that only misses the site's colours is not unusable: until people have
+    chosen what each colour does, it waits for that choice (``needs_choice``) instead of
+    being refused. Once chosen, nothing to cut is refused with that reason."""
+    if (colours is not None and colours.choice) or not report["colours"]:
+        return
+    codes = [e["code"] for e in report["errors"]]
+    if "nothing_to_cut" in codes:
+        report["errors"] = [e for e in report["errors"] if e["code"] != "nothing_to_cut"]
+        report["needs_choice"] = True
+        report["warnings"].append(finding("choose_colours", N_(
+            "None of the drawing's colours is one the lab's convention cuts, scores or "
+            "engraves: choose what the laser does with each colour.")).to_dict())
 
 
 def _read(path: Path, max_bytes: int) -> bytes:
@@ -201,14 +220,20 @@ def render_svg_thumbnail(
 ) -> Path:
     """A PNG of the job seen from above: red cut, blue score, black engrave, on white."""
     paths = toolpaths.paths if isinstance(toolpaths, ToolpathSet) else list(toolpaths)
+    ignored = toolpaths.ignored if isinstance(toolpaths, ToolpathSet) else []
     image = Image.new("RGB", (size, size), "white")
-    if paths:
-        stacked = np.concatenate([p.points for p in paths])
+    if paths or ignored:
+        stacked = np.concatenate([p.points for p in paths] + list(ignored))
         lo, hi = stacked.min(axis=0), stacked.max(axis=0)
         margin = max(2, size // 32)
         scale = (size - 2 * margin) / max(float((hi - lo).max()), 1e-9)
         offset = (size - (hi - lo) * scale) / 2
         draw = ImageDraw.Draw(image)
+        for points in ignored:  # shapes nothing is done with, pale: the drawing as a whole
+            xy = (points - lo) * scale + offset
+            xy[:, 1] = size - xy[:, 1]
+            if len(xy) >= 2:
+                draw.line([tuple(v) for v in xy.tolist()], fill=(170, 170, 170), width=1)
         order = (Operation.ENGRAVE, Operation.SCORE, Operation.CUT)  # cut lines drawn on top
         for op in order:
             chosen = [p for p in paths if p.operation is op]

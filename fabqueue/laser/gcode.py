@@ -16,6 +16,7 @@ import numpy as np
 from fabqueue.core.findings import N_, Finding, Refused, finding
 from fabqueue.core.specs import LaserSpec
 from fabqueue.laser.materials import LaserMaterial, Operation
+from fabqueue.laser.motion import GrblMachine, line_seconds
 from fabqueue.laser.planning import Plan
 
 MAX_LINE = 80
@@ -170,7 +171,13 @@ def _program(plan: Plan, material: LaserMaterial, laser: LaserSpec, shift: Point
                     writer.move(tuple(point), feed, s_value)
     writer.raw("M9")
     writer.raw("M5")
-    return writer.finish()
+    program = writer.finish()
+    # The timings that count: GRBL's planner (acceleration, corners, look-ahead), not
+    # distance over feed, which is ~30 % short on curves and short segments.
+    machine = GrblMachine.from_settings(laser.settings, max_speed_mm_min=laser.max_speed_mm_min)
+    program.line_seconds = line_seconds(program.lines, machine)
+    program.total_seconds = float(sum(program.line_seconds))
+    return program
 
 
 class _Writer:

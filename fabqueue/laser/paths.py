@@ -17,15 +17,27 @@ _SELF_INTERSECTION_BUDGET = 50_000  # segments checked per drawing
 MAX_HATCH_CROSSINGS = 2_000_000
 
 
+IGNORE = "ignore"
+#: What people may choose for a colour found in a drawing.
+CHOICES = (Operation.CUT.value, Operation.SCORE.value, Operation.ENGRAVE.value, IGNORE)
+
+
 @dataclass(frozen=True)
 class ColourMap:
-    """Which SVG paint means which operation; a site may configure its own."""
+    """Which SVG paint means which operation; a site may configure its own.
+
+    ``choice`` is the job's own choice, made by people for the colours the drawing uses:
+    ``(("stroke:#000000", "cut"), ("fill:#00ff00", "ignore"), …)``. A paint it names
+    follows the choice; any other paint follows the site's convention above.
+    """
 
     cut_strokes: tuple[str, ...] = ("#ff0000",)
     score_strokes: tuple[str, ...] = ("#0000ff",)
     engrave_fills: tuple[str, ...] = ("#000000",)
+    choice: tuple[tuple[str, str], ...] = ()
 
     def stroke_operation(self, colour: str | None) -> Operation | None:
+        """The operation the site's convention gives a stroke of ``colour``."""
         if colour is None:
             return None
         colour = colour.lower()
@@ -37,6 +49,37 @@ class ColourMap:
 
     def engraves(self, fill: str | None) -> bool:
         return fill is not None and fill.lower() in _lower(self.engrave_fills)
+
+    def convention(self, paint: str, colour: str) -> Operation | None:
+        if paint == "stroke":
+            return self.stroke_operation(colour)
+        return Operation.ENGRAVE if self.engraves(colour) else None
+
+    def chosen(self, paint: str, colour: str | None) -> str | None:
+        """The job's choice for this paint: an operation's value, ``ignore``, or None."""
+        if colour is None:
+            return None
+        return dict(self.choice).get(paint_key(paint, colour))
+
+    def operation(self, paint: str, colour: str | None) -> Operation | None:
+        """What the laser does with this paint: the job's choice, else the convention."""
+        if colour is None:
+            return None
+        picked = self.chosen(paint, colour)
+        if picked is not None:
+            return None if picked == IGNORE else Operation(picked)
+        return self.convention(paint, colour)
+
+    def with_choice(self, choice: dict[str, str] | None) -> ColourMap:
+        """This convention with a job's choice (unknown operations are dropped)."""
+        pairs = tuple(sorted((k.lower(), v) for k, v in (choice or {}).items()
+                             if v in CHOICES))
+        return ColourMap(self.cut_strokes, self.score_strokes, self.engrave_fills, pairs)
+
+
+def paint_key(paint: str, colour: str) -> str:
+    """How a choice names a paint: ``stroke:#000000`` or ``fill:#00ff00``."""
+    return f"{paint}:{colour.lower()}"
 
 
 def _lower(colours: tuple[str, ...]) -> tuple[str, ...]:
@@ -63,6 +106,7 @@ class ToolpathSet:
     warnings: list[Finding] = field(default_factory=list)
     errors: list[Finding] = field(default_factory=list)
     engrave_interval_mm: float = 0.1
+    ignored: list[np.ndarray] = field(default_factory=list)  # shapes no operation applies to
 
     def bbox(self) -> tuple[float, float, float, float] | None:
         """(xmin, ymin, xmax, ymax) of everything the laser will do, or None if empty."""
@@ -98,9 +142,14 @@ def polyline_length(points: np.ndarray, closed: bool) -> float:
 def toolpaths_from_drawing(
     drawing: Drawing, colours: ColourMap | None = None, *, engrave_interval_mm: float = 0.1
 ) -> ToolpathSet:
-    """Sort a drawing's polylines into cut / score / engrave toolpaths with findings."""
+    """Sort a drawing's polylines into cut / score / engrave toolpaths with findings.
+
+    Each shape's stroke and fill get an operation (the job's choice, else the convention):
+    cut or score follow the outline; engrave hatches the inside of its closed outlines.
+    Shapes with no operation are kept (``ignored``) for the picture of the drawing."""
     colours = colours or ColourMap()
     paths: list[Toolpath] = []
+    ignored: list[np.ndarray] = []
     unknown: set[str] = set()
     fills: dict[str, list[list[np.ndarray]]] = defaultdict(list)
     by_element: dict[int, list[Polyline]] = defaultdict(list)
@@ -108,15 +157,24 @@ def toolpaths_from_drawing(
         by_element[line.element].append(line)
     for lines in by_element.values():
         first = lines[0]
-        if colours.engraves(first.fill):
-            fills[first.fill.lower()].append([p.points for p in lines if len(p.points) >= 3])
-        elif first.fill is not None and not _is_white(first.fill) and first.stroke is None:
-            unknown.add(first.fill.lower())
-        op = colours.stroke_operation(first.stroke)
-        if op is not None:
-            paths.extend(Toolpath(op, first.stroke.lower(), p.points, p.closed) for p in lines)
-        elif first.stroke is not None:
-            unknown.add(first.stroke.lower())
+        used = False
+        for paint, colour in (("fill", first.fill), ("stroke", first.stroke)):
+            if colour is None or (paint == "fill" and _is_white(colour)
+                                  and colours.chosen(paint, colour) is None):
+                continue
+            op = colours.operation(paint, colour)
+            if op is None:
+                if colours.chosen(paint, colour) is None:
+                    unknown.add(colour.lower())
+                continue
+            used = True
+            if op is Operation.ENGRAVE:
+                fills[colour.lower()].append([p.points for p in lines
+                                              if len(p.points) >= 3])
+            else:
+                paths.extend(Toolpath(op, colour.lower(), p.points, p.closed) for p in lines)
+        if not used:
+            ignored.extend(p.points for p in lines)
     errors: list[Finding] = []
     for colour, elements in fills.items():
         try:
@@ -125,7 +183,7 @@ def toolpaths_from_drawing(
             errors.append(refused.finding)
             continue
         paths.extend(Toolpath(Operation.ENGRAVE, colour, s, False) for s in segments)
-    result = ToolpathSet(paths, list(drawing.warnings), errors, engrave_interval_mm)
+    result = ToolpathSet(paths, list(drawing.warnings), errors, engrave_interval_mm, ignored)
     if unknown:
         result.warnings.append(finding("svg_unknown_colours", N_(
             "Lines in colours {colours} are ignored: use {cut} strokes to cut, {score} strokes "
@@ -133,11 +191,16 @@ def toolpaths_from_drawing(
             colours=", ".join(sorted(unknown)), cut=", ".join(colours.cut_strokes),
             score=", ".join(colours.score_strokes), engrave=", ".join(colours.engrave_fills)))
     if not paths and not errors:
-        result.errors.append(finding("nothing_to_cut", N_(
-            "The drawing has nothing to cut, score or engrave in the laser colours ({cut} cut, "
-            "{score} score, {engrave} fill engrave)."),
-            cut=", ".join(colours.cut_strokes), score=", ".join(colours.score_strokes),
-            engrave=", ".join(colours.engrave_fills)))
+        if colours.choice:
+            result.errors.append(finding("nothing_to_cut_chosen", N_(
+                "After the colour choice the drawing has nothing to cut, score or engrave: "
+                "choose an operation for at least one colour.")))
+        else:
+            result.errors.append(finding("nothing_to_cut", N_(
+                "The drawing has nothing to cut, score or engrave in the laser colours "
+                "({cut} cut, {score} score, {engrave} fill engrave)."),
+                cut=", ".join(colours.cut_strokes), score=", ".join(colours.score_strokes),
+                engrave=", ".join(colours.engrave_fills)))
     result.warnings.extend(_cut_line_warnings(paths))
     return result
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -116,13 +115,17 @@ def test_drawing_without_size_warns_and_still_analyses(tmp_path: Path) -> None:
     assert report["size_mm"] == pytest.approx([26.46, 13.23], abs=0.01)  # px at 96/in
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ("", "nothing_to_cut"),
-    ('<path d="M0 0 H10" stroke="#00ff00" fill="none"/>', "nothing_to_cut"),
-])
-def test_nothing_to_cut_is_not_ok(tmp_path: Path, body: str, code: str) -> None:
-    report = analyse(write_svg(tmp_path, body))
-    assert report["ok"] is False and codes(report["errors"]) == {code}
+def test_nothing_to_cut_is_not_ok(tmp_path: Path) -> None:
+    report = analyse(write_svg(tmp_path, ""))
+    assert report["ok"] is False and codes(report["errors"]) == {"nothing_to_cut"}
+
+
+def test_other_colours_than_the_convention_wait_for_a_choice(tmp_path: Path) -> None:
+    # issue 10 item 5: not unusable; people choose what each colour does
+    report = analyse(write_svg(tmp_path, '<path d="M0 0 H10" stroke="#00ff00" fill="none"/>'))
+    assert report["ok"] is True and report["needs_choice"] is True
+    assert "choose_colours" in codes(report["warnings"])
+    assert [c["key"] for c in report["colours"]] == ["stroke:#00ff00"]
 
 
 def test_open_and_crossing_cuts_are_ok_with_warnings(tmp_path: Path) -> None:
@@ -158,9 +161,7 @@ def test_bad_files_give_findings_not_exceptions(tmp_path: Path, content: bytes,
 def test_million_segments_refused_quickly(tmp_path: Path) -> None:
     d = "M0 0" + " L1 1 L2 0" * 500_000
     path = write_svg(tmp_path, f'<path d="{d}" stroke="red" fill="none"/>')
-    started = time.perf_counter()
-    report = analyse(path)
-    assert time.perf_counter() - started < 1.0
+    report = analyse(path)  # how fast: bench/bench_unit_timings.py
     assert codes(report["errors"]) == {"svg_too_complex"}
 
 
@@ -195,9 +196,11 @@ def test_sample_tray_is_analysed_and_planned() -> None:
     sample = SAMPLES / "tray-easy1.svg"
     if not sample.exists():
         pytest.skip("shared samples are not present beside the repository")
-    # The sample is drawn in black strokes: by default nothing is cut, and the colour is named.
+    # The sample is drawn in black strokes: by default nothing is cut, the colour is named
+    # and listed, and the job waits for people to choose what black does (issue 10 item 5).
     default = analyse(sample)
-    assert default["ok"] is False and "svg_unknown_colours" in codes(default["warnings"])
+    assert default["needs_choice"] is True and "svg_unknown_colours" in codes(default["warnings"])
+    assert [c["key"] for c in default["colours"]] == ["stroke:#000000"]
     assert "svg_units_assumed" in codes(default["warnings"])  # Inkscape unitless size
     # A site that cuts black strokes gets a full analysis, a plan and a program.
     site = ColourMap(cut_strokes=("#ff0000", "#000000"))

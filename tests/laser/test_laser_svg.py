@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -166,9 +165,7 @@ def test_billion_laughs_is_refused() -> None:
     entities = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
     data = (f'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY lol0 "lol">{entities}]>'
             '<svg xmlns="http://www.w3.org/2000/svg"><text>&lol9;</text></svg>').encode()
-    started = time.perf_counter()
-    assert refused_code(data) == "svg_entities"
-    assert time.perf_counter() - started < 0.5
+    assert refused_code(data) == "svg_entities"  # how fast: bench/bench_unit_timings.py
 
 
 def test_external_entity_is_refused() -> None:
@@ -187,9 +184,7 @@ def test_plain_doctype_without_entities_is_accepted() -> None:
 def test_a_million_segments_is_refused_fast_before_parsing() -> None:
     d = "M0 0" + " L1 1 L2 0" * 500_000
     data = svg(f'<path d="{d}" stroke="red"/>')
-    started = time.perf_counter()
-    assert refused_code(data) == "svg_too_complex"
-    assert time.perf_counter() - started < 1.0  # parsing it would take tens of seconds
+    assert refused_code(data) == "svg_too_complex"  # before parsing: bench_unit_timings.py
     assert estimate_segments(data) >= 1_000_000
 
 

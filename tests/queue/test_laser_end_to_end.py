@@ -1,16 +1,23 @@
 """More laser paths end to end: the sample drawing cut with a site's own colours, the frame
-run with the beam off, a material with no laser settings refused at approval; and a print
-paused and resumed through the API."""
+run with the beam off (on the REAL GRBL firmware), a material with no laser settings refused
+at approval; and a print paused and resumed through the API."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from fabqueue.simulators.grbl_emulator import GrblEmulator
 from fabqueue.store import inventory
 from tests.conftest import Stack, sample, wait_for
-from tests.grbl_fixtures import make_grbl_emulator  # noqa: F401
+from tests.grbl_fixtures import (  # noqa: F401
+    GrblFirmware,
+    make_grbl_emulator,
+    make_grbl_firmware,
+    make_grbl_relay,
+)
+from tests.grbl_relay import GrblRelay
 from tests.queue.helpers import (
     cube_file,
     device,
@@ -25,6 +32,9 @@ from tests.queue.test_dispatch_lasers import FULL, drawing, laser
 
 def test_sample_drawing_is_cut_end_to_end_with_the_sites_colours(
         stack: Stack, client, make_grbl_emulator: Callable[..., GrblEmulator]) -> None:  # noqa: F811
+    """Emulator (at 1/2000 of real time): the tray has over a metre of cuts at 300 mm/min,
+    two passes, about 8 minutes on the real firmware, which runs at real time or slower.
+    The firmware cuts a whole job end to end in tests/queue/test_dispatch_lasers.py."""
     tray = sample("tray-easy1.svg")
     emulator = make_grbl_emulator(time_scale=0.0005)
     site = new_site(stack, [laser("las-tray", emulator.device_path)])
@@ -63,9 +73,10 @@ def test_sample_drawing_is_cut_end_to_end_with_the_sites_colours(
 
 def test_frame_traces_the_outline_with_the_beam_off(
         stack: Stack, client, tmp_path: Path,
-        make_grbl_emulator: Callable[..., GrblEmulator]) -> None:  # noqa: F811
-    emulator = make_grbl_emulator(time_scale=0.01)
-    site = new_site(stack, [laser("las-frame", emulator.device_path)])
+        make_grbl_firmware: Callable[..., GrblFirmware],  # noqa: F811
+        make_grbl_relay: Callable[..., GrblRelay]) -> None:  # noqa: F811
+    relay = make_grbl_relay(make_grbl_firmware())
+    site = new_site(stack, [laser("las-frame", relay.device_path)])
     r = stack.token(client, stack.user("resident"))
     s = stack.token(client, stack.user("staff", site))
     job = upload(client, r, drawing(tmp_path), "plywood-3mm", site)
@@ -74,16 +85,21 @@ def test_frame_traces_the_outline_with_the_beam_off(
     bbox = wait_status(client, r, job, {"ready"}, timeout=60)["slicing"]["bbox"]
     with device_workers(stack, ["las-frame"]):
         wait_for(lambda: device(client, s, "las-frame")["state"] == "awaiting_operator",
-                 timeout=15, what="awaiting_operator")
+                 timeout=30, what="awaiting_operator")
         assert client.post("/api/devices/las-frame/frame", headers=s,
                            json={"job": job}).status_code == 200
-        moves = wait_for(lambda: len([m for m in emulator.segments if not m.rapid]) >= 4
-                         and emulator.segments, timeout=15, what="the frame run")
-    assert all(m.power == 0 for m in moves)
-    xs = [m.end[0] for m in moves]
-    ys = [m.end[1] for m in moves]
+        moves = wait_for(lambda: (m := [x for x in relay.lines if x.startswith("G1")])
+                         and len(m) >= 4 and m, timeout=30, what="the frame run")
+        # the firmware reports where the head went: every corner of the bbox is reached
+        wait_for(lambda: any(x.startswith("<Idle") for x in relay.replies[-3:])
+                 and "G4 P0" in relay.lines, timeout=120, what="the frame run to end")
+    assert not [x for x in relay.lines if "M3" in x or "M4" in x]  # the beam never on
+    coords = [dict(re.findall(r"([XY])(-?[\d.]+)", m)) for m in moves]
+    xs = [float(c["X"]) for c in coords if "X" in c]
+    ys = [float(c["Y"]) for c in coords if "Y" in c]
     assert min(xs) <= bbox[0] + 0.01 and max(xs) >= bbox[2] - 0.01
     assert min(ys) <= bbox[1] + 0.01 and max(ys) >= bbox[3] - 0.01
+    assert not [x for x in relay.replies if x.startswith(("error", "ALARM"))]
     assert client.get(f"/api/jobs/{job}", headers=r).json()["status"] == "ready"
 
 

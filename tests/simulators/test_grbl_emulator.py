@@ -264,7 +264,7 @@ def test_baud_pacing_and_latency(make_grbl_emulator: Make) -> None:  # noqa: F81
     answer = c.ask("$$")  # ~450 bytes at 960 bytes/s
     took = time.monotonic() - started
     assert len(answer) == 35
-    assert 0.4 < took < 1.5
+    assert took > 0.4  # paced by the baud rate (no upper bound: a loaded host is slower)
     started = time.monotonic()
     c.ask("G0 X1")
     assert time.monotonic() - started >= 0.05

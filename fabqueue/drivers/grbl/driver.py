@@ -1,14 +1,7 @@
-"""The GRBL 1.1 laser driver: streams G-code over a serial port with pyserial.
+"""The GRBL 1.1 laser driver: streams G-code over a serial port (see the package docstring).
 
-Protocol facts are in /work/shared/notes/grbl.md. Streaming uses character counting: at
-most 127 bytes (line + newline) unacknowledged in GRBL's 128-byte receive buffer, the next
-line sent as soon as it fits, so the planner never starves on short engraving segments.
-Settings writes (`$N=`) go one at a time, each waiting for its ``ok`` (the EEPROM write
-stalls the controller's serial interrupt). The job ends on the ``ok`` of a trailing
-``G4 P0``, which GRBL answers only once every planned move has run.
-
-Threads: a reader (answers, status reports, alarms), a status poller (`?` at ≤ 5 Hz) and,
-during a job, a streamer. The caller's thread never waits for the job.
+Threads: the link's reader (answers, status reports, alarms; :mod:`.link`), a status poller
+(`?` at ≤ 5 Hz) and, during a job, a streamer. The caller's thread never waits for the job.
 
 A GRBL controller keeps no job name and a stream cannot outlive the process that feeds it:
 ``find`` only knows the job this driver instance is running. After a process restart
@@ -22,53 +15,32 @@ import logging
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import serial
-
+from fabqueue.core.reasons import N_, reason
 from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
-from fabqueue.drivers.grbl_codes import alarm_meaning, error_meaning
+from fabqueue.drivers.grbl import parsing as p
+from fabqueue.drivers.grbl.codes import alarm_meaning, error_meaning
+from fabqueue.drivers.grbl.link import LinkError, SerialLink
+from fabqueue.drivers.grbl.streaming import RX_BUFFER_LIMIT, Line, Sent, Sync, Window
 
 log = logging.getLogger(__name__)
 
-RX_BUFFER_LIMIT = 127  # bytes a character-counting sender may have unacknowledged
 LINE_LIMIT = 80  # GRBL's line buffer
-BANNER = re.compile(r"Grbl (\d+\.\d+\w*)")
-STATUS = re.compile(r"<([^|>]+)(.*)>")
-SETTING_LINE = re.compile(r"\$(\d+)=([-\d.]+)")
+OPTIONS = re.compile(r"[A-Z*+]*,(\d+),(\d+)")  # [OPT:V,15,128]: planner blocks, RX bytes
 END_SYNC = "G4 P0"  # answered only when the planner has run dry: the job's real end
+MAX_LOST_REPLIES = 200  # beyond this many resynchronisations a line is too noisy to trust
 Streaming = Literal["char_count", "send_wait"]
 EventCallback = Callable[[str, dict[str, object]], None]
 
 
 @dataclass
-class _Line:
-    number: int  # line number in the program (1-based), for messages
-    text: str  # as sent, without comment
-
-    @property
-    def size(self) -> int:
-        return len(self.text) + 1
-
-
-@dataclass
-class _Sent:
-    """A line waiting for its ``ok``/``error:N``; informational replies gather in ``lines``."""
-
-    line: _Line
-    counted: bool  # part of a job (progress counts it)
-    lines: list[str] = field(default_factory=list)
-    answer: str | None = None
-
-
-@dataclass
 class _Job:
     name: str
-    lines: list[_Line]
+    lines: list[Line]
     line_seconds: list[float] | None
     started: float = field(default_factory=time.monotonic)
     acked: int = 0
@@ -77,12 +49,13 @@ class _Job:
     message: str | None = None
     stop: str | None = None  # why the streamer must stop: "cancel", "error", "alarm", "offline"
     max_in_flight: int = 0
+    lost_replies: int = 0
 
 
-def prepare_lines(raw: Iterable[str]) -> list[_Line]:
+def prepare_lines(raw: Iterable[str]) -> list[Line]:
     """Strip comments and blanks, keep each line's number; refuse lines GRBL would reject
     for length (error:11) before anything is sent."""
-    lines: list[_Line] = []
+    lines: list[Line] = []
     for number, text in enumerate(raw, start=1):
         code = re.sub(r"\([^)]*\)", "", text.split(";", 1)[0]).strip()
         if not code:
@@ -93,7 +66,7 @@ def prepare_lines(raw: Iterable[str]) -> list[_Line]:
                 f"at most {LINE_LIMIT}.",
                 code="line_too_long",
             )
-        lines.append(_Line(number, code))
+        lines.append(Line(number, code))
     return lines
 
 
@@ -101,6 +74,7 @@ class GrblDriver:
     """One GRBL laser on a serial port (see the module docstring)."""
 
     BANNER_SETTLE_S = 0.08  # GRBL's banner follows a reset within 30-50 ms
+    BANNER_TRIES = 2  # a reset byte sent while the firmware still boots can go unheard
 
     def __init__(
         self,
@@ -109,7 +83,7 @@ class GrblDriver:
         *,
         homing: bool = False,
         unlock: bool = True,
-        timeout_s: float = 5.0,
+        timeout_s: float = 10.0,  # silence this long is a lost link (a loaded host is slow)
         status_hz: float = 5.0,
         on_event: EventCallback | None = None,
         streaming: Streaming = "char_count",
@@ -122,9 +96,11 @@ class GrblDriver:
         self.streaming: Streaming = streaming
         self.settings: dict[int, float] = {}
         self.max_power_s: float = 0.0
-        self._serial: serial.Serial | None = None
+        self.noise_lines = 0  # replies that were not GRBL's (garbled, half lines)
+        self.extra_replies = 0  # an ok/error with nothing in flight
+        self._link: SerialLink | None = None
         self._cv = threading.Condition()
-        self._in_flight: deque[_Sent] = deque()
+        self._window = Window()
         self._banners = 0
         self._alarm: int | None = None
         self._resetting = False  # our own soft reset: its ALARM:3 is expected
@@ -141,21 +117,30 @@ class GrblDriver:
         self._last_event: tuple[str, str] | None = None
         self._last_progress_event = 0.0
 
+    @property
+    def reader_alive(self) -> bool:
+        return self._link is not None and self._link.reader_alive
+
     # == connection ==========================================================================
     def connect(self) -> None:
-        try:
-            self._serial = serial.Serial(self.port, self.baud, timeout=0.05, write_timeout=2)
-        except (serial.SerialException, OSError) as err:
-            raise DriverOffline(f"Cannot open the laser's serial port {self.port}: {err}") from err
+        self._link = SerialLink(self.port, self.baud, self._on_line, self._link_lost)
+        with self._cv:
+            self._window.clear()
+            self._offline_reason = None
+            self._alarm = None
+            self._grbl_state = "Unknown"
         self._closing = False
-        self._offline_reason = None
-        self._spawn(self._read_loop, "reader")
+        try:
+            self._link.open()
+        except LinkError as err:
+            self._offline_reason = str(err)
+            raise DriverOffline(f"Cannot open the laser's serial port {self.port}: {err}") from err
         try:
             self._reset_and_wait()
+            self._read_options()
             lines = self.command("$$")
-            self.settings = {
-                int(m.group(1)): float(m.group(2)) for m in map(SETTING_LINE.fullmatch, lines) if m
-            }
+            settings = (p.parse(line) for line in lines)
+            self.settings = {s.key: s.value for s in settings if isinstance(s, p.Setting)}
             self.max_power_s = self.settings.get(30, 0.0)
             self._require_laser_mode()
             self._unlock_or_home()
@@ -164,13 +149,32 @@ class GrblDriver:
             raise
         self._spawn(self._poll_loop, "poller")
 
+    def _read_options(self) -> None:
+        """``$I`` → ``[OPT:V,15,128]``: this build's planner blocks and RX buffer size."""
+        try:
+            lines = self.command("$I")
+        except DriverOffline:
+            raise
+        except DriverError:
+            return  # not a 1.1 build: keep the defaults
+        for line in lines:
+            item = p.parse(line)
+            if isinstance(item, p.Message) and item.kind == "OPT":
+                match = OPTIONS.fullmatch(item.text.strip())
+                if match:
+                    self._window.planner_blocks = int(match.group(1))
+                    self._window.rx_size = int(match.group(2))
+
     def close(self) -> None:
         with self._cv:
             job_running = self._job is not None and self._job.outcome is None
         if job_running and self._offline_reason is None:
             with contextlib.suppress(DriverError):
                 self._write(b"\x18")  # never leave a laser streaming half a job
-            self._finish(Outcome.INTERRUPTED, "The driver was closed during the job.")
+            self._finish(
+                Outcome.INTERRUPTED,
+                reason("grbl_closed", N_("The driver was closed during the job.")),
+            )
         self._closing = True
         with self._cv:
             self._offline_reason = self._offline_reason or "closed"
@@ -180,9 +184,8 @@ class GrblDriver:
             if thread is not threading.current_thread():
                 thread.join(timeout=2)
         self._threads.clear()
-        if self._serial is not None:
-            with contextlib.suppress(Exception):
-                self._serial.close()
+        if self._link is not None:
+            self._link.close()
 
     def reset(self) -> None:
         """Clear an alarm: soft reset, then unlock (or home, if configured)."""
@@ -207,8 +210,16 @@ class GrblDriver:
             self._alarm = None
 
     def _reset_and_wait(self) -> None:
-        """Soft reset (0x18) and wait for the banner: bytes sent before it would be lost."""
-        self._wait_banner(self._send_reset())
+        """Soft reset (0x18) and wait for the banner: bytes sent before it would be lost.
+        The real firmware can take a second or more to start (longer under load), and a
+        reset byte it receives while still booting is not answered: try twice."""
+        for attempt in range(self.BANNER_TRIES):
+            try:
+                self._wait_banner(self._send_reset())
+                return
+            except DriverOffline:
+                if attempt + 1 == self.BANNER_TRIES or self._offline_reason is not None:
+                    raise
 
     def _send_reset(self) -> int:
         """Write 0x18 (its ALARM:3 is expected); the banner count to wait past."""
@@ -234,6 +245,7 @@ class GrblDriver:
                 ):
                     break
             self._resetting = False
+            self._window.clear()  # whatever was in flight before the banner is gone
             if self._offline_reason is not None:
                 raise DriverOffline(f"The laser's serial link failed: {self._offline_reason}")
             if not ok:
@@ -246,20 +258,22 @@ class GrblDriver:
         """Send one line, wait for its ``ok``; the informational lines it produced.
 
         Raises DriverError with GRBL's meaning on ``error:N``."""
-        sent = _Sent(_Line(0, text), counted=False)
+        sent = Sent(Line(0, text), counted=False)
         with self._cv:
-            self._in_flight.append(sent)
+            self._window.push(sent)
             self._write((text + "\n").encode())
             self._cv.wait_for(
                 lambda: sent.answer is not None or self._offline_reason is not None,
                 timeout_s or self.timeout_s,
             )
             if sent.answer is None:
+                with contextlib.suppress(ValueError):
+                    self._window.sent.remove(sent)  # never leave a dead line counted
                 if self._offline_reason is not None:
                     raise DriverOffline(f"The laser's serial link failed: {self._offline_reason}")
                 raise DriverOffline(f"GRBL did not answer {text!r} in time.")
         if sent.answer != "ok":
-            code = int(sent.answer.split(":")[1])
+            code = _error_code(sent.answer)
             raise DriverError(
                 f"GRBL refused {text!r}: error {code}, {error_meaning(code)}.", code="grbl_error"
             )
@@ -272,89 +286,102 @@ class GrblDriver:
         thread.start()
 
     def _write(self, data: bytes) -> None:
-        port = self._serial
-        if port is None or self._offline_reason is not None:
+        link = self._link
+        if link is None or self._offline_reason is not None:
             raise DriverOffline(f"The laser is not connected ({self._offline_reason}).")
         try:
-            port.write(data)
-        except (serial.SerialException, OSError, TypeError) as err:
-            self._link_lost(str(err))
+            link.write(data)
+        except LinkError as err:
             raise DriverOffline(f"The laser's serial link failed: {err}") from err
 
-    def _read_loop(self) -> None:
-        port = self._serial
-        assert port is not None
-        pending = b""
-        while not self._closing:
-            try:
-                data = port.read(max(1, port.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as err:
-                if not self._closing:
-                    self._link_lost(str(err) or "the port closed")
-                return
-            if not data:
-                continue
-            pending += data
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                text = raw.decode("ascii", "replace").strip()
-                if text:
-                    self._on_line(text)
-
-    def _on_line(self, text: str) -> None:
+    def _on_line(self, item: p.Item, text: str) -> None:
+        """The reader's callback: one parsed line from GRBL."""
         with self._cv:
-            if text == "ok" or text.startswith("error:"):
-                if self._in_flight:
-                    self._on_answer(self._in_flight.popleft(), text)
-            elif text.startswith("<"):
-                self._on_status(text)
-            elif text.startswith("ALARM:"):
-                code = int(text[6:]) if text[6:].isdigit() else 0
+            if isinstance(item, p.Ok | p.Error):
+                sent = self._window.answer()
+                if sent is None:
+                    self.extra_replies += 1
+                    log.info("GRBL on %s: a reply with nothing in flight: %r", self.port, text)
+                else:
+                    self._on_answer(sent, "ok" if isinstance(item, p.Ok) else text)
+            elif isinstance(item, p.Status):
+                self._on_status(item)
+            elif isinstance(item, p.Alarm):
+                code = item.code or 0
                 if not (self._resetting and code == 3):
                     self._alarm = code
                     self._stop_job("alarm")
-            elif BANNER.match(text):
+            elif isinstance(item, p.Banner):
                 self._banners += 1
-                self._in_flight.clear()  # a reset discards whatever GRBL had buffered
+                self._window.clear()  # a reset discards whatever GRBL had buffered
                 if not self._resetting:
                     self._stop_job("restarted")  # rebooted under us: never stream on blindly
-            elif self._in_flight:
-                self._in_flight[0].lines.append(text)
+            elif isinstance(item, p.Noise):
+                self._on_noise(text)
+            elif self._window.sent:
+                self._window.sent[0].lines.append(text)
             self._cv.notify_all()
 
-    def _on_answer(self, sent: _Sent, text: str) -> None:
+    def _on_noise(self, text: str) -> None:
+        self.noise_lines += 1
+        if self.noise_lines <= 10 or self.noise_lines % 100 == 0:
+            log.info("GRBL on %s: unreadable line %d ignored: %r", self.port,
+                     self.noise_lines, text[:120])
+
+    def _on_answer(self, sent: Sent, text: str) -> None:
         sent.answer = text
         job = self._job
         if not sent.counted or job is None or job.outcome is not None:
             return
         job.acked += 1
         if text != "ok" and job.stop is None:
-            code = int(text.split(":")[1])
+            code = _error_code(text)
             job.stop = "error"
-            job.message = (
-                f"GRBL rejected line {sent.line.number} ({sent.line.text!r}): error {code}, "
-                f"{error_meaning(code)}. The job was stopped."
+            job.message = reason(
+                "grbl_line_error",
+                N_("GRBL rejected line {line} ({gcode}): error {number}, {meaning}. "
+                   "The job was stopped."),
+                line=sent.line.number, gcode=sent.line.text, number=code,
+                meaning=error_meaning(code),
             )
         self._emit_progress()
 
-    def _on_status(self, text: str) -> None:
-        match = STATUS.fullmatch(text)
-        if match is None:
-            return
-        self._grbl_state = match.group(1)
+    def _on_status(self, status: p.Status) -> None:
+        self._grbl_state = status.state
         self._status_at = time.monotonic()
-        for field_text in match.group(2).split("|"):
-            name, _, value = field_text.partition(":")
-            if name in ("MPos", "WPos"):
-                self._position = tuple(float(v) for v in value.split(","))
-            elif name == "Bf":
-                blocks, rx = value.split(",")
-                self._buffer = (int(blocks), int(rx))
+        if status.position is not None:
+            self._position = status.position
+        if status.buffer is not None:
+            self._buffer = status.buffer
+            self._check_sync(status)
         if self._grbl_state.startswith("Hold"):
             self._paused = True
         elif self._grbl_state in ("Run", "Idle"):
             self._paused = False
         self._emit_state()
+
+    def _check_sync(self, status: p.Status) -> None:
+        """Character counting against GRBL's own count (``Bf:``); see :mod:`.streaming`."""
+        assert status.buffer is not None
+        if self._resetting or any(_is_dwell(s.line.text) for s in self._window.sent):
+            return  # a dwell holds its ok while GRBL looks idle
+        verdict = self._window.on_status(status.state, status.buffer)
+        if verdict is Sync.LOST_REPLY:
+            lost = self._window.clear()
+            log.info("GRBL on %s: %d replies lost on the line; all ran, counting resynchronised",
+                     self.port, len(lost))
+            job = self._job
+            for sent in lost:
+                sent.answer = "ok"
+                if sent.counted and job is not None and job.outcome is None:
+                    job.acked += 1
+                    job.lost_replies += 1
+            if job is not None and job.outcome is None and job.lost_replies > MAX_LOST_REPLIES:
+                job.stop = "noisy"
+        elif verdict is Sync.EXTRA_REPLY:
+            log.warning("GRBL on %s: holds more bytes than counted (a reply that GRBL never "
+                        "sent was read); stopping any job", self.port)
+            self._stop_job("desync")
 
     def _poll_loop(self) -> None:
         while not self._closing and self._offline_reason is None:
@@ -363,11 +390,11 @@ class GrblDriver:
                     self._write(b"?")
             time.sleep(self.status_interval_s)
 
-    def _link_lost(self, reason: str) -> None:
+    def _link_lost(self, why: str) -> None:
         with self._cv:
             if self._offline_reason is None:
-                self._offline_reason = reason
-                log.warning("GRBL link on %s lost: %s", self.port, reason)
+                self._offline_reason = why
+                log.warning("GRBL link on %s lost: %s", self.port, why)
             self._stop_job("offline")
             self._cv.notify_all()
         self._emit_state()
@@ -426,7 +453,7 @@ class GrblDriver:
                 if line.text.startswith("$"):
                     # `$` commands answer error:8 unless GRBL is idle, and a settings write
                     # stalls its serial interrupt: let the motion finish, then send it alone.
-                    if not self._send_and_settle(job, _Line(line.number, END_SYNC), False):
+                    if not self._send_and_settle(job, Line(line.number, END_SYNC), False):
                         break
                     if not self._send_and_settle(job, line, True):
                         break
@@ -435,20 +462,20 @@ class GrblDriver:
                 ):
                     break
             else:  # a trailing sync: answered once all motion has run
-                self._send_and_settle(job, _Line(len(job.lines), END_SYNC), False)
+                self._send_and_settle(job, Line(len(job.lines), END_SYNC), False)
         self._end_job(job)
 
-    def _send(self, job: _Job, line: _Line, counted: bool, *, quiet: bool = False) -> bool:
+    def _send(self, job: _Job, line: Line, counted: bool, *, quiet: bool = False) -> bool:
         self._poll_paused = quiet
-        self._in_flight.append(_Sent(line, counted))
-        job.max_in_flight = max(job.max_in_flight, self._unacked_bytes())
+        self._window.push(Sent(line, counted))
+        job.max_in_flight = max(job.max_in_flight, self._window.used)
         try:
             self._write(line.text.encode() + b"\n")
         except DriverOffline:
             return False
         return True
 
-    def _send_and_settle(self, job: _Job, line: _Line, counted: bool) -> bool:
+    def _send_and_settle(self, job: _Job, line: Line, counted: bool) -> bool:
         """Send ``line`` with nothing else in flight and wait for its answer. Status polls
         pause around a `$` line: a byte arriving during an EEPROM write would be lost."""
         quiet = re.match(r"\$\d+=", line.text) is not None
@@ -458,10 +485,7 @@ class GrblDriver:
             and self._wait_room(job, line, 0, True)
         )
 
-    def _unacked_bytes(self) -> int:
-        return sum(s.line.size for s in self._in_flight)
-
-    def _wait_room(self, job: _Job, line: _Line | None, window: int, exclusive: bool) -> bool:
+    def _wait_room(self, job: _Job, line: Line | None, window: int, exclusive: bool) -> bool:
         """Wait (holding the condition) until ``line`` fits in GRBL's buffer; with
         ``exclusive`` or no window, until nothing is unacknowledged. False if the job stops.
 
@@ -471,20 +495,19 @@ class GrblDriver:
         def fits() -> bool:
             if self._job_stopping(job):
                 return True
-            used = self._unacked_bytes()
+            used = self._window.used
             if exclusive or line is None or window == 0:
                 return used == 0
             return used + line.size <= window
 
-        answered_at, answered = time.monotonic(), len(self._in_flight)
+        answered_at, answered = time.monotonic(), self._window.answers
         while not self._cv.wait_for(fits, 0.25):
             now = time.monotonic()
-            if len(self._in_flight) != answered:
-                answered_at, answered = now, len(self._in_flight)
+            if self._window.answers != answered or self._window.used == 0:
+                answered_at, answered = now, self._window.answers
             elif now - answered_at > self.timeout_s:
                 if now - self._status_at > self.timeout_s:
                     job.stop = "offline"
-                    job.message = f"GRBL stopped answering for {self.timeout_s:g} s"
                 elif self._grbl_state == "Idle":
                     job.stop = "stalled"
         self._poll_paused = False
@@ -493,44 +516,64 @@ class GrblDriver:
     def _job_stopping(self, job: _Job) -> bool:
         return job.stop is not None or job.outcome is not None or bool(self._offline_reason)
 
-    def _stop_job(self, reason: str) -> None:
+    def _stop_job(self, why: str) -> None:
         job = self._job
         if job is not None and job.outcome is None and job.stop is None:
-            job.stop = reason
+            job.stop = why
             self._cv.notify_all()
 
     def _end_job(self, job: _Job) -> None:
-        if job.stop is None:
+        """How the streamer's stop becomes the job's outcome; the beam is off whenever the
+        link still works (feed hold + soft reset), before the outcome is published."""
+        stop = job.stop
+        if stop is None:
             with self._cv:
                 self._grbl_state = "Idle"  # the trailing G4 P0 was answered: motion is over
             self._finish(Outcome.DONE, None)
-        elif job.stop == "error":
+            return
+        if stop == "cancel":
+            return  # finished by cancel() itself
+        if stop in ("error", "stalled", "desync", "noisy") or (
+            stop == "offline" and self._offline_reason is None
+        ):
             self._halt()
+        if stop == "error":
             self._finish(Outcome.FAILED, job.message)
-        elif job.stop == "stalled":
-            self._halt()
-            self._finish(
-                Outcome.FAILED,
-                f"GRBL stopped acknowledging lines (after line {job.acked} of "
-                f"{len(job.lines)}) while idle: bytes were lost on the link. The job was stopped.",
-            )
-        elif job.stop == "restarted":
-            self._finish(
-                Outcome.FAILED,
-                "The laser controller restarted during the job (power or USB glitch?); "
-                "the job was stopped.",
-            )
-        elif job.stop == "alarm":
+        elif stop == "stalled":
+            self._finish(Outcome.FAILED, reason(
+                "grbl_stalled",
+                N_("GRBL stopped acknowledging lines (after line {acked} of {total}) while "
+                   "idle: bytes were lost on the link. The job was stopped."),
+                acked=job.acked, total=len(job.lines)))
+        elif stop == "desync":
+            self._finish(Outcome.INTERRUPTED, reason(
+                "grbl_desync",
+                N_("The laser's serial line is unreliable: a reply arrived that the controller "
+                   "never sent (after line {acked} of {total}). The laser was switched off and "
+                   "the job stopped."),
+                acked=job.acked, total=len(job.lines)))
+        elif stop == "noisy":
+            self._finish(Outcome.INTERRUPTED, reason(
+                "grbl_noisy",
+                N_("The laser's serial line loses too many replies ({lost}). The laser was "
+                   "switched off and the job stopped; check the USB cable."),
+                lost=job.lost_replies))
+        elif stop == "restarted":
+            self._finish(Outcome.FAILED, reason(
+                "grbl_restarted",
+                N_("The laser controller restarted during the job (power or USB glitch?); "
+                   "the job was stopped.")))
+        elif stop == "alarm":
             code = self._alarm or 0
-            self._finish(
-                Outcome.FAILED,
-                f"GRBL raised ALARM:{code}: {alarm_meaning(code)}. The laser stopped; reset "
-                "it before the next job.",
-            )
-        elif job.stop == "offline" or self._offline_reason is not None:
-            reason = self._offline_reason or job.message or "no answer"
-            self._finish(Outcome.INTERRUPTED, f"The link to the laser was lost: {reason}.")
-        # "cancel" is finished by cancel() itself
+            self._finish(Outcome.FAILED, reason(
+                "grbl_alarm_stop",
+                N_("GRBL raised ALARM:{number}: {meaning}. The laser stopped; reset it before the "
+                   "next job."),
+                number=code, meaning=alarm_meaning(code)))
+        else:  # "offline": the port failed, or GRBL fell silent (status reports stopped too)
+            why = self._offline_reason or f"no answer for {self.timeout_s:g} s"
+            self._finish(Outcome.INTERRUPTED, reason(
+                "grbl_link_lost", N_("The link to the laser was lost: {why}."), why=why))
 
     def _halt(self) -> None:
         """Feed hold then soft reset: the laser stops and the buffers are emptied."""
@@ -576,7 +619,8 @@ class GrblDriver:
             banners = self._send_reset()  # first, before anything that could wait
             self._cv.notify_all()
         if running:
-            self._finish(Outcome.CANCELLED, "Stopped by the operator.")
+            self._finish(Outcome.CANCELLED,
+                         reason("grbl_cancelled", N_("Stopped by the operator.")))
         self._wait_banner(banners)
         if self.unlock and not self.homing:
             self.command("$X")
@@ -621,31 +665,40 @@ class GrblDriver:
             total = len(job.lines)
             elapsed = (job.ended or time.monotonic()) - job.started
             extra.update(
-                lines_acked=job.acked, lines_total=total, max_unacked_bytes=job.max_in_flight
+                lines_acked=job.acked, lines_total=total, max_unacked_bytes=job.max_in_flight,
+                lost_replies=job.lost_replies, noise_lines=self.noise_lines,
             )
             return MachineStatus(
                 state,
                 job_name=job.name,
-                progress=100.0 * job.acked / total if total else 100.0,
+                progress=100.0 * self._lines_done(job) / total if total else 100.0,
                 elapsed_s=elapsed,
-                time_left_s=self._time_left(job, elapsed),
+                time_left_s=self._time_left(job, elapsed, self._lines_done(job)),
                 message=job.message,
                 outcome=job.outcome,
                 extra=extra,
             )
 
+    def _lines_done(self, job: _Job) -> int:
+        """Lines that have run: GRBL answers a move when it is planned, up to 15 blocks
+        before it runs, so the blocks still queued (``Bf:``) are not done yet."""
+        if job.outcome is not None or self._buffer is None:
+            return job.acked
+        queued = max(0, self._window.planner_blocks - self._buffer[0])
+        return max(0, job.acked - queued)
+
     @staticmethod
-    def _time_left(job: _Job, elapsed: float) -> float | None:
+    def _time_left(job: _Job, elapsed: float, done: int) -> float | None:
         if job.outcome is not None:
             return 0.0
         if job.line_seconds is not None:
-            planned_done = sum(job.line_seconds[: job.acked])
-            planned_left = sum(job.line_seconds[job.acked :])
+            planned_done = sum(job.line_seconds[:done])
+            planned_left = sum(job.line_seconds[done:])
             rate = elapsed / planned_done if planned_done > 0 else 1.0
             return planned_left * rate
-        if job.acked == 0:
+        if done == 0:
             return None
-        return elapsed * (len(job.lines) - job.acked) / job.acked
+        return elapsed * (len(job.lines) - done) / done
 
     # == events ==============================================================================
     def _emit(self, name: str, payload: dict[str, object]) -> None:
@@ -681,9 +734,19 @@ class GrblDriver:
             "laser:progress",
             {
                 "job": job.name,
-                "progress": 100.0 * job.acked / total if total else 100.0,
+                "progress": 100.0 * self._lines_done(job) / total if total else 100.0,
                 "lines_acked": job.acked,
                 "lines_total": total,
                 "outcome": job.outcome.value if job.outcome else None,
             },
         )
+
+
+def _error_code(answer: str) -> int:
+    """``error:N`` → N; 0 when GRBL gave no number."""
+    tail = answer.partition(":")[2].strip()
+    return int(tail) if tail.isdigit() else 0
+
+
+def _is_dwell(text: str) -> bool:
+    return re.match(r"G0*4\b", text.upper()) is not None and text.strip().upper() != END_SYNC
