@@ -48,7 +48,8 @@ class MachineStatus:
 
 
 class DriverError(RuntimeError):
-    """A machine refused or failed a request; `reason` is plain words for staff."""
+    """A machine refused or failed a request; `reason` is for staff, preferably encoded with
+    :func:`fabqueue.core.reasons.reason` so each reader sees it in their language."""
 
     def __init__(self, reason: str, *, code: str = "error") -> None:
         super().__init__(reason)

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlparse
 import requests
 from octorest import OctoRest
 
+from fabqueue.core.reasons import N_, reason
 from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
 
 T = TypeVar("T")
@@ -88,10 +89,9 @@ class OctoPrintDriver:
     ) -> None:
         parsed = urlparse(url)
         if parsed.path not in ("", "/"):
-            raise DriverError(
-                f"OctoPrint at a sub-path ({parsed.path}) is not supported: use its root URL",
-                code="bad_url",
-            )
+            raise DriverError(reason("octoprint_sub_path", N_(
+                "OctoPrint at a sub-path ({path}) is not supported: use its root URL"),
+                path=parsed.path), code="bad_url")
         self.url = f"{parsed.scheme}://{parsed.netloc}"
         self.api_key = api_key
         self.timeout_s = timeout_s
@@ -115,7 +115,8 @@ class OctoPrintDriver:
             except RuntimeError as exc:
                 raise self._error(exc) from exc
             except requests.RequestException as exc:
-                raise DriverOffline(f"OctoPrint at {self.url} cannot be reached") from exc
+                raise DriverOffline(reason("octoprint_unreachable", N_(
+                    "OctoPrint at {url} cannot be reached"), url=self.url)) from exc
         return self._client
 
     def _call(self, action: Callable[[OctoRest], T]) -> T:
@@ -125,7 +126,9 @@ class OctoPrintDriver:
         except RuntimeError as exc:
             raise self._error(exc) from exc
         except requests.RequestException as exc:
-            raise DriverOffline(f"OctoPrint at {self.url} did not answer ({exc})") from exc
+            raise DriverOffline(reason("octoprint_no_answer", N_(
+                "OctoPrint at {url} did not answer ({error})"), url=self.url, error=str(exc))) \
+                from exc
 
     def _error(self, exc: RuntimeError) -> DriverError:
         match = STATUS_CODE_RE.search(str(exc))
@@ -134,17 +137,18 @@ class OctoPrintDriver:
 
     def _error_for(self, status: int, text: str) -> DriverError:
         if status in (401, 403):
-            return DriverError(
-                "OctoPrint refused the API key: check the key set for this printer",
-                code="forbidden",
-            )
+            return DriverError(reason("octoprint_forbidden", N_(
+                "OctoPrint refused the API key: check the key set for this printer")),
+                code="forbidden")
         if status == 404:
-            return DriverError("OctoPrint has no such file", code="not_found")
+            return DriverError(reason("octoprint_no_file", N_("OctoPrint has no such file")),
+                               code="not_found")
         if status == 409:
-            return DriverError(
-                "the printer is busy or not ready for this (OctoPrint answered 409)", code="busy"
-            )
-        return DriverError(f"OctoPrint answered {status or 'an error'}: {text[:200]}")
+            return DriverError(reason("octoprint_busy", N_(
+                "the printer is busy or not ready for this (OctoPrint answered 409)")),
+                code="busy")
+        return DriverError(reason("octoprint_error", N_("OctoPrint answered {status}: {answer}"),
+                                  status=status or "–", answer=text[:200]))
 
     def _raw(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A plain REST call where octorest is broken; raises DriverError/DriverOffline."""
@@ -152,7 +156,9 @@ class OctoPrintDriver:
         try:
             response = self._session.request(method, f"{self.url}{path}", **kwargs)
         except requests.RequestException as exc:
-            raise DriverOffline(f"OctoPrint at {self.url} did not answer ({exc})") from exc
+            raise DriverOffline(reason("octoprint_no_answer", N_(
+                "OctoPrint at {url} did not answer ({error})"), url=self.url, error=str(exc))) \
+                from exc
         if not 200 <= response.status_code < 300:
             raise self._error_for(response.status_code, response.text)
         return response
@@ -184,7 +190,8 @@ class OctoPrintDriver:
             deadline = time.monotonic() + CONNECT_WAIT_S
             while state_from_text(state) is MachineState.OFFLINE:
                 if time.monotonic() > deadline:
-                    raise DriverOffline(f"OctoPrint could not connect to its printer ({state})")
+                    raise DriverOffline(reason("octoprint_no_printer", N_(
+                        "OctoPrint could not connect to its printer ({state})"), state=state))
                 time.sleep(0.3)
                 state = self._call(lambda c: c.state())
 
@@ -195,7 +202,8 @@ class OctoPrintDriver:
         """Upload ``program`` as ``fabqueue/<job_name>.gcode``, then select and print it."""
         job = self._call(lambda c: c.job_info())
         if state_from_text(job.get("state", "")) in (MachineState.RUNNING, MachineState.PAUSED):
-            raise DriverError("the printer is already printing something", code="busy")
+            raise DriverError(reason("already_printing", N_(
+                "the printer is already printing something")), code="busy")
         self._ensure_folder()
         name = remote_name(job_name)
         path = self._file_path(job_name)
@@ -249,7 +257,8 @@ class OctoPrintDriver:
             progress=progress.get("completion"),
             time_left_s=progress.get("printTimeLeft"),
             elapsed_s=progress.get("printTime"),
-            message=state_text if state is MachineState.ERROR else None,
+            message=reason("octoprint_state", N_("OctoPrint reports: {state}"), state=state_text)
+            if state is MachineState.ERROR else None,
             extra={"octoprint_state": state_text, "file_path": file.get("path")},
         )
         if state is not MachineState.OFFLINE:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from fabqueue.core.reasons import N_, reason
 from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
 from fabqueue.simulators.printer import (
     SimState,
@@ -19,6 +21,33 @@ STATES = {
     SimState.PAUSED: MachineState.PAUSED,
     SimState.ERROR: MachineState.ERROR,
 }
+
+#: The simulator's own words (English, it is a test machine) as translatable reasons.
+SIM_REASONS = {
+    "the printer is already printing": ("already_printing", N_(
+        "the printer is already printing something")),
+    "nothing is printing": ("nothing_printing", N_("nothing is printing")),
+    "nothing is paused": ("nothing_paused", N_("nothing is paused")),
+    "the simulated printer is switched off": ("sim_switched_off", N_(
+        "the simulated printer is switched off")),
+}
+SWITCHED_OFF = reason(*SIM_REASONS["the simulated printer is switched off"])
+HEATING = reason("heating", N_("heating"))
+ERROR_PREFIX = "the printer has an error: "
+SIM_FAILURE = re.compile(r"simulated failure at (\S+) %")
+
+
+def sim_reason(text: str) -> str:
+    """The simulator's message as a stored reason (unknown text is kept as a parameter)."""
+    if text in SIM_REASONS:
+        return reason(*SIM_REASONS[text])
+    if m := SIM_FAILURE.fullmatch(text):
+        return reason("sim_failure", N_("simulated failure at {percent} %"),
+                      percent=m.group(1))
+    if text.startswith(ERROR_PREFIX):
+        return reason("printer_error", N_("the printer has an error: {error}"),
+                      error=sim_reason(text[len(ERROR_PREFIX):]))
+    return reason("machine_says", N_("the machine says: {said}"), said=text)
 
 
 class SimulatedPrinterDriver:
@@ -41,12 +70,12 @@ class SimulatedPrinterDriver:
     @staticmethod
     def _error(exc: SimulatedPrinterError) -> DriverError:
         if exc.code == "offline":
-            return DriverOffline(exc.reason)
-        return DriverError(exc.reason, code=exc.code)
+            return DriverOffline(sim_reason(exc.reason))
+        return DriverError(sim_reason(exc.reason), code=exc.code)
 
     def connect(self) -> None:
         if not self.printer.online:
-            raise DriverOffline("the simulated printer is switched off")
+            raise DriverOffline(SWITCHED_OFF)
 
     def close(self) -> None:
         """Nothing to release: the printer lives on in the registry."""
@@ -58,7 +87,7 @@ class SimulatedPrinterDriver:
             extra["line"] = snap.current_line
         if not snap.online:
             return MachineStatus(state=MachineState.OFFLINE, job_name=snap.job_name,
-                                 message="the simulated printer is switched off", extra=extra)
+                                 message=SWITCHED_OFF, extra=extra)
         return MachineStatus(
             state=STATES[snap.state],
             job_name=snap.job_name,
@@ -66,7 +95,8 @@ class SimulatedPrinterDriver:
             time_left_s=snap.time_left_s,
             elapsed_s=snap.elapsed_s,
             temperatures=snap.temperatures,
-            message=snap.message or ("heating" if snap.state is SimState.HEATING else None),
+            message=sim_reason(snap.message) if snap.message
+            else HEATING if snap.state is SimState.HEATING else None,
             outcome=Outcome(snap.outcome.value) if snap.outcome else None,
             extra=extra,
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fabqueue.core.reasons import render
 from fabqueue.drivers.base import Driver, DriverError, DriverOffline, MachineState, Outcome
 from fabqueue.drivers.simulated import SimulatedPrinterDriver
 from fabqueue.simulators.printer import forget_printer, get_printer, read_gcode
@@ -67,7 +68,7 @@ def test_moves_through_heating_printing_done(gcode: Path, clock: FakeClock,
     assert idle.state is MachineState.IDLE and idle.extra["simulated"] is True
     driver.start("fq-1.gcode", gcode)  # 600 s estimate / 60 = 10 s of printing
     heating = driver.status()
-    assert heating.state is MachineState.RUNNING and heating.message == "heating"
+    assert heating.state is MachineState.RUNNING and render(heating.message) == "heating"
     assert heating.temperatures["tool0"]["target"] == 215
     clock.tick(1)
     assert 22 < driver.status().temperatures["tool0"]["actual"] < 215  # warming up
@@ -119,7 +120,7 @@ def test_fail_at_leaves_an_error_until_reset(gcode: Path, clock: FakeClock,
     clock.tick(2)
     failed = driver.status()
     assert failed.state is MachineState.ERROR and failed.outcome is Outcome.FAILED
-    assert failed.progress == 30 and "30" in (failed.message or "")
+    assert failed.progress == 30 and render(failed.message) == "simulated failure at 30 %"
     with pytest.raises(DriverError) as refused:
         driver.start("fq-5.gcode", gcode)
     assert refused.value.code == "error"

@@ -1,0 +1,208 @@
+"""Dispatch latency per printer host: from "bed cleared" to the host saying it prints.
+
+    .venv/bin/python bench/bench_hosts.py [--repeats 5] [--lines 60000] [--write]
+
+A real stack (embedded Redis, SQLite, the app in-process, a real ``fabqueue worker``) and one
+``fabqueue device-worker`` process per host at its production poll interval. Hosts: a real
+Moonraker 0.11 + Klippy (batch mode, no MCU: ``scripts/install_klipper_peer.sh``). Each
+FabQueue run: the printer waits in ``needs_bed_clear`` with a staff G-code job ready; the
+clock starts at ``POST /api/devices/{id}/bed-cleared`` and stops when Moonraker's
+``print_stats.state`` says ``printing``. Reference, interleaved in the same run: one plain
+``POST /server/files/upload`` with ``print=true`` of the same file, timed the same way.
+Every process started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # tests/ and fabqueue/ when run as ``python bench/…``
+
+from bench_dispatch import gcode_program, machine_line, write_section  # noqa: E402
+
+from tests.conftest import build_stack, wait_for  # noqa: E402
+from tests.klipper_fixtures import KlipperPeer, require_klipper  # noqa: E402
+from tests.queue.helpers import new_site  # noqa: E402
+
+SECTION = "## Dispatch latency per printer host"
+GOAL = 1.3
+POLL_S = 0.01
+# Klippy 84104bb in batch mode sometimes aborts ("corrupted size vs. prev_size", glibc) after
+# a dozen start/cancel cycles on this machine: a run it breaks is restarted and not counted.
+SPARE_JOBS = 4
+HISTORY = ("Before the driver dropped its status request ahead of the upload (start was two "
+           "requests), 9 runs at load average ~25 gave 1.30 s vs 0.89 s, 1.47×; the load on "
+           "this shared machine moves single runs by ±1 s, so read medians, not runs.")
+
+
+def wait_printing(peer: KlipperPeer, timeout_s: float = 60.0) -> float:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if peer.print_state()["state"] == "printing":
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Moonraker stayed {peer.print_state()['state']}")
+        time.sleep(POLL_S)
+
+
+def stop_print(peer: KlipperPeer) -> None:
+    if peer.print_state()["state"] in ("printing", "paused"):
+        peer.call("POST", "/printer/print/cancel")
+    wait_for(lambda: peer.print_state()["state"] not in ("printing", "paused"), timeout=30,
+             interval=0.05, what="the print to stop")
+
+
+def reference_run(peer: KlipperPeer, program: Path, n: int) -> float:
+    started = time.monotonic()
+    with program.open("rb") as handle:
+        httpx.post(f"{peer.url}/server/files/upload", timeout=120,
+                   headers={"X-Api-Key": peer.api_key},
+                   files={"file": (f"ref-{n}.gcode", handle, "application/octet-stream")},
+                   data={"root": "gcodes", "print": "true"}).raise_for_status()
+    seen = wait_printing(peer)
+    stop_print(peer)
+    return seen - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--lines", type=int, default=60_000)
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument("--keep", help="work in this folder and keep it (logs)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("CI", "true")  # a missing peer is an error here, not a skip
+    require_klipper()
+    ref: list[float] = []
+    fq: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="fq-bench-hosts-") as tmp:
+        root = Path(args.keep or tmp)
+        peer = KlipperPeer(root / "klipper").start()
+        (root / "stack").mkdir()
+        stack = build_stack(root / "stack", external=False)
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            stack.start_worker()
+            env_name = "FQ_BENCH_MOONRAKER_KEY"
+            env = {**stack.env, env_name: peer.api_key}
+            site = new_site(stack, [{"id": "kl-bench", "site": "", "kind": "printer",
+                                     "driver": "moonraker", "url": peer.url,
+                                     "api_key_env": env_name, "materials": ["PLA"],
+                                     "build_volume_mm": (250, 210, 220),
+                                     "profile": "prusa_mk4"}])
+            client = stack.client()
+            staff = stack.token(client, stack.user("staff", site))
+            program = root / "bench.gcode"
+            program.write_text(gcode_program(args.lines))
+            jobs = []
+            for _ in range(args.repeats + 1 + SPARE_JOBS):
+                with program.open("rb") as f:
+                    r = client.post("/api/jobs", headers=staff, files={"file": (program.name, f)},
+                                    data={"material": "PLA", "site": site})
+                assert r.status_code == 201, r.text
+                jobs.append(int(r.json()["id"]))
+
+            def status(job: int) -> str:
+                return str(client.get(f"/api/jobs/{job}", headers=staff).json()["status"])
+
+            for job in jobs:
+                wait_for(lambda j=job: status(j) == "awaiting_approval", timeout=300)
+                assert client.post(f"/api/jobs/{job}/approve", headers=staff).status_code == 200
+            for job in jobs:
+                wait_for(lambda j=job: status(j) == "ready", timeout=300)
+            log = (root / "device.log").open("wb")
+            procs.append(subprocess.Popen([sys.executable, "-m", "fabqueue", "device-worker",
+                                           "kl-bench"], env=env, stdout=log,
+                                          stderr=subprocess.STDOUT))
+
+            def device_state() -> str:
+                return str(client.get("/api/devices/kl-bench", headers=staff).json()["state"])
+
+            def to_needs_bed_clear() -> None:
+                client.post("/api/devices/kl-bench/stop", headers=staff)
+                wait_for(lambda: device_state() == "needs_bed_clear", timeout=60, interval=0.05)
+                stop_print(peer)
+
+            def revive() -> None:
+                """Klippy aborted: start it again, let the worker see it, bed back to 'clear?'."""
+                if peer.klippy is not None and peer.klippy.poll() is not None:
+                    peer.start_klippy()
+                peer.wait_ready()
+                wait_for(lambda: device_state() in ("needs_bed_clear", "idle", "busy",
+                                                    "heating"), timeout=60, interval=0.1)
+                if device_state() != "needs_bed_clear":
+                    to_needs_bed_clear()
+
+            wait_printing(peer, timeout_s=120)  # the warm-up job
+            to_needs_bed_clear()
+            crashes = 0
+            n = 0
+            while len(fq) < args.repeats:
+                n += 1
+                try:
+                    reference = reference_run(peer, program, n)
+                    started = time.monotonic()
+                    r = client.post("/api/devices/kl-bench/bed-cleared", headers=staff)
+                    assert r.status_code == 200, r.text
+                    dispatched = wait_printing(peer) - started
+                    to_needs_bed_clear()
+                except (httpx.HTTPError, TimeoutError, AssertionError):
+                    crashes += 1
+                    alive = peer.klippy is None or peer.klippy.poll() is None
+                    if alive or crashes >= SPARE_JOBS:
+                        raise  # not the known Klippy abort
+                    print(f"run {n}: Klippy aborted ({crashes}); restarted, run not counted")
+                    revive()
+                    continue
+                ref.append(reference)
+                fq.append(dispatched)
+                print(f"run {len(fq)}: reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=15)
+            stack.stop_workers()
+            if stack.redis_owner is not None:
+                stack.redis_owner.stop()
+            peer.stop()
+    ratio = statistics.median(fq) / statistics.median(ref)
+    size = len(gcode_program(args.lines)) / 1e6
+    body = "\n".join([
+        f"From `POST /api/devices/{{id}}/bed-cleared` to the host reporting that it prints, "
+        f"against a plain upload-and-start of the same {size:.1f} MB file ({args.lines} moves) "
+        f"to the same host, interleaved in one run, {args.repeats} runs each.",
+        "",
+        "| host | reference median s (min–max) | FabQueue median s (min–max) | × reference "
+        "| goal |",
+        "|---|---:|---:|---:|---|",
+        f"| Moonraker 0.11 + Klippy (batch mode) | {statistics.median(ref):.3f} "
+        f"({min(ref):.3f}–{max(ref):.3f}) | {statistics.median(fq):.3f} "
+        f"({min(fq):.3f}–{max(fq):.3f}) | **{ratio:.2f}** | ≤ {GOAL} |",
+        "| PrusaLink, Bambu | not measured: drivers not in this version |  |  |  |",
+        "",
+        f"Klippy aborts in batch mode seen during this run (runs redone): {crashes}.",
+        "",
+        HISTORY,
+        "",
+        machine_line(f".venv/bin/python bench/bench_hosts.py --repeats {args.repeats} "
+                     f"--lines {args.lines} --write"),
+    ])
+    print(body)
+    if args.write:
+        write_section(SECTION, body)
+    return 0 if ratio <= GOAL else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

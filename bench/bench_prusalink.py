@@ -1,0 +1,172 @@
+"""Dispatch latency on PrusaLink: from "bed cleared" to PrusaLink saying it prints.
+
+    .venv/bin/python bench/bench_prusalink.py [--repeats 5] [--lines 20000] [--write]
+
+The same shape as bench_hosts.py (Moonraker), kept in its own file and RESULTS.md section so
+the hosts' benches merge apart. A real stack (embedded Redis, SQLite, the app in-process, a
+real ``fabqueue worker``), one ``fabqueue device-worker`` at its production poll interval,
+and the real PrusaLink 0.8.1 in front of our firmware responder (tests/prusalink_fixtures.py).
+Each run waits until PrusaLink is IDLE again (FINISHED/STOPPED linger ~11 s, and a start
+meanwhile is refused), so neither side pays that wait. Reference, interleaved in the same
+run: one plain ``PUT /api/v1/files/local/…`` with ``Print-After-Upload: ?1`` of the same
+file, timed the same way. Every process started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench_dispatch import gcode_program, machine_line, write_section  # noqa: E402
+
+from tests.conftest import build_stack, wait_for  # noqa: E402
+from tests.prusalink_fixtures import PEER, PrusaLinkPeer, require_prusalink  # noqa: E402
+from tests.queue.helpers import new_site  # noqa: E402
+
+SECTION = "## Dispatch latency per printer host: PrusaLink"
+GOAL = 1.3
+POLL_S = 0.01
+
+
+def wait_printing(peer: PrusaLinkPeer, timeout_s: float = 60.0) -> float:
+    deadline = time.monotonic() + timeout_s
+    while peer.state() != "PRINTING":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"PrusaLink stayed {peer.state()}")
+        time.sleep(POLL_S)
+    return time.monotonic()
+
+
+def stop_print(peer: PrusaLinkPeer) -> None:
+    job = peer.job()
+    if job and job.get("state") in ("PRINTING", "PAUSED"):
+        peer.call("DELETE", f"/api/v1/job/{job['id']}")
+    peer.wait_idle(timeout=60)
+
+
+def reference_run(peer: PrusaLinkPeer, program: Path, n: int) -> float:
+    started = time.monotonic()
+    peer.call("PUT", f"/api/v1/files/local/ref-{n}.gcode", timeout=120,
+              content=program.read_bytes(),
+              headers={"Print-After-Upload": "?1", "Content-Type": "text/x.gcode"}
+              ).raise_for_status()
+    seen = wait_printing(peer)
+    stop_print(peer)
+    return seen - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("CI", "true")  # a missing peer is an error here, not a skip
+    require_prusalink()
+    ref: list[float] = []
+    fq: list[float] = []
+    (PEER / "runs").mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="bench-", dir=PEER / "runs"))  # not under /tmp
+    with tempfile.TemporaryDirectory(prefix="fq-bench-prusalink-") as tmp:
+        root = Path(tmp)
+        peer = PrusaLinkPeer(base).start()
+        (root / "stack").mkdir()
+        stack = build_stack(root / "stack", external=False)
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            stack.start_worker()
+            env_name = "FQ_BENCH_PRUSALINK_KEY"
+            env = {**stack.env, env_name: peer.api_key}
+            site = new_site(stack, [{"id": "pl-bench", "site": "", "kind": "printer",
+                                     "driver": "prusalink", "url": peer.url,
+                                     "api_key_env": env_name, "materials": ["PLA"],
+                                     "build_volume_mm": (250, 210, 220),
+                                     "profile": "prusa_mk4"}])
+            client = stack.client()
+            staff = stack.token(client, stack.user("staff", site))
+            program = root / "bench.gcode"
+            program.write_text(gcode_program(args.lines))
+            jobs = []
+            for _ in range(args.repeats + 1):
+                with program.open("rb") as f:
+                    r = client.post("/api/jobs", headers=staff, files={"file": (program.name, f)},
+                                    data={"material": "PLA", "site": site})
+                assert r.status_code == 201, r.text
+                jobs.append(int(r.json()["id"]))
+
+            def status(job: int) -> str:
+                return str(client.get(f"/api/jobs/{job}", headers=staff).json()["status"])
+
+            for job in jobs:
+                wait_for(lambda j=job: status(j) == "awaiting_approval", timeout=300)
+                assert client.post(f"/api/jobs/{job}/approve", headers=staff).status_code == 200
+            for job in jobs:
+                wait_for(lambda j=job: status(j) == "ready", timeout=300)
+            log = (root / "device.log").open("wb")
+            procs.append(subprocess.Popen([sys.executable, "-m", "fabqueue", "device-worker",
+                                           "pl-bench"], env=env, stdout=log,
+                                          stderr=subprocess.STDOUT))
+
+            def device_state() -> str:
+                return str(client.get("/api/devices/pl-bench", headers=staff).json()["state"])
+
+            def to_needs_bed_clear() -> None:
+                client.post("/api/devices/pl-bench/stop", headers=staff)
+                wait_for(lambda: device_state() == "needs_bed_clear", timeout=60, interval=0.05)
+                stop_print(peer)
+
+            wait_printing(peer, timeout_s=120)  # the warm-up job
+            to_needs_bed_clear()
+            for n in range(1, args.repeats + 1):
+                ref.append(reference_run(peer, program, n))
+                started = time.monotonic()
+                r = client.post("/api/devices/pl-bench/bed-cleared", headers=staff)
+                assert r.status_code == 200, r.text
+                fq.append(wait_printing(peer) - started)
+                to_needs_bed_clear()
+                print(f"run {n}: reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=15)
+            stack.stop_workers()
+            if stack.redis_owner is not None:
+                stack.redis_owner.stop()
+            peer.stop()
+            shutil.rmtree(base, ignore_errors=True)
+    ratio = statistics.median(fq) / statistics.median(ref)
+    size = len(gcode_program(args.lines)) / 1e6
+    body = "\n".join([
+        f"From `POST /api/devices/{{id}}/bed-cleared` to PrusaLink reporting `PRINTING`, "
+        f"against a plain upload-and-start of the same {size:.1f} MB file ({args.lines} moves) "
+        f"to the same PrusaLink, interleaved in one run, {args.repeats} runs each.",
+        "",
+        "| host | reference median s (min–max) | FabQueue median s (min–max) | × reference "
+        "| goal |",
+        "|---|---:|---:|---:|---|",
+        f"| PrusaLink 0.8.1 (our firmware responder) | {statistics.median(ref):.3f} "
+        f"({min(ref):.3f}–{max(ref):.3f}) | {statistics.median(fq):.3f} "
+        f"({min(fq):.3f}–{max(fq):.3f}) | **{ratio:.2f}** | ≤ {GOAL} |",
+        "",
+        machine_line(f".venv/bin/python bench/bench_prusalink.py --repeats {args.repeats} "
+                     f"--lines {args.lines} --write"),
+    ])
+    print(body)
+    if args.write:
+        write_section(SECTION, body)
+    return 0 if ratio <= GOAL else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

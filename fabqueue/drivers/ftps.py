@@ -1,0 +1,51 @@
+"""Implicit FTPS (TLS from the first byte, port 990), as Bambu Lab printers serve their SD card.
+
+``ftplib.FTP_TLS`` speaks explicit FTPS (``AUTH TLS`` on a plain connection); a Bambu
+printer expects the TLS handshake at once, so the control socket is wrapped on connect.
+Its vsftpd wants the data channel's TLS session to reuse the control channel's (as
+ha-bambulab and bambulabs_api found), so each transfer passes that session along.
+"""
+
+from __future__ import annotations
+
+import ftplib
+import socket
+import ssl
+from typing import Any
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Bambu printers present a self-signed certificate (CN = serial): accept it unless the
+    lab pins a CA file. The host name is never checked (the certificate names the serial)."""
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.SSLContext(
+        ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    if not ca_file:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class ImplicitFTPS(ftplib.FTP_TLS):
+    """FTP_TLS whose control connection is TLS from the start; ``prot_p`` follows login."""
+
+    def connect(self, host: str = "", port: int = 0, timeout: float = -999,
+                source_address: Any = None) -> str:
+        if host:
+            self.host = host
+        if port:
+            self.port = port
+        if timeout != -999:
+            self.timeout = timeout
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self.context.wrap_socket(raw, server_hostname=self.host)
+        self.af = self.sock.family
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+    def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[socket.socket, int | None]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host,
+                                            session=self.sock.session)  # type: ignore[attr-defined]
+        return conn, size

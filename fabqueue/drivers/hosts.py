@@ -1,0 +1,56 @@
+"""Drivers for printer hosts beyond OctoPrint, built from a device's connection settings.
+
+Secrets never sit in the devices file: it names the environment variable (``api_key_env``,
+``access_code_env``) and the key is read here, when the device worker connects.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fabqueue.core.reasons import N_, reason
+from fabqueue.drivers.base import Driver, DriverError
+
+
+def secret(variable: str | None, *, required: bool) -> str | None:
+    """The value of the environment variable a device names, or a plain DriverError."""
+    if not variable:
+        if required:
+            raise DriverError(reason("no_secret_named", N_(
+                "no environment variable is named for this machine's key")), code="no_api_key")
+        return None
+    value = os.environ.get(variable, "")
+    if not value:
+        raise DriverError(reason("secret_not_set", N_(
+            "the key variable {variable} is not set in the environment"), variable=variable),
+            code="no_api_key")
+    return value
+
+
+def build_host_driver(driver: str, conn: dict[str, Any]) -> Driver:
+    if driver == "moonraker":
+        from fabqueue.drivers.moonraker import MoonrakerDriver
+
+        # No key named: Moonraker trusts the worker's address (its trusted_clients).
+        return MoonrakerDriver(conn["url"], secret(conn.get("api_key_env"), required=False))
+    if driver == "bambu":
+        from urllib.parse import urlsplit
+
+        from fabqueue.drivers.bambu import BambuDriver
+
+        host = conn.get("host") or urlsplit(str(conn.get("url") or "")).hostname or ""
+        code = secret(conn.get("access_code_env"), required=True) or ""
+        return BambuDriver(host, str(conn.get("serial") or ""), code,
+                           mqtt_port=int(conn.get("mqtt_port") or 8883),
+                           ftps_port=int(conn.get("ftps_port") or 990),
+                           ca_file=conn.get("ca_file"))
+    if driver == "prusalink":
+        from fabqueue.drivers.prusalink import PrusaLinkDriver
+
+        # X-Api-Key when a key is named; else digest auth as "maker" with password_env.
+        key = secret(conn.get("api_key_env"), required=not conn.get("password_env"))
+        password = None if key else secret(conn.get("password_env"), required=True)
+        return PrusaLinkDriver(conn["url"], key, password=password)
+    raise DriverError(reason("unknown_driver", N_("unknown driver {driver}"), driver=driver),
+                      code="bad_driver")

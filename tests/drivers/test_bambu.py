@@ -1,0 +1,180 @@
+"""The Bambu driver against a simulated printer on a real mosquitto (TLS) and a real
+implicit-FTPS server (tests/bambu_fixtures.py): no real Bambu printer can run here."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fabqueue.core.reasons import decode, render
+from fabqueue.drivers.bambu import BambuDriver
+from fabqueue.drivers.base import DriverError, MachineState, MachineStatus, Outcome
+from tests.bambu_fixtures import BambuPeer, bambu, bambu_peer, gcode_lines  # noqa: F401
+from tests.conftest import wait_for
+
+LONG = 200_000  # ~50 s at the simulator's 4000 lines/s: time to pause and cancel
+
+
+def new_driver(peer: BambuPeer, code: str | None = None) -> BambuDriver:
+    return BambuDriver("127.0.0.1", peer.serial, code or peer.access_code,
+                       mqtt_port=peer.mqtt_port, ftps_port=peer.ftps_port)
+
+
+@pytest.fixture
+def driver(bambu: BambuPeer) -> Iterator[BambuDriver]:  # noqa: F811
+    d = new_driver(bambu)
+    d.connect()
+    yield d
+    d.close()
+
+
+def program(tmp_path: Path, lines: int, **kw: int) -> Path:
+    path = tmp_path / "job.gcode"
+    path.write_text(gcode_lines(lines, **kw))
+    return path
+
+
+def until(d: BambuDriver, check: Callable[[MachineStatus], object], what: str,
+          timeout: float = 60) -> MachineStatus:
+    def poll() -> MachineStatus | None:
+        st = d.status()
+        return st if check(st) else None
+
+    return wait_for(poll, timeout=timeout, interval=0.1, what=what)
+
+
+def test_prints_to_the_end_with_progress_and_temperatures(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    driver.start("fq-1.gcode", program(tmp_path, 20_000))
+    assert (bambu.sd / "fq-1.gcode").read_text() == program(tmp_path, 20_000).read_text()
+    seen = until(driver, lambda s: s.state is MachineState.RUNNING and (s.progress or 0) > 0,
+                 "printing")
+    assert seen.job_name == "fq-1.gcode" and 0 < (seen.progress or 0) < 100
+    assert seen.temperatures["tool0"] == {"actual": 215.0, "target": 215.0}
+    assert seen.temperatures["bed"]["target"] == 60.0
+    assert seen.time_left_s is not None and seen.time_left_s % 60 == 0  # minutes, in seconds
+    done = until(driver, lambda s: s.outcome is not None, "the print to end")
+    assert done.outcome is Outcome.DONE and done.progress == 100.0
+    assert driver.status().outcome is Outcome.DONE  # kept until the next start
+    assert bambu.starts("fq-1.gcode") == 1
+
+
+def test_a_3mf_project_is_started_with_project_file(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    project = tmp_path / "job.3mf"
+    with zipfile.ZipFile(project, "w") as archive:
+        archive.writestr("Metadata/plate_1.gcode", gcode_lines(2_000))
+    driver.start("fq-3mf", project)
+    done = until(driver, lambda s: s.outcome is not None, "the project to end")
+    assert done.outcome is Outcome.DONE and done.job_name == "fq-3mf.3mf"
+    sent = [c["print"] for c in bambu.printer.commands if "print" in c]
+    assert sent[0]["command"] == "project_file" and sent[0]["url"] == "ftp:///fq-3mf.3mf"
+
+
+def test_pause_resume_and_cancel_mid_print(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    driver.start("fq-2.gcode", program(tmp_path, LONG))
+    until(driver, lambda s: s.state is MachineState.RUNNING and (s.progress or 0) > 0,
+          "printing")
+    with pytest.raises(DriverError) as busy:
+        driver.start("fq-3.gcode", program(tmp_path, 10))
+    assert busy.value.code == "busy" and not (bambu.sd / "fq-3.gcode").exists()
+    driver.pause()
+    paused = until(driver, lambda s: s.state is MachineState.PAUSED, "paused")
+    assert paused.outcome is None
+    driver.resume()
+    until(driver, lambda s: s.state is MachineState.RUNNING, "printing again")
+    driver.cancel()
+    st = until(driver, lambda s: s.outcome is not None, "the stop")
+    assert st.outcome is Outcome.CANCELLED and st.state is MachineState.IDLE
+    assert bambu.state()["gcode_state"] == "FAILED"
+
+
+def test_find_reattaches_and_never_starts_twice(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    driver.start("fq-4.gcode", program(tmp_path, 20_000, pause_at=10_000))
+    until(driver, lambda s: s.state is MachineState.PAUSED, "held by its M400 U1 line")
+    fresh = new_driver(bambu)  # a restarted worker
+    fresh.connect()
+    try:
+        assert fresh.find("fq-5.gcode") is None
+        found = fresh.find("fq-4.gcode")
+        assert found is not None and found.state is MachineState.PAUSED
+        assert found.job_name == "fq-4.gcode" and found.outcome is None
+        with pytest.raises(DriverError) as again:
+            fresh.start("fq-4.gcode", program(tmp_path, 10))
+        assert again.value.code == "busy" and "loaded already (PAUSE)" in render(
+            again.value.reason)
+        fresh.resume()
+        done = until(fresh, lambda s: s.outcome is not None, "the print to end")
+        assert done.outcome is Outcome.DONE
+    finally:
+        fresh.close()
+    after = new_driver(bambu)  # the print ended while no worker watched: still recognised
+    after.connect()
+    try:
+        st = after.find("fq-4.gcode")
+        assert st is not None and st.outcome is Outcome.DONE
+    finally:
+        after.close()
+    assert bambu.starts("fq-4.gcode") == 1
+
+
+def test_incremental_reports_are_merged(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    driver.start("fq-6.gcode", program(tmp_path, LONG))
+    until(driver, lambda s: (s.progress or 0) > 1, "progress")
+    # P1-style reports carry only what changed: the job name came once, and stays known
+    st = driver.status()
+    assert st.job_name == "fq-6.gcode" and st.temperatures["bed"]["target"] == 60.0
+    driver.cancel()
+
+
+def test_hms_errors_are_shown_in_words_or_as_the_code(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    driver.start("fq-7.gcode", program(tmp_path, LONG))
+    until(driver, lambda s: s.state is MachineState.RUNNING, "printing")
+    bambu.printer.fault(0x03000400, 0x00020001)
+    st = until(driver, lambda s: s.state is MachineState.PAUSED, "paused by the HMS error")
+    assert render(st.message) == ("printer health message 0300_0400_0002_0001: the part "
+                                  "cooling fan is too slow or stopped")
+    bambu.printer.fault(0x0C000300, 0x00030008, fail=True)
+    st = until(driver, lambda s: s.outcome is not None, "the failure")
+    assert st.outcome is Outcome.FAILED
+    assert render(st.message) == "printer health message 0C00_0300_0003_0008"
+
+
+def test_printer_switched_off_mid_print_is_offline_then_interrupted(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    driver.start("fq-8.gcode", program(tmp_path, 20_000, pause_at=10_000))
+    until(driver, lambda s: s.state is MachineState.PAUSED, "held mid-print")
+    bambu.power_off()
+    st = until(driver, lambda s: s.state is MachineState.OFFLINE, "the printer gone")
+    assert decode(st.message) is not None and "did not answer" in render(st.message)
+    with pytest.raises(DriverError) as err:
+        new_driver(bambu).connect()
+    assert err.value.code == "offline"
+    bambu.power_on()
+    st = until(driver, lambda s: s.state is not MachineState.OFFLINE, "back again", timeout=30)
+    assert st.outcome is Outcome.INTERRUPTED and st.state is MachineState.IDLE
+    assert bambu.state()["gcode_state"] == "IDLE"  # nothing started by itself
+    assert bambu.starts("fq-8.gcode") == 1
+
+
+def test_a_wrong_access_code_is_refused_in_plain_words(bambu: BambuPeer) -> None:  # noqa: F811
+    with pytest.raises(DriverError) as err:
+        new_driver(bambu, "00000000" if bambu.access_code != "00000000" else "1").connect()
+    assert err.value.code == "forbidden"
+    assert render(err.value.reason).startswith(
+        "the printer refused the access code: check the code set for this printer")
+
+
+def test_a_wrong_serial_says_so(bambu: BambuPeer) -> None:  # noqa: F811
+    d = BambuDriver("127.0.0.1", "WRONGSERIAL", bambu.access_code, mqtt_port=bambu.mqtt_port,
+                    timeout_s=1.0)
+    with pytest.raises(DriverError) as err:
+        d.connect()
+    assert "serial number (WRONGSERIAL)" in render(err.value.reason)
