@@ -1,4 +1,4 @@
-"""The ``fabqueue`` command: serve, worker, users, devices, db, demo."""
+"""The ``fabqueue`` command: serve, worker, users, devices, db, backup, restore, demo."""
 
 from __future__ import annotations
 
@@ -69,8 +69,16 @@ def serve(
     if workers is not None:
         settings.workers = workers
     check_profiles(settings)
-    db = open_db(settings)
+    check_secret_key(settings)
+    from fabqueue.queue.instance import AlreadyRunning
+
     sup = Supervisor(settings)
+    try:
+        sup.claim_data_dir()
+    except AlreadyRunning as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    db = open_db(settings)
     try:
         sup.start_redis()
         os.environ["REDIS_URL"] = sup.redis_url
@@ -118,6 +126,17 @@ def check_profiles(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
+def check_secret_key(settings: Settings) -> None:
+    """A short or placeholder FABQUEUE_SECRET_KEY stops start-up, saying how to make one."""
+    from fabqueue.config import WeakSecret
+
+    try:
+        settings.effective_secret()
+    except WeakSecret as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -134,20 +153,24 @@ def worker(
     """Run analysis and slicing workers alone, against REDIS_URL and DATABASE_URL."""
     import socket
 
-    from rq import Queue, Worker
+    from rq import Queue
 
     from fabqueue.queue.context import get_context
+    from fabqueue.queue.rq_worker import FabWorker, work_forever
 
     _logging()
     settings_for(data_dir)
     ctx = get_context()
     ctx.db.migrate()
-    qs = [Queue(q.strip(), connection=ctx.redis) for q in queues.split(",") if q.strip()]
     name = f"fabqueue-{socket.gethostname()}-{os.getpid()}"
     if name_suffix:
         name += f"-{name_suffix}"
-    w = Worker(qs, connection=ctx.redis, name=name)
-    w.work(burst=burst, logging_level="INFO")
+
+    def make() -> FabWorker:
+        qs = [Queue(q.strip(), connection=ctx.redis) for q in queues.split(",") if q.strip()]
+        return FabWorker(qs, connection=ctx.redis, name=name)
+
+    work_forever(make, burst=burst)
 
 
 @app.command("device-worker")
@@ -244,6 +267,47 @@ def devices_list(data_dir: DataDir = None) -> None:
     with db.session() as s:
         for d in s.scalars(select(Device).order_by(Device.site_id, Device.id)):
             typer.echo(f"{d.id}\t{d.site_id}\t{d.kind}\t{d.driver}\t{d.state}")
+
+
+@app.command()
+def backup(
+    to: Annotated[Path | None, typer.Option(
+        "--to", help="archive to write (default: ./fabqueue-backup-DATE.tar.gz)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write one archive of the database and the file store (safe while FabQueue runs)."""
+    from fabqueue.store.backup import BackupError, default_name
+    from fabqueue.store.backup import backup as make_backup
+
+    settings = settings_for(data_dir)
+    dest = to or Path(default_name())
+    try:
+        manifest = make_backup(settings, dest)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"backup written: {dest} ({manifest['database']}, {manifest['files']} files)")
+
+
+@app.command()
+def restore(
+    archive: Path,
+    force: Annotated[bool, typer.Option(
+        help="replace what is in a non-empty data folder or database")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Bring a backup back into an empty data folder (stop FabQueue first)."""
+    from fabqueue.store.backup import BackupError
+    from fabqueue.store.backup import restore as restore_backup
+
+    settings = settings_for(data_dir)
+    try:
+        manifest = restore_backup(settings, archive, force=force)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    open_db(settings)  # a backup from an older FabQueue is brought up to this one's schema
+    typer.echo(f"restored {archive} (made {manifest['created']}) into {settings.data_path}")
 
 
 @db_app.command("migrate")

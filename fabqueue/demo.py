@@ -34,9 +34,10 @@ DEMO_INVENTORY: dict[str, Any] = {
         {"id": "school-a", "name": "Mokykla A"},
         {"id": "school-b", "name": "Mokykla B"},
     ],
-    "material": FILAMENTS + [
-        {"id": i, "kind": "sheet", "name": n, "thickness_mm": t, "price_per_sheet": p,
-         "sheet_mm": (600, 400), "laser_material": i} for i, n, t, p in SHEETS
+    # No names: the built-in library's (translated) names are shown for these ids.
+    "material": [{k: v for k, v in f.items() if k != "name"} for f in FILAMENTS] + [
+        {"id": i, "kind": "sheet", "thickness_mm": t, "price_per_sheet": p,
+         "sheet_mm": (600, 400), "laser_material": i} for i, _n, t, p in SHEETS
     ],
     "device": [
         {"id": "mk4-1", "site": "kc", "name": "Prusa MK4 #1 (simulated)", "kind": "printer",

@@ -53,3 +53,22 @@ def test_only_admins_may_save_machines(stack: Stack) -> None:
     assert r.status_code in (303, 403)
     with stack.ctx.db.session() as s:
         assert s.get(Device, "x") is None
+
+
+def test_admin_adds_a_bambu_printer_with_its_serial_and_code_variable(stack: Stack) -> None:
+    client, token = signed_in(stack, "admin")
+    form = {"csrf_token": token, "device_id": "web-p1s", "site": "kc", "kind": "printer",
+            "driver": "bambu", "size": "256x256x256", "url": "http://192.0.2.9",
+            "serial": "01P00A000000009", "access_code_env": "FQ_WEB_P1S_CODE"}
+    page = client.get("/admin")
+    assert '<option value="bambu">Bambu Lab</option>' in page.text and 'name="serial"' in page.text
+    r = client.post("/admin/devices", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    with stack.ctx.db.session() as s:
+        d = s.get(Device, "web-p1s")
+        assert d is not None and d.driver == "bambu"
+        assert d.connection == {"url": "http://192.0.2.9", "serial": "01P00A000000009",
+                                "access_code_env": "FQ_WEB_P1S_CODE"}
+    bad = client.post("/admin/devices", data={**form, "device_id": "web-p1s-bad", "serial": ""},
+                      headers={"Accept-Language": "en"})
+    assert bad.status_code == 422 and "serial" in bad.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from datetime import datetime
@@ -198,3 +199,20 @@ def test_a_refused_class_leaves_no_batch_behind(client: TestClient,
     assert "plywood-3mm" in r.json()["detail"]
     assert {b["id"] for b in client.get("/api/batches", headers=h["teacher"]).json()} == before
     assert client.get("/api/jobs", headers=h["teacher"]).json()["total"] == jobs_before
+
+
+def test_a_class_counts_against_the_teachers_store(
+        stack: Stack, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class hand-in is held to the per-user storage limit as single uploads are, models
+    unpacked from a zip by their own size; refused, it leaves no file and no batch."""
+    teacher = stack.token(client, stack.user("teacher", "kc"))
+    small, big = cube_stl(10), cube_stl(11) + b" " * 4000  # a unique file, over the limit
+    monkeypatch.setattr(stack.ctx.settings, "max_storage_per_user_bytes", 2 * len(small) + 100)
+    assert hand_in(client, teacher, [("a.stl", small)]).status_code == 201
+    before = client.get("/api/batches", headers=teacher).json()
+    refused = hand_in(client, teacher, [("b.stl", small),
+                                        ("c.zip", zip_bytes({"d.stl": big}))])
+    assert refused.status_code == 413, refused.text
+    assert "MB" in refused.json()["detail"]
+    assert client.get("/api/batches", headers=teacher).json() == before
+    assert not stack.ctx.files.path(hashlib.sha256(big).hexdigest()).exists()

@@ -48,7 +48,15 @@ def test_put_device_then_update_it(client: TestClient, admin: dict[str, str]) ->
     ({"site": "atlantis"}, "atlantis"),
     ({"driver": "grbl"}, "GRBL"),
     ({"api_key_env": "not a variable!"}, "api_key_env"),
-], ids=["secret", "no-size", "unknown-site", "wrong-driver", "bad-env-name"])
+    ({"driver": "moonraker", "url": None}, "Moonraker"),
+    ({"driver": "moonraker", "kind": "laser", "bed_mm": [600, 400]}, "moonraker"),
+    ({"driver": "no-such-host"}, "driver"),
+    ({"driver": "bambu"}, "Bambu"),  # host, serial and access_code_env are named
+    ({"driver": "prusalink", "url": None}, "PrusaLink"),
+    ({"driver": "prusalink", "password_env": "no spaces!"}, "password_env"),
+], ids=["secret", "no-size", "unknown-site", "wrong-driver", "bad-env-name",
+        "moonraker-no-url", "moonraker-laser", "not-yet-a-driver", "bambu-no-serial",
+        "prusalink-no-url", "prusalink-bad-password-env"])
 def test_bad_device_is_refused_by_name(stack: Stack, client: TestClient,
                                        admin: dict[str, str], change: dict,
                                        named: str) -> None:

@@ -39,7 +39,8 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.AWAITING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.ANALYZING}),
     S.REJECTED: frozenset({S.AWAITING_APPROVAL}),  # staff may reconsider
     S.APPROVED: frozenset({S.SLICING, S.READY, S.FAILED, S.CANCELLED, S.REJECTED}),
-    S.SLICING: frozenset({S.READY, S.FAILED, S.CANCELLED, S.APPROVED}),
+    # INVALID: a model whose slicing kills the worker again and again (queue.retry)
+    S.SLICING: frozenset({S.READY, S.FAILED, S.CANCELLED, S.APPROVED, S.INVALID}),
     S.READY: frozenset({S.RUNNING, S.CANCELLED, S.FAILED, S.APPROVED}),
     S.RUNNING: frozenset({S.DONE, S.FAILED, S.CANCELLED, S.INTERRUPTED}),
     S.INTERRUPTED: frozenset({S.READY, S.FAILED, S.RUNNING, S.CANCELLED}),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabqueue.store.models import Device, Material, Site
@@ -33,6 +34,8 @@ class MaterialIn(BaseModel):
     sheet_mm: tuple[float, float] | None = None
     thickness_mm: float | None = Field(None, gt=0, lt=100)
     laser_material: str | None = None
+    nozzle_c: tuple[float, float] | None = Field(None, description="[min, max] °C")
+    bed_c: tuple[float, float] | None = Field(None, description="[min, max] °C")
 
     @model_validator(mode="after")
     def _needs_numbers(self) -> MaterialIn:
@@ -47,7 +50,7 @@ class DeviceIn(BaseModel):
     site: str
     name: str = ""
     kind: Literal["printer", "laser"]
-    driver: Literal["octoprint", "grbl", "simulated"]
+    driver: Literal["octoprint", "grbl", "simulated", "moonraker", "prusalink", "bambu"]
     build_volume_mm: tuple[float, float, float] | None = None
     bed_mm: tuple[float, float] | None = None
     materials: list[str] = Field(default_factory=list)
@@ -56,13 +59,24 @@ class DeviceIn(BaseModel):
     # connection (no secrets)
     url: str | None = None
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # PrusaLink: digest auth (user "maker") with this variable's password, if no api_key_env
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     port: str | None = None
     baud: int | None = Field(None, gt=0)
+    # Bambu Lab (LAN mode): host (or url), serial, the access code's variable, test ports
+    host: str | None = Field(None, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
+    serial: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9]+$")
+    access_code_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    mqtt_port: int | None = Field(None, gt=0, lt=65536)
+    ftps_port: int | None = Field(None, gt=0, lt=65536)
+    ca_file: str | None = None
     # laser settings
     max_power_s: float | None = Field(None, gt=0)
     max_speed_mm_min: float | None = Field(None, gt=0)
     homing: bool | None = None
     origin_mm: tuple[float, float] | None = None
+    # the controller's motion settings, for time estimates: {"$110" = 6000, "$120" = 800}
+    grbl: dict[str, float] | None = None
     simulated_speed: float | None = Field(None, gt=0)
     enabled: bool = True
 
@@ -74,24 +88,48 @@ class DeviceIn(BaseModel):
             raise ValueError(f"laser {self.id} needs bed_mm = [width, height]")
         if self.driver == "octoprint" and not self.url:
             raise ValueError(f"device {self.id} uses OctoPrint and needs url")
+        if self.driver == "moonraker" and not self.url:
+            raise ValueError(f"device {self.id} uses Moonraker and needs url")
+        if self.kind == "laser" and self.driver == "moonraker":
+            raise ValueError(f"laser {self.id} can't use the moonraker driver")
+        if self.driver == "bambu" and not ((self.host or self.url) and self.serial
+                                           and self.access_code_env):
+            raise ValueError(f"device {self.id} uses Bambu and needs host, serial and "
+                             "access_code_env")
+        if self.kind == "laser" and self.driver == "bambu":
+            raise ValueError(f"laser {self.id} can't use the bambu driver")
+        if self.driver == "prusalink" and not self.url:
+            raise ValueError(f"device {self.id} uses PrusaLink and needs url")
+        if self.kind == "laser" and self.driver == "prusalink":
+            raise ValueError(f"laser {self.id} can't use the prusalink driver")
         if self.driver == "grbl" and not self.port:
             raise ValueError(f"device {self.id} uses GRBL and needs port")
         if self.kind == "laser" and self.driver == "octoprint":
             raise ValueError(f"laser {self.id} can't use the octoprint driver")
         if self.kind == "printer" and self.driver == "grbl":
             raise ValueError(f"printer {self.id} can't use the grbl driver")
+        bad = [k for k in self.grbl or {} if k not in ("$11", "$110", "$111", "$120", "$121")]
+        if bad:
+            raise ValueError(f"laser {self.id}: grbl settings {bad} are not used; "
+                             "give $11, $110, $111, $120 or $121")
         return self
 
     def connection(self) -> dict[str, Any]:
         return {k: v for k, v in {"url": self.url, "api_key_env": self.api_key_env,
-                                  "port": self.port, "baud": self.baud}.items()
+                                  "password_env": self.password_env,
+                                  "port": self.port, "baud": self.baud,
+                                  "host": self.host, "serial": self.serial,
+                                  "access_code_env": self.access_code_env,
+                                  "mqtt_port": self.mqtt_port, "ftps_port": self.ftps_port,
+                                  "ca_file": self.ca_file}.items()
                 if v is not None}
 
     def settings(self) -> dict[str, Any]:
         return {k: v for k, v in {"max_power_s": self.max_power_s,
                                   "max_speed_mm_min": self.max_speed_mm_min,
                                   "homing": self.homing, "origin_mm": self.origin_mm,
-                                  "simulated_speed": self.simulated_speed}.items()
+                                  "simulated_speed": self.simulated_speed,
+                                  **(self.grbl or {})}.items()
                 if v is not None}
 
 
@@ -113,7 +151,20 @@ def upsert_site(session: Session, s: SiteIn) -> str:
     return "updated"
 
 
+def with_builtin_defaults(m: MaterialIn) -> MaterialIn:
+    """A built-in material named in a file keeps the library's values for what it omits
+    (a site sets its own price and still gets the print temperatures)."""
+    from fabqueue.store.material_library import builtin_by_id
+
+    base = builtin_by_id().get(m.id)
+    if base is None or base.kind != m.kind:
+        return m
+    given = m.model_dump(include=m.model_fields_set - {"id"}, exclude_none=True)
+    return base.model_copy(update=given)
+
+
 def upsert_material(session: Session, m: MaterialIn) -> str:
+    m = with_builtin_defaults(m)
     row = session.get(Material, m.id)
     new = row is None
     if row is None:
@@ -127,12 +178,27 @@ def upsert_material(session: Session, m: MaterialIn) -> str:
     row.sheet_w_mm, row.sheet_h_mm = m.sheet_mm or (None, None)
     row.thickness_mm = m.thickness_mm
     row.laser_material = m.laser_material
+    row.nozzle_c_min, row.nozzle_c_max = m.nozzle_c or (None, None)
+    row.bed_c_min, row.bed_c_max = m.bed_c or (None, None)
     return "added" if new else "updated"
+
+
+def check_device_materials(session: Session, d: DeviceIn) -> None:
+    """A machine may only offer materials someone defined (built in, devices file, admin):
+    otherwise every upload for it would be refused with an empty choice."""
+    known = set(session.scalars(select(Material.id)))
+    unknown = [m for m in d.materials if m not in known]
+    if unknown:
+        raise ValueError(
+            f"device {d.id} names material(s) {', '.join(unknown)}, which no one defined; "
+            f"known materials: {', '.join(sorted(known)) or 'none'} "
+            "(add a [[material]] table for the others)")
 
 
 def upsert_device(session: Session, d: DeviceIn) -> str:
     if session.get(Site, d.site) is None:
         raise ValueError(f"device {d.id} names site {d.site!r}, which does not exist")
+    check_device_materials(session, d)
     row = session.get(Device, d.id)
     new = row is None
     if row is None:
@@ -163,6 +229,7 @@ def apply(session: Session, doc: dict[str, Any]) -> dict[str, list[str]]:
     session.flush()
     for m in inv.material:
         summary[upsert_material(session, m)].append(f"material {m.id}")
+    session.flush()
     for d in inv.device:
         summary[upsert_device(session, d)].append(f"device {d.id}")
     session.flush()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import ColumnElement, event, select, update
 from sqlalchemy.orm import Session
 
 from fabqueue import events
@@ -21,6 +22,16 @@ NOTIFY_ON = {
     JobStatus.INTERRUPTED: "job_interrupted",
     JobStatus.AWAITING_APPROVAL: None,
 }
+
+
+class StatusConflict(Exception):
+    """The job's status changed under us (a racing worker or staff member won): this change
+    is not made. The web answers 409; a worker drops its attempt."""
+
+    def __init__(self, job_id: int, expected: str) -> None:
+        super().__init__(f"job {job_id} is no longer {expected}")
+        self.job_id = job_id
+        self.expected = expected
 
 
 def _pending(session: Session) -> list[tuple[str, dict[str, Any]]]:
@@ -69,10 +80,22 @@ def change_status(
     action: str | None = None,
     data: dict[str, Any] | None = None,
     now: datetime | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> JobEvent:
-    """Move ``job`` to ``target`` through the state machine, with audit and event."""
+    """Move ``job`` to ``target`` through the state machine, with audit and event.
+
+    The move is one conditional UPDATE (``WHERE status = <the status we saw>`` plus
+    ``where``): of two sessions changing the same job at once exactly one wins, the other
+    gets :class:`StatusConflict` and writes nothing (no audit event, no notification).
+    """
     previous = JobStatus(job.status)
     new = check_transition(previous, target)
+    session.flush()  # a new job gets its id; pending edits of this one go first
+    res = session.execute(update(Job).where(Job.id == job.id, Job.status == previous.value,
+                                            *where)
+                          .values(status=new.value).execution_options(synchronize_session=False))
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise StatusConflict(job.id, previous.value)
     now = now or utcnow()
     job.status = new.value
     job.status_reason = reason
@@ -99,3 +122,20 @@ def change_status(
 def lock_job(session: Session, job_id: int) -> Job | None:
     """Load a job for update (row lock on PostgreSQL; SQLite serialises writers anyway)."""
     return session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
+
+
+def claim_ready(session: Session, job_id: int, device_id: str) -> Job | None:
+    """Claim a ready job for ``device_id`` (``running`` on it) or None if another machine
+    won: one conditional UPDATE (``status = 'ready' AND device_id IS NULL``), so of N
+    workers claiming one job at once exactly one gets it, on SQLite and PostgreSQL alike
+    (there the losers wait on the row's lock, then find it no longer ready)."""
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None or job.status != JobStatus.READY or not job.program_sha256 or job.device_id:
+        return None
+    try:
+        change_status(session, job, JobStatus.RUNNING, data={"device": device_id},
+                      where=(Job.device_id.is_(None),))
+    except StatusConflict:
+        return None
+    job.device_id = device_id
+    return job

@@ -37,6 +37,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     quota_g_month: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # in every token and session cookie: raised to revoke them all (password, disable, logout)
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Material(Base):
@@ -51,6 +53,11 @@ class Material(Base):
     sheet_h_mm: Mapped[float | None] = mapped_column(Float, default=None)
     thickness_mm: Mapped[float | None] = mapped_column(Float, default=None)
     laser_material: Mapped[str | None] = mapped_column(String(64), default=None)
+    # print temperature ranges in °C (filaments; shown at upload, from the slicer profile)
+    nozzle_c_min: Mapped[float | None] = mapped_column(Float, default=None)
+    nozzle_c_max: Mapped[float | None] = mapped_column(Float, default=None)
+    bed_c_min: Mapped[float | None] = mapped_column(Float, default=None)
+    bed_c_max: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class Device(Base):
@@ -79,6 +86,12 @@ class Device(Base):
     loaded_material: Mapped[str | None] = mapped_column(String(64), default=None)
     # laser: the operator's checklist confirmation for one job, valid until it expires
     confirmation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # the device worker that drives it (queue.lease): one at a time; every write it makes
+    # carries the token it got when it took the lease, and is refused once that is stale
+    lease_owner: Mapped[str | None] = mapped_column(String(120), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                              default=None)
+    fencing_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Batch(Base):
@@ -122,6 +135,8 @@ class Job(Base):
     thumbnail_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     program_sha256: Mapped[str | None] = mapped_column(String(64), default=None)  # G-code
     slice_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # laser: the operation chosen per paint ({"stroke:#000000": "cut"}); None: the convention
+    colour_map: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     pinned_device_id: Mapped[str | None] = mapped_column(String(64), default=None)
     device_id: Mapped[str | None] = mapped_column(String(64), default=None)  # where it runs/ran

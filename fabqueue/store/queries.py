@@ -7,11 +7,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, false, or_, select
+from sqlalchemy import Select, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from fabqueue.config import Settings
 from fabqueue.core.access import Role
+from fabqueue.core.devices import DeviceState
 from fabqueue.core.estimates import PrintParams
 from fabqueue.store.models import Batch, Device, Job, Material, Site, User
 from fabqueue.store.specs import laser_spec, material_spec, printer_spec
@@ -88,17 +89,19 @@ def _laser_library(folder: Path) -> dict[str, Any]:
     return load_library(folder)
 
 
-def colour_map(config: dict[str, str] | None) -> Any:
-    """A site's colour convention ``{"#ff0000": "cut", …}`` as the laser code's ColourMap."""
-    if not config:
-        return None
+def colour_map(config: dict[str, str] | None, choice: dict[str, str] | None = None) -> Any:
+    """A site's colour convention ``{"#ff0000": "cut", …}`` as the laser code's ColourMap,
+    with a job's own choice per paint (``{"stroke:#000000": "cut"}``) when it made one."""
     from fabqueue.laser.paths import ColourMap
+
+    if not config:
+        return ColourMap().with_choice(choice) if choice else None
 
     def pick(op: str) -> tuple[str, ...]:
         return tuple(c.lower() for c, o in config.items() if o == op)
 
     return ColourMap(cut_strokes=pick("cut"), score_strokes=pick("score"),
-                     engrave_fills=pick("engrave"))
+                     engrave_fills=pick("engrave")).with_choice(choice)
 
 
 def laser_library(settings: Settings) -> dict[str, Any] | None:
@@ -123,7 +126,7 @@ def analysis_inputs(session: Session, job: Job, settings: Settings) -> dict[str,
             "material": material,
             "lasers": [laser_spec(d) for d in devices_for(session, job.site_id, "laser")],
             "library": laser_library(settings),
-            "colours": colour_map(site.colour_map if site else None),
+            "colours": colour_map(site.colour_map if site else None, job.colour_map),
             "limits": limits,
         }
     printers = devices_for(session, job.site_id, "printer")
@@ -141,3 +144,23 @@ def analysis_inputs(session: Session, job: Job, settings: Settings) -> dict[str,
 
 def get_user(session: Session, name: str) -> User | None:
     return session.scalars(select(User).where(User.name == name)).first()
+
+
+def lock_site(session: Session, site_id: str) -> None:
+    """Serialise the decisions taken per site (the heating limit) until this transaction
+    ends. A no-op UPDATE of the site's row: on PostgreSQL it takes that row's lock, so the
+    other workers of the site wait at this line (those of other sites don't); on SQLite it
+    takes the database's write lock (its only lock), which is held briefly: the transaction
+    holds no machine I/O. The same statement on both, and nothing that outlives a crash
+    (unlike a Redis lock)."""
+    session.execute(update(Site).where(Site.id == site_id).values(name=Site.name)
+                    .execution_options(synchronize_session=False))
+
+
+def heating_at(session: Session, site_id: str, *, but: str | None = None) -> int:
+    """Machines of the site heating now (the other machines, ``but`` one)."""
+    q = select(func.count()).select_from(Device).where(Device.site_id == site_id,
+                                                       Device.state == DeviceState.HEATING)
+    if but:
+        q = q.where(Device.id != but)
+    return int(session.scalar(q) or 0)

@@ -7,6 +7,8 @@ import logging
 from sqlalchemy.orm import Session
 
 from fabqueue.config import Settings
+from fabqueue.core import reasons
+from fabqueue.core.findings import N_
 from fabqueue.core.jobs import OWNER_CANCELLABLE, JobStatus
 from fabqueue.queue import control
 from fabqueue.queue.context import Context
@@ -16,7 +18,7 @@ from fabqueue.queue.pipeline import (
     push_ready,
     target_device,
 )
-from fabqueue.store.jobs import change_status, record
+from fabqueue.store.jobs import StatusConflict, change_status, record
 from fabqueue.store.models import Device, Job, Material, User
 from fabqueue.store.queries import laser_library
 from fabqueue.web.deps import ApiError
@@ -38,9 +40,32 @@ def _check_device(db: Session, job: Job, device_id: str) -> Device:
     return device
 
 
+#: What the loser of a race is told (the same words as when it asks too late).
+CONFLICT = {
+    JobStatus.APPROVED: "This job can't be approved now: it is {status}.",
+    JobStatus.REJECTED: "This job can't be rejected now: it is {status}.",
+    JobStatus.CANCELLED: "This job can't be cancelled now: it is {status}.",
+}
+
+
+def decide(db: Session, job: Job, target: JobStatus, **kw: object) -> None:
+    """A staff or owner decision as one conditional status change: when two people decide
+    on the same job at once (approve and cancel, two approvals), exactly one wins and the
+    other gets 409 with the status the winner left (no second audit event)."""
+    try:
+        change_status(db, job, target, **kw)  # type: ignore[arg-type]
+    except StatusConflict:
+        db.refresh(job)
+        raise ApiError(409, CONFLICT.get(target, CONFLICT[JobStatus.CANCELLED]),
+                       status=job.status) from None
+
+
 def approval_problem(db: Session, job: Job, settings: Settings) -> None:
     """Refuse at approval what can never run: nothing fits, unknown laser material."""
     analysis = job.analysis or {}
+    if analysis.get("needs_choice"):
+        raise ApiError(409, "Choose what the laser does with each colour of the drawing "
+                            "first.")
     if not analysis.get("ok"):
         raise ApiError(409, "This job has problems that must be fixed first.")
     if job.kind == "laser":
@@ -81,8 +106,8 @@ def approve(ctx: Context, db: Session, job: Job, user: User, *, device: str | No
             raise ApiError(422, "Quality must be one of: {choices}.",
                            choices=", ".join(QUALITIES))
         job.quality = quality
-    change_status(db, job, JobStatus.APPROVED, actor_id=user.id, reason=note,
-                  data={"device": device, "priority": job.priority})
+    decide(db, job, JobStatus.APPROVED, actor_id=user.id, reason=note,
+           data={"device": device, "priority": job.priority})
     db.commit()
     enqueue_preparation_safely(ctx, job.id)
 
@@ -101,15 +126,31 @@ def reject(db: Session, job: Job, user: User, reason: str) -> None:
     if job.status not in (JobStatus.AWAITING_APPROVAL, JobStatus.APPROVED):
         raise ApiError(409, "This job can't be rejected now: it is {status}.",
                        status=job.status)
-    change_status(db, job, JobStatus.REJECTED, actor_id=user.id, reason=reason)
+    decide(db, job, JobStatus.REJECTED, actor_id=user.id, reason=stock_reason(reason))
+
+
+def stock_reason(text: str) -> str:
+    """One of the menu's reasons (in any of our languages) is stored as its code, so the
+    owner reads it in their language; words staff typed themselves are kept as written."""
+    from fabqueue.i18n import LOCALES, gettext
+    from fabqueue.web.pages.labels import REJECT_REASONS
+
+    for msgid in REJECT_REASONS:
+        if text == msgid or any(text == gettext(loc, msgid) for loc in LOCALES):
+            return reasons.reason("stock_reject_reason", msgid)
+    return text
+
+
+CANCELLED = reasons.reason("cancelled", N_("cancelled"))
+REQUEUED = reasons.reason("requeued_by_staff", N_("requeued by staff"))
 
 
 def cancel(ctx: Context, db: Session, job: Job, user: User) -> None:
     if job.status in OWNER_CANCELLABLE:
-        change_status(db, job, JobStatus.CANCELLED, actor_id=user.id, reason="cancelled")
+        decide(db, job, JobStatus.CANCELLED, actor_id=user.id, reason=CANCELLED)
         return
     if job.status == JobStatus.INTERRUPTED:
-        change_status(db, job, JobStatus.CANCELLED, actor_id=user.id, reason="cancelled")
+        decide(db, job, JobStatus.CANCELLED, actor_id=user.id, reason=CANCELLED)
         return
     # running: the device worker stops the machine and records the end
     if job.device_id:
@@ -122,13 +163,11 @@ def requeue(ctx: Context, db: Session, job: Job, user: User, reason: str | None)
         raise ApiError(409, "Only an interrupted or failed job can run again; it is {status}.",
                        status=job.status)
     if not job.program_sha256:
-        change_status(db, job, JobStatus.APPROVED, actor_id=user.id,
-                      reason=reason or "requeued by staff")
+        decide(db, job, JobStatus.APPROVED, actor_id=user.id, reason=reason or REQUEUED)
         db.commit()
         enqueue_preparation_safely(ctx, job.id)
         return
-    change_status(db, job, JobStatus.READY, actor_id=user.id,
-                  reason=reason or "requeued by staff")
+    decide(db, job, JobStatus.READY, actor_id=user.id, reason=reason or REQUEUED)
     job.device_id = None
     db.commit()
     try:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fabqueue.core.findings import Finding
-from fabqueue.i18n import gettext
+from babel.numbers import format_decimal
+
+from fabqueue.core.findings import N_, Finding
+from fabqueue.core.reasons import decode, render
+from fabqueue.i18n import babel_locale, gettext
 from fabqueue.store.models import Job, JobEvent
 
 
@@ -19,11 +22,35 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
+def reason_fields(key: str, stored: str | None, locale: str) -> dict[str, Any]:
+    """A stored reason as the API shows it: ``key`` in English (stable for scripts),
+    ``key_text`` in the reader's language and ``key_code`` (None for typed words)."""
+    found = decode(stored)
+    return {key: render(stored) or None,
+            f"{key}_text": render(stored, lambda s: gettext(locale, s)) or None,
+            f"{key}_code": found.code if found else None}
+
+
+#: Units a finding names in words (``{unit}`` of "drawn in {unit}").
+UNIT_WORDS = {"inch": N_("inches"), "cm": N_("centimetres"), "m": N_("metres"),
+              "mm": N_("millimetres")}
+
+
+def localised(f: Finding, locale: str) -> Finding:
+    """Numbers with the page's decimal separator; unit names in the reader's words."""
+    bl = babel_locale(locale)
+    params = {k: format_decimal(v, locale=bl) if isinstance(v, float) else
+              gettext(locale, UNIT_WORDS[v]) if k == "unit" and v in UNIT_WORDS else v
+              for k, v in f.params.items()}
+    return Finding(f.code, f.text, params)
+
+
 def render_findings(items: list[dict[str, Any]] | None, locale: str) -> list[str]:
     out = []
     for item in items or []:
         try:
-            out.append(Finding.from_dict(item).render(lambda s: gettext(locale, s)))
+            out.append(localised(Finding.from_dict(item), locale).render(
+                lambda s: gettext(locale, s)))
         except (KeyError, IndexError, ValueError):
             out.append(str(item.get("text", item)))
     return out
@@ -45,7 +72,7 @@ def job_out(job: Job, locale: str, *, full: bool = True) -> dict[str, Any]:
         "id": job.id,
         "kind": job.kind,
         "status": job.status,
-        "status_reason": job.status_reason,
+        **reason_fields("status_reason", job.status_reason, locale),
         "owner": job.owner_id,
         "site": job.site_id,
         "material": job.material_id,
@@ -70,6 +97,7 @@ def job_out(job: Job, locale: str, *, full: bool = True) -> dict[str, Any]:
     if full:
         data["analysis"] = analysis_out(job.analysis, locale)
         data["slicing"] = job.slice_result
+        data["colour_map"] = job.colour_map  # the operation chosen per paint (lasers)
     else:
         a = job.analysis or {}
         data["summary"] = {k: a.get(k) for k in ("ok", "material_g", "estimated_seconds",
@@ -77,9 +105,9 @@ def job_out(job: Job, locale: str, *, full: bool = True) -> dict[str, Any]:
     return data
 
 
-def event_out(ev: JobEvent, names: dict[int, str]) -> dict[str, Any]:
+def event_out(ev: JobEvent, names: dict[int, str], locale: str = "en") -> dict[str, Any]:
     return {
         "id": ev.id, "at": iso(ev.at), "who": names.get(ev.actor_id) if ev.actor_id else None,
         "who_id": ev.actor_id, "action": ev.action, "from": ev.from_status,
-        "to": ev.to_status, "why": ev.reason, "data": ev.data,
+        "to": ev.to_status, **reason_fields("why", ev.reason, locale), "data": ev.data,
     }

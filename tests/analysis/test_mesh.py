@@ -211,8 +211,6 @@ def test_hollow_inside_a_part_subtracts(tmp_path: Path) -> None:
 
 
 def test_quarter_million_triangles_stay_fast(tmp_path: Path) -> None:
-    import time
-
     sphere = trimesh.creation.icosphere(subdivisions=6, radius=10)  # 81,920 faces
     parts = []
     for i in range(3):
@@ -220,11 +218,8 @@ def test_quarter_million_triangles_stay_fast(tmp_path: Path) -> None:
         part.apply_translation((25.0 * i, 0, 0))
         parts.append(part)
     path = write_stl(trimesh.util.concatenate(parts), tmp_path / "three.stl")
-    started = time.perf_counter()
     report = analyse(path)
-    elapsed = time.perf_counter() - started
     assert report["ok"] and report["triangles"] == 3 * 81_920
     assert report["bodies"] == 3 and report["watertight"] and report["winding_consistent"]
     assert report["volume_cm3"] == pytest.approx(3 * sphere.volume / 1000, rel=1e-5)
-    # ~0.15 s on an idle machine; a slip back to a general-purpose path takes seconds
-    assert elapsed < 1.5
+    # ~0.15 s on an idle machine: timed in bench/bench_unit_timings.py, not here

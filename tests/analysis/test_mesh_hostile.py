@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -145,9 +144,7 @@ def test_over_the_triangle_limit_is_refused_without_parsing(tmp_path: Path) -> N
         f.write(b"x" * 80 + struct.pack("<I", count))
         f.truncate(84 + 50 * count)
     limits = UploadLimits(max_bytes=200 * 1024 * 1024)
-    started = time.perf_counter()
-    report = analyse(path, limits=limits)
-    assert time.perf_counter() - started < 0.2  # reading 125 MB would take far longer
+    report = analyse(path, limits=limits)  # refused unread: timed in bench/bench_unit_timings.py
     assert error_codes(report) == ["too_many_triangles"]
     assert report["errors"][0]["params"] == {"count": count, "limit": 2_000_000}
 
@@ -202,9 +199,7 @@ def test_3mf_zip_bomb_is_refused_fast(tmp_path: Path) -> None:
     assert path.stat().st_size < 2 * 1024 * 1024
     with zipfile.ZipFile(path) as archive:  # a well-formed archive announcing 1 GB
         assert archive.getinfo("3D/3dmodel.model").file_size == 1024**3
-    started = time.perf_counter()
-    report = analyse(path, "3mf")
-    assert time.perf_counter() - started < 0.5
+    report = analyse(path, "3mf")  # refused before expanding: bench/bench_unit_timings.py
     assert error_codes(report) == ["zip_bomb"]
 
 

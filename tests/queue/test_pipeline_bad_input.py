@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trimesh
 
+from fabqueue.store import inventory
 from tests.conftest import Stack
 from tests.queue.helpers import cube_file, new_site, printer, upload, wait_status
 
@@ -95,3 +96,25 @@ def test_broken_profile_stops_startup_naming_the_file(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "prusa_mk4.ini" in proc.stderr
+
+
+def test_staff_gcode_is_checked_again_for_the_machine_it_goes_to(stack: Stack, client,
+                                                                 tmp_path: Path) -> None:
+    # Analysed for a 250 mm printer; the admin then changes that machine to 180 mm. The
+    # program is checked again at preparation, against the machine as it is now.
+    site = new_site(stack, [printer("shrinks-1", ["PLA"])])
+    s = stack.token(client, stack.user("staff", site))
+    path = tmp_path / "wide.gcode"
+    path.write_text("G28\nG90\nM104 S210\nG1 Z0.2 F600\nG1X200Y10E5\nM84\n")
+    job = upload(client, s, path, "PLA", site)
+    assert wait_status(client, s, job, {"invalid", "awaiting_approval"})["status"] == \
+        "awaiting_approval"
+    with stack.ctx.db.session() as db:
+        inventory.apply(db, {"site": [{"id": site, "name": f"test {site}"}], "device": [
+            {**printer("shrinks-1", ["PLA"]), "site": site,
+             "build_volume_mm": (180, 180, 180)}]})
+    assert client.post(f"/api/jobs/{job}/approve", headers=s).status_code == 200
+    failed = wait_status(client, s, job, {"failed", "ready"}, timeout=60)
+    assert failed["status"] == "failed"
+    assert failed["status_reason_code"] == "gcode_outside", failed["status_reason"]
+    assert failed["slicing"]["code"] == "gcode_outside"

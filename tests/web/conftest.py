@@ -44,7 +44,8 @@ class Server:
 
     def token(self, name: str) -> str:
         r = httpx.post(f"{self.url}/api/auth/token",
-                       data={"username": name, "password": self.passwords[name]})
+                       data={"username": name, "password": self.passwords[name]},
+                       timeout=30)  # Argon2 on a loaded 2-core machine: seconds, not ms
         r.raise_for_status()
         return str(r.json()["access_token"])
 
@@ -149,6 +150,8 @@ def server(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian's chromium is missing in CI (scripts/setup.sh --test installs it)")
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
@@ -162,8 +165,28 @@ def browser() -> Iterator[object]:
 def sample(name: str) -> Path:
     path = SAMPLES / name
     if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"sample {path} is missing in CI (shared/ should sit beside the clone)")
         pytest.skip(f"sample {name} not found: ../shared/samples is absent beside the repo")
     return path
+
+
+CSP_VIOLATIONS: list[str] = []
+
+
+def _watch_csp(message: object) -> None:
+    text = str(message.text)  # type: ignore[attr-defined]
+    if "Content Security Policy" in text:
+        CSP_VIOLATIONS.append(text)
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations() -> Iterator[None]:
+    """Every page a browser test opens runs under the strict policy without a violation
+    (an inline script or handler left in a template shows up here)."""
+    CSP_VIOLATIONS.clear()
+    yield
+    assert CSP_VIOLATIONS == []
 
 
 def login(browser: object, server: Server, name: str, *, locale: str = "en",
@@ -171,11 +194,16 @@ def login(browser: object, server: Server, name: str, *, locale: str = "en",
     """A fresh browser context signed in as ``name`` (its Accept-Language is ``locale``)."""
     ctx = browser.new_context(locale=locale, **context_args)  # type: ignore[attr-defined]
     page = ctx.new_page()
+    page.on("console", _watch_csp)  # type: ignore[attr-defined]
     page.goto(f"{server.url}/login")
     page.fill("#username", name)
     page.fill("#password", server.passwords[name])
     page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(f"{server.url}/")
+    # each role lands on its own start page (fabqueue/web/pages/landing.py)
+    from fabqueue.web.pages.landing import start_page
+
+    role = {"admin": "admin", "staff": "staff", "teacher": "teacher"}.get(name, "resident")
+    page.wait_for_url(f"{server.url}{start_page(role)}")
     return page
 
 

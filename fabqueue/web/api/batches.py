@@ -23,8 +23,10 @@ from fabqueue.store.queries import visible_batches
 from fabqueue.web import approval
 from fabqueue.web.deps import ApiError, current_user, get_db, request_locale
 from fabqueue.web.intake import FORMATS, display_name, enqueue_analysis_safely, submit
+from fabqueue.web.params import IdPath
 from fabqueue.web.present import iso, job_out
-from fabqueue.web.uploads import parse_upload
+from fabqueue.web.storage import check_quota, refused_leaves_nothing
+from fabqueue.web.uploads import ParsedUpload, parse_upload
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
 
@@ -131,6 +133,13 @@ async def _handle_create(request: Request, user: User = Depends(current_user),
     ctx = request.app.state.ctx
     form = await parse_upload(request, ctx.files, max_file_bytes=ctx.settings.max_upload_bytes,
                               max_files=ctx.settings.max_batch_files)
+    stored = [f.sha256 for f in form.files]  # and every model taken out of a zip
+    with refused_leaves_nothing(ctx, db, stored):
+        return _create(request, user, db, ctx, form, stored)
+
+
+def _create(request: Request, user: User, db: Session, ctx: Any, form: ParsedUpload,
+            stored: list[str]) -> dict[str, Any]:
     class_name = (form.get("class_name") or "").strip()
     if not class_name:
         raise ApiError(422, "Name the class (for example 8b).")
@@ -146,18 +155,21 @@ async def _handle_create(request: Request, user: User = Depends(current_user),
             csv_text = csv_text or zip_csv
         else:
             entries.append((display_name(f.filename), f.sha256, f.size))
+    stored += [sha for _, sha, _ in entries]
     if not entries:
         raise ApiError(422, "The class has no model files. Add STL, 3MF, OBJ or SVG files, "
                             "or one zip of them.")
     if len(entries) > ctx.settings.max_batch_files:
         raise ApiError(422, "Too many files in one class (at most {max}).",
                        max=ctx.settings.max_batch_files)
+    # a class counts against the teacher's store like single uploads (models unpacked from a
+    # zip by their own size): a loop of hand-ins can't fill the disk either
+    check_quota(ctx, db, user, sum(size for _, _, size in entries))
     students = read_students_csv(csv_text) if csv_text else {}
     budget = form.get("budget_g")
     batch = Batch(teacher_id=user.id, site_id=site, class_name=class_name[:200],
                   material_id=form.get("material"),
-                  budget_g=float(budget) if budget and budget.replace(".", "", 1).isdigit()
-                  else None)
+                  budget_g=_budget(budget))
     db.add(batch)
     db.flush()
     locale = request_locale(request, user)
@@ -193,6 +205,17 @@ async def _handle_create(request: Request, user: User = Depends(current_user),
     return out
 
 
+def _budget(raw: str | None) -> float | None:
+    """A class's budget in grams, or none: "²" passes ``isdigit`` but is no number."""
+    try:
+        value = float(raw) if raw else None
+    except ValueError:
+        raise ApiError(422, "The budget must be a number of grams.") from None
+    if value is not None and not (0 <= value < 1e9):
+        raise ApiError(422, "The budget must be a number of grams.")
+    return value
+
+
 def _load_batch(db: Session, user: User, batch_id: int) -> Batch:
     batch = db.get(Batch, batch_id)
     if batch is None:
@@ -212,7 +235,7 @@ def _handle_list(request: Request, user: User = Depends(current_user),
 
 
 @router.get("/{batch_id}")
-def _handle_get(batch_id: int, request: Request, user: User = Depends(current_user),
+def _handle_get(batch_id: IdPath, request: Request, user: User = Depends(current_user),
                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return batch_out(_load_batch(db, user, batch_id), request_locale(request, user), db)
 
@@ -251,13 +274,13 @@ def _decide(request: Request, db: Session, user: User, batch_id: int,
 
 
 @router.post("/{batch_id}/approve")
-def _handle_approve(batch_id: int, request: Request, user: User = Depends(current_user),
+def _handle_approve(batch_id: IdPath, request: Request, user: User = Depends(current_user),
                     db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return _decide(request, db, user, batch_id, True, None)
 
 
 @router.post("/{batch_id}/reject")
-def _handle_reject(batch_id: int, body: BatchDecision, request: Request,
+def _handle_reject(batch_id: IdPath, body: BatchDecision, request: Request,
                    user: User = Depends(current_user),
                    db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     return _decide(request, db, user, batch_id, False, body.reason)

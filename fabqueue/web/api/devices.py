@@ -15,24 +15,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabqueue import events
-from fabqueue.core.access import can_manage_device, is_staff
+from fabqueue.core.access import Role, can_manage_device, is_staff
 from fabqueue.core.devices import RUNNING, DeviceState
 from fabqueue.core.jobs import JobStatus
+from fabqueue.i18n import gettext
 from fabqueue.queue import control
 from fabqueue.store.inventory import DeviceIn, upsert_device
 from fabqueue.store.jobs import queue_event, record
 from fabqueue.store.models import Device, Job, User
-from fabqueue.web.deps import ApiError, admin_user, current_user, get_db
+from fabqueue.web.deps import ApiError, admin_user, current_user, get_db, request_locale
+from fabqueue.web.params import MAX_INT
+from fabqueue.web.present import reason_fields
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
 
 CHECKLIST = ("material", "focus", "air", "lid")
 
 
-def device_out(d: Device, *, staff: bool = False) -> dict[str, Any]:
+def device_out(d: Device, *, staff: bool = False, admin: bool = False,
+               locale: str = "en") -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": d.id, "site": d.site_id, "name": d.name, "kind": d.kind, "driver": d.driver,
-        "simulated": d.driver == "simulated", "state": d.state, "state_reason": d.state_reason,
+        "simulated": d.driver == "simulated", "state": d.state,
+        **reason_fields("state_reason", d.state_reason, locale),
         "job": d.current_job_id, "progress": d.progress, "time_left_s": d.time_left_s,
         "temperatures": d.temperatures or {}, "materials": d.materials or [],
         "loaded_material": d.loaded_material, "profile": d.profile,
@@ -42,8 +47,9 @@ def device_out(d: Device, *, staff: bool = False) -> dict[str, Any]:
         out["build_volume_mm"] = d.size_mm
     else:
         out["bed_mm"] = d.size_mm
-    if staff:
+    if admin:  # where a machine is reached is the admins' business only
         out["connection"] = d.connection  # names of secrets only, never their values
+    if staff or admin:
         out["settings"] = d.settings
         out["confirmation"] = d.confirmation
     return out
@@ -64,7 +70,7 @@ def _managed(db: Session, user: User, device_id: str) -> Device:
 
 
 @router.get("")
-def _handle_list(site: str | None = None, kind: str | None = None,
+def _handle_list(request: Request, site: str | None = None, kind: str | None = None,
                  user: User = Depends(current_user),
                  db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     q = select(Device).order_by(Device.site_id, Device.id)
@@ -72,15 +78,18 @@ def _handle_list(site: str | None = None, kind: str | None = None,
         q = q.where(Device.site_id == site)
     if kind:
         q = q.where(Device.kind == kind)
-    return [device_out(d, staff=is_staff(user.role)) for d in db.scalars(q)]
+    locale = request_locale(request, user)
+    return [device_out(d, staff=is_staff(user.role), admin=user.role == Role.ADMIN,
+                       locale=locale) for d in db.scalars(q)]
 
 
 @router.get("/{device_id}")
-def _handle_get(device_id: str, user: User = Depends(current_user),
+def _handle_get(device_id: str, request: Request, user: User = Depends(current_user),
                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     from fabqueue.store.forecast import device_ratio
 
-    out = device_out(_load(db, device_id), staff=is_staff(user.role))
+    out = device_out(_load(db, device_id), staff=is_staff(user.role),
+                     admin=user.role == Role.ADMIN, locale=request_locale(request, user))
     # learned from this machine's recent prints: actual ÷ estimated time (None: no history)
     out["estimate_ratio"] = device_ratio(db, device_id)
     return out
@@ -95,7 +104,7 @@ def _handle_put(device_id: str, body: DeviceIn, user: User = Depends(admin_user)
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
     db.flush()
-    return device_out(_load(db, device_id), staff=True)
+    return device_out(_load(db, device_id), staff=True, admin=True)
 
 
 @router.delete("/{device_id}", status_code=204)
@@ -134,7 +143,7 @@ def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(c
 
 
 class StartIn(BaseModel):
-    job: int
+    job: int = Field(ge=0, le=MAX_INT)
     checklist: dict[str, bool] = Field(default_factory=dict)
 
 
@@ -148,8 +157,12 @@ def _handle_start(device_id: str, body: StartIn, request: Request,
         raise ApiError(409, "Printers start by themselves once their bed is cleared.")
     missing = [item for item in CHECKLIST if body.checklist.get(item) is not True]
     if missing:
+        from fabqueue.web.pages.board import CHECKLIST_ITEMS
+
+        # the items in the reader's words, never the API's keys
+        locale = request_locale(request, user)
         raise ApiError(409, "Confirm every item of the checklist first: {missing}.",
-                       missing=", ".join(missing))
+                       missing="; ".join(gettext(locale, CHECKLIST_ITEMS[k]) for k in missing))
     job = db.get(Job, body.job)
     if job is None or job.kind != "laser":
         raise ApiError(404, "There is no laser job {id}.", id=body.job)
@@ -224,6 +237,9 @@ def _handle_frame(device_id: str, body: StartIn, request: Request,
     d = _managed(db, user, device_id)
     if d.kind != "laser":
         raise ApiError(409, "Only a laser can trace a frame.")
+    if d.state not in (DeviceState.IDLE, DeviceState.AWAITING_OPERATOR):
+        raise ApiError(409, "The laser {id} can trace a frame only while it waits for a job.",
+                       id=d.id)
     control.send(request.app.state.ctx.redis, d.id, "frame", job=body.job, by=user.id)
     return device_out(d, staff=True)
 

@@ -12,13 +12,16 @@ from sqlalchemy.orm import Session
 
 from fabqueue.core.access import can_manage_job, can_view_job
 from fabqueue.core.jobs import OWNER_CANCELLABLE, QUEUED, JobStatus
+from fabqueue.core.reasons import N_, reason
 from fabqueue.store.jobs import change_status, record
 from fabqueue.store.models import Batch, Job, JobEvent, User
 from fabqueue.store.queries import visible_jobs
 from fabqueue.web import approval
 from fabqueue.web.deps import ApiError, current_user, get_db, request_locale
 from fabqueue.web.intake import submit
+from fabqueue.web.params import IdPath, IdQuery, OffsetQuery
 from fabqueue.web.present import event_out, job_out
+from fabqueue.web.storage import check_quota, refused_leaves_nothing
 from fabqueue.web.uploads import parse_upload
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -66,13 +69,15 @@ async def _handle_upload(request: Request, user: User = Depends(current_user),
                          db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     ctx = request.app.state.ctx
     form = await parse_upload(request, ctx.files, max_file_bytes=ctx.settings.max_upload_bytes)
-    upload = next((f for f in form.files if f.field == "file"), None)
-    if upload is None:
-        raise ApiError(422, "Choose a file to upload (form field 'file').")
-    job = submit(ctx, db, user, sha256=upload.sha256, size=upload.size,
-                 filename=upload.filename, material_id=form.get("material"),
-                 copies=form.get("copies"), site_id=form.get("site") or None,
-                 note=form.get("note"), quality=form.get("quality") or None)
+    with refused_leaves_nothing(ctx, db, [f.sha256 for f in form.files]):
+        upload = next((f for f in form.files if f.field == "file"), None)
+        if upload is None:
+            raise ApiError(422, "Choose a file to upload (form field 'file').")
+        check_quota(ctx, db, user, upload.size)
+        job = submit(ctx, db, user, sha256=upload.sha256, size=upload.size,
+                     filename=upload.filename, material_id=form.get("material"),
+                     copies=form.get("copies"), site_id=form.get("site") or None,
+                     note=form.get("note"), quality=form.get("quality") or None)
     return job_out(job, request_locale(request, user))
 
 
@@ -81,10 +86,10 @@ def _handle_list(
     request: Request,
     status: list[JobStatus] | None = Query(None),
     site: str | None = None,
-    batch: int | None = None,
+    batch: IdQuery = None,
     mine: bool = False,
     limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: OffsetQuery = 0,
     user: User = Depends(current_user),
     db: Session = Depends(get_db, scope="function"),
 ) -> dict[str, Any]:
@@ -107,7 +112,7 @@ def _handle_list(
 
 
 @router.get("/{job_id}")
-def _handle_get(job_id: int, request: Request, user: User = Depends(current_user),
+def _handle_get(job_id: IdPath, request: Request, user: User = Depends(current_user),
                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_visible(db, user, job_id)
     out = job_out(job, request_locale(request, user))
@@ -121,14 +126,14 @@ def _handle_get(job_id: int, request: Request, user: User = Depends(current_user
 
 
 @router.get("/{job_id}/events")
-def _handle_events(job_id: int, user: User = Depends(current_user),
+def _handle_events(job_id: IdPath, request: Request, user: User = Depends(current_user),
                    db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     load_visible(db, user, job_id)
     evs = list(db.scalars(select(JobEvent).where(JobEvent.job_id == job_id)
                           .order_by(JobEvent.id)))
     ids = {e.actor_id for e in evs if e.actor_id}
     names = dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
-    return [event_out(e, names) for e in evs]
+    return [event_out(e, names, request_locale(request, user)) for e in evs]
 
 
 # Uploaded files are served as downloads only, never inline: an SVG with a script must
@@ -138,7 +143,7 @@ DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff",
 
 
 @router.get("/{job_id}/file")
-def _handle_file(job_id: int, request: Request, user: User = Depends(current_user),
+def _handle_file(job_id: IdPath, request: Request, user: User = Depends(current_user),
                  db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
     path = request.app.state.files.path(job.file_sha256)
@@ -147,7 +152,7 @@ def _handle_file(job_id: int, request: Request, user: User = Depends(current_use
 
 
 @router.get("/{job_id}/thumbnail")
-def _handle_thumbnail(job_id: int, request: Request, user: User = Depends(current_user),
+def _handle_thumbnail(job_id: IdPath, request: Request, user: User = Depends(current_user),
                       db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
     if not job.thumbnail_sha256:
@@ -157,7 +162,7 @@ def _handle_thumbnail(job_id: int, request: Request, user: User = Depends(curren
 
 
 @router.get("/{job_id}/program")
-def _handle_program(job_id: int, request: Request, user: User = Depends(current_user),
+def _handle_program(job_id: IdPath, request: Request, user: User = Depends(current_user),
                     db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
     if not job.program_sha256:
@@ -180,7 +185,7 @@ class RejectIn(BaseModel):
 
 
 @router.post("/{job_id}/approve")
-def _handle_approve(job_id: int, request: Request, body: ApproveIn | None = None,
+def _handle_approve(job_id: IdPath, request: Request, body: ApproveIn | None = None,
                     user: User = Depends(current_user),
                     db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_managed(db, user, job_id)
@@ -192,7 +197,7 @@ def _handle_approve(job_id: int, request: Request, body: ApproveIn | None = None
 
 
 @router.post("/{job_id}/reject")
-def _handle_reject(job_id: int, body: RejectIn, request: Request,
+def _handle_reject(job_id: IdPath, body: RejectIn, request: Request,
                    user: User = Depends(current_user),
                    db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_managed(db, user, job_id)
@@ -201,7 +206,7 @@ def _handle_reject(job_id: int, body: RejectIn, request: Request,
 
 
 @router.post("/{job_id}/cancel")
-def _handle_cancel(job_id: int, request: Request, user: User = Depends(current_user),
+def _handle_cancel(job_id: IdPath, request: Request, user: User = Depends(current_user),
                    db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_visible(db, user, job_id)
     staff = can_manage_job(role=user.role, user_site=user.site_id, job_site=job.site_id)
@@ -220,7 +225,7 @@ class DecisionIn(BaseModel):
 
 
 @router.post("/{job_id}/requeue")
-def _handle_requeue(job_id: int, request: Request, body: DecisionIn | None = None,
+def _handle_requeue(job_id: IdPath, request: Request, body: DecisionIn | None = None,
                     user: User = Depends(current_user),
                     db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Staff decide an interrupted (or failed) job runs again: it waits for a machine."""
@@ -230,7 +235,7 @@ def _handle_requeue(job_id: int, request: Request, body: DecisionIn | None = Non
 
 
 @router.post("/{job_id}/fail")
-def _handle_fail(job_id: int, request: Request, body: DecisionIn | None = None,
+def _handle_fail(job_id: IdPath, request: Request, body: DecisionIn | None = None,
                  user: User = Depends(current_user),
                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Staff decide an interrupted job is over."""
@@ -239,7 +244,8 @@ def _handle_fail(job_id: int, request: Request, body: DecisionIn | None = None,
         raise ApiError(409, "Only an interrupted job can be marked failed; it is {status}.",
                        status=job.status)
     change_status(db, job, JobStatus.FAILED, actor_id=user.id,
-                  reason=(body.reason if body else None) or "marked failed by staff")
+                  reason=(body.reason if body else None) or reason(
+                      "failed_by_staff", N_("marked failed by staff")))
     return job_out(job, request_locale(request, user))
 
 
@@ -248,7 +254,7 @@ class MoveIn(BaseModel):
 
 
 @router.post("/{job_id}/move")
-def _handle_move(job_id: int, body: MoveIn, request: Request,
+def _handle_move(job_id: IdPath, body: MoveIn, request: Request,
                  user: User = Depends(current_user),
                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     """Staff move a waiting job to the front (or back to normal order)."""

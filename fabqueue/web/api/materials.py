@@ -19,7 +19,9 @@ def material_out(m: Material) -> dict[str, Any]:
     return {"id": m.id, "kind": m.kind, "name": m.name, "density_g_cm3": m.density_g_cm3,
             "price_per_kg": m.price_per_kg, "price_per_sheet": m.price_per_sheet,
             "sheet_mm": [m.sheet_w_mm, m.sheet_h_mm] if m.sheet_w_mm else None,
-            "thickness_mm": m.thickness_mm, "laser_material": m.laser_material}
+            "thickness_mm": m.thickness_mm, "laser_material": m.laser_material,
+            "nozzle_c": [m.nozzle_c_min, m.nozzle_c_max] if m.nozzle_c_min else None,
+            "bed_c": [m.bed_c_min, m.bed_c_max] if m.bed_c_min is not None else None}
 
 
 @router.get("")

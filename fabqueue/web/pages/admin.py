@@ -11,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabqueue.core.access import Role
-from fabqueue.store.inventory import DeviceIn, upsert_device
+from fabqueue.store.inventory import DeviceIn, MaterialIn, upsert_device, upsert_material
 from fabqueue.store.models import Device, Material, Site, User
-from fabqueue.store.users import AccountError, create_user
+from fabqueue.store.users import AccountError, check_membership, create_user, revoke_sign_ins
 from fabqueue.web.deps import get_db, optional_user
 from fabqueue.web.pages.common import committed_redirect, error_page, redirect, require_csrf
 from fabqueue.web.pages.render import render
+from fabqueue.web.params import IdPath
 
 router = APIRouter(include_in_schema=False)
 ROLES = [r.value for r in Role]
@@ -79,19 +80,26 @@ def invite(request: Request, name: str = Form(...), role: str = Form("resident")
 
 
 @router.post("/admin/users/{user_id}")
-def edit_user(user_id: int, request: Request, role: str = Form(...), site: str = Form(""),
+def edit_user(user_id: IdPath, request: Request, role: str = Form(...), site: str = Form(""),
               quota: str = Form(""), disabled: str = Form(""), csrf_token: str = Form(""),
               user: User | None = Depends(optional_user),
               db: Session = Depends(get_db, scope="function")) -> Response:
     if (denied := _admin_or_error(request, user)) is not None:
         return denied
     require_csrf(request, csrf_token)
+    assert user is not None
     target = db.get(User, user_id)
     if target is not None:
-        target.role = role if role in ROLES else target.role
-        target.site_id = site if site and db.get(Site, site) else None
+        try:  # the same rule as the API and the CLI: staff and teachers have a site
+            role_, site_id = check_membership(db, role if role in ROLES else target.role, site)
+        except AccountError as exc:
+            return _page(request, user, db, status_code=422, problem=str(exc))
+        target.role, target.site_id = role_.value, site_id
         target.quota_g_month = _number(quota) if quota.strip() else None
-        target.disabled = bool(disabled) and target.id != (user.id if user else None)
+        disable = bool(disabled) and target.id != user.id
+        if disable and not target.disabled:
+            revoke_sign_ins(target)
+        target.disabled = disable
     return committed_redirect(db, "/admin#users")
 
 
@@ -108,6 +116,31 @@ def save_site(request: Request, site_id: str = Form(...), name: str = Form(...),
         site.name = name.strip()[:200] or site_id
         db.add(site)
     return committed_redirect(db, "/admin#sites")
+
+
+@router.post("/admin/materials")
+def add_material(request: Request, material_id: str = Form(...), kind: str = Form("filament"),
+                 name: str = Form(""), density: str = Form(""), price: str = Form(""),
+                 thickness: str = Form(""), sheet: str = Form(""), csrf_token: str = Form(""),
+                 user: User | None = Depends(optional_user),
+                 db: Session = Depends(get_db, scope="function")) -> Response:
+    """Add (or replace) a material beside the built-in ones, with the devices file's checks."""
+    if (denied := _admin_or_error(request, user)) is not None:
+        return denied
+    assert user is not None
+    require_csrf(request, csrf_token)
+    dims = [v for v in (_number(p) for p in sheet.replace("×", "x").split("x")) if v]
+    doc = {"id": material_id.strip(), "kind": kind, "name": name.strip(),
+           "density_g_cm3": _number(density), "thickness_mm": _number(thickness),
+           "sheet_mm": dims or None,
+           ("price_per_kg" if kind == "filament" else "price_per_sheet"): _number(price)}
+    try:
+        upsert_material(db, MaterialIn.model_validate(doc))
+    except (ValidationError, ValueError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else None
+        message = "; ".join(str(e.get("msg")) for e in errors) if errors else str(exc)
+        return _page(request, user, db, status_code=422, material_error=message)
+    return committed_redirect(db, "/admin#materials")
 
 
 @router.post("/admin/materials/{material_id}")
@@ -133,6 +166,7 @@ def save_device(request: Request, device_id: str = Form(...), site: str = Form(.
                 driver: str = Form("simulated"), size: str = Form(...),
                 materials: str = Form(""), profile: str = Form(""), url: str = Form(""),
                 api_key_env: str = Form(""), port: str = Form(""),
+                serial: str = Form(""), access_code_env: str = Form(""),
                 csrf_token: str = Form(""), user: User | None = Depends(optional_user),
                 db: Session = Depends(get_db, scope="function")) -> Response:
     """Add or change a machine: the same checks as ``fabqueue devices import``."""
@@ -145,6 +179,9 @@ def save_device(request: Request, device_id: str = Form(...), site: str = Form(.
            "profile": profile.strip() or None, "url": url.strip() or None,
            "api_key_env": api_key_env.strip() or None, "port": port.strip() or None,
            ("build_volume_mm" if kind == "printer" else "bed_mm"): dims}
+    if driver == "bambu":  # the address field holds the printer's host
+        doc.update(serial=serial.strip() or None,
+                   access_code_env=access_code_env.strip() or None)
     try:
         upsert_device(db, DeviceIn.model_validate(doc))
     except (ValidationError, ValueError) as exc:

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from fabqueue.core.access import is_staff
 from fabqueue.i18n import LOCALES, gettext
 from fabqueue.store.models import User
-from fabqueue.store.users import authenticate
-from fabqueue.web.deps import ApiError, get_db, request_locale
+from fabqueue.store.users import revoke_sign_ins
+from fabqueue.web.deps import ApiError, get_db, request_locale, start_session
 from fabqueue.web.pages.render import render
+from fabqueue.web.signin import Throttled, sign_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,32 +61,52 @@ def safe_next(url: str) -> str:
     return url if url.startswith("/") and not url.startswith("//") else "/"
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page links; the icon is an SVG."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/login")
 def login_page(request: Request) -> Response:
     return render(request, "login.html")
 
 
 @router.post("/login")
-def login(request: Request, username: str = Form(...), password: str = Form(...),
-          csrf_token: str = Form(""), db: Session = Depends(get_db, scope="function")) -> Response:
+async def login(request: Request, username: str = Form(...), password: str = Form(...),
+                csrf_token: str = Form("")) -> Response:
     if not form_csrf_ok(request, csrf_token):
         return render(request, "login.html", status_code=403, error="csrf")
-    user = authenticate(db, username, password)
+    try:
+        user = await sign_in(request, username, password, request.session.get("locale"))
+    except Throttled as exc:
+        page = render(request, "login.html", status_code=429, error="throttled",
+                      username=username, seconds=exc.params["seconds"])
+        page.headers.update(exc.headers or {})
+        return page
     if user is None:
         return render(request, "login.html", status_code=401, error="credentials",
                       username=username)
-    locale = request.session.get("locale")
     request.session.clear()
-    request.session["uid"] = user.id
-    if user.locale is None and locale:
-        user.locale = locale
-    return committed_redirect(db, "/")
+    start_session(request, user)
+    from fabqueue.web.pages.landing import start_page
+
+    return redirect(start_page(user.role))
 
 
 @router.post("/logout")
-def logout(request: Request, csrf_token: str = Form("")) -> Response:
+def logout(request: Request, csrf_token: str = Form(""),
+           db: Session = Depends(get_db, scope="function")) -> Response:
     if form_csrf_ok(request, csrf_token):
+        # a copy of this cookie must not outlive the sign-out: revoke every sign-in of the
+        # user (their other browsers and tokens too: simple, and what "sign out" should mean
+        # on a shared computer)
+        uid = request.session.get("uid")
+        user = db.get(User, uid) if isinstance(uid, int) else None
+        if user is not None and request.session.get("tv", 0) == (user.token_version or 0):
+            revoke_sign_ins(user)
         request.session.clear()
+        return committed_redirect(db, "/login")
     return redirect("/login")
 
 

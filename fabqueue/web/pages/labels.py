@@ -47,6 +47,21 @@ ACTIONS = {
     "resume_requested": N_("resume requested"),
     "reset_requested": N_("reset requested"),
     "moved": N_("moved in the queue"),
+    "moved_to_front": N_("moved to the front of the queue"),
+    "moved_back": N_("moved back in the queue"),
+    "analysis_failed": N_("could not be checked"),
+    "prepare_failed": N_("could not be prepared"),
+    "start_refused": N_("the machine refused to start"),
+    "requeued": N_("waiting again"),
+    "reattached": N_("found running again after a restart"),
+    "ended_done": N_("finished"),
+    "ended_failed": N_("ended with a failure"),
+    "ended_cancelled": N_("ended: cancelled"),
+    "ended_interrupted": N_("ended: interrupted"),
+    "frame_requested": N_("frame requested"),
+    "start_requested": N_("start requested"),
+    "bed_cleared": N_("bed cleared"),
+    "retried": N_("tried again after a worker stopped"),
 }
 
 NOTIFICATIONS = {
@@ -70,5 +85,16 @@ KIND = {"printer": N_("printer"), "laser": N_("laser"), "print": N_("3D print"),
 
 ROLES = {"resident": N_("resident"), "teacher": N_("teacher"), "staff": N_("staff"),
          "admin": N_("administrator")}
+
+#: Temperature sensors as OctoPrint and the simulator name them.
+TEMPERATURES = {"tool0": N_("nozzle"), "tool1": N_("nozzle 2"), "bed": N_("bed"),
+                "chamber": N_("chamber")}
+
+#: Units next to numbers (Russian writes мм, г, мин, см³).
+UNITS = {"g": N_("g"), "mm": N_("mm"), "m": N_("m"), "min": N_("min"), "h": N_("h"),
+         "cm³": N_("cm³"), "°C": N_("°C")}
+
+DRIVERS = {"simulated": N_("simulated"), "octoprint": "OctoPrint", "grbl": "GRBL",
+           "moonraker": "Klipper (Moonraker)", "prusalink": "PrusaLink", "bambu": "Bambu Lab"}
 
 OPERATIONS = {"cut": N_("cut"), "score": N_("score"), "engrave": N_("engrave")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import object_session
 from starlette.responses import Response
 
+from fabqueue.core.reasons import render as render_reason
 from fabqueue.i18n import LANGUAGE_NAMES, LOCALES, babel_locale, translations
 from fabqueue.store.models import Notification, User
 from fabqueue.web.deps import csrf_token, request_locale
@@ -27,17 +29,19 @@ templates.env.autoescape = True
 LABEL_TABLES: dict[str, dict[str, str]] = {
     "status": labels.JOB_STATUS, "device": labels.DEVICE_STATE, "action": labels.ACTIONS,
     "kind": labels.KIND, "operation": labels.OPERATIONS, "role": labels.ROLES,
-    "notification": labels.NOTIFICATIONS,
+    "notification": labels.NOTIFICATIONS, "temperature": labels.TEMPERATURES,
+    "driver": labels.DRIVERS,
 }
 
 
-def fmt_duration(seconds: float | None) -> str:
+def fmt_duration(seconds: float | None, unit: Callable[[str], str] = lambda u: u) -> str:
     if seconds is None:
         return "–"
     s = round(seconds)
     h, rem = divmod(s, 3600)
     m = rem // 60
-    return f"{h} h {m:02d} min" if h else f"{max(m, 1 if s else 0)} min"
+    return (f"{h} {unit('h')} {m:02d} {unit('min')}" if h
+            else f"{max(m, 1 if s else 0)} {unit('min')}")
 
 
 def unread_count(user: User | None) -> int:
@@ -79,10 +83,20 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         msgid = LABEL_TABLES[table].get(code)
         return tr.gettext(msgid) if msgid else code
 
+    def unit(u: str) -> str:
+        msgid = labels.UNITS.get(u)
+        return tr.gettext(msgid) if msgid else u
+
+    def material_name(m: Any) -> str:
+        """Built-in materials' names are msgids; a site's own name is shown as written."""
+        return tr.gettext(m.name or m.id) if m is not None else "–"
+
     context.update(
+        material_name=material_name, reason=lambda stored: render_reason(stored, tr.gettext),
         request=request, user=user, locale=locale, locales=LOCALES, language_names=LANGUAGE_NAMES,
         csrf_token=csrf_token(request), fmt_dt=fmt_dt, fmt_num=fmt_num,
-        fmt_duration=fmt_duration, currency=request.app.state.settings.currency,
+        fmt_duration=lambda s: fmt_duration(s, unit), unit=unit,
+        currency=request.app.state.settings.currency,
         label=label, unread=unread_count(user),
         _=tr.gettext, gettext=tr.gettext, ngettext=tr.ngettext,
     )

@@ -13,12 +13,14 @@ from fabqueue.store.models import Device, Job, JobEvent, Material, Notification,
 from fabqueue.store.queries import visible_jobs
 from fabqueue.web import approval
 from fabqueue.web.api.jobs import load_visible
-from fabqueue.web.deps import ApiError, get_db, optional_user, request_locale
+from fabqueue.web.deps import ApiError, form_upload_user, get_db, optional_user, request_locale
 from fabqueue.web.intake import submit
 from fabqueue.web.pages.common import committed_redirect, error_page, redirect, require_csrf
 from fabqueue.web.pages.queueinfo import position_of
 from fabqueue.web.pages.render import render
+from fabqueue.web.params import IdPath
 from fabqueue.web.present import analysis_out, event_out
+from fabqueue.web.storage import check_quota, refused_leaves_nothing
 from fabqueue.web.uploads import parse_upload
 
 router = APIRouter(include_in_schema=False)
@@ -39,34 +41,37 @@ def index(request: Request, user: User | None = Depends(optional_user),
 
 
 @router.post("/submit")
-async def submit_page(request: Request, user: User | None = Depends(optional_user),
+async def submit_page(request: Request, user: User | None = Depends(form_upload_user),
                       db: Session = Depends(get_db, scope="function")) -> Response:
     """The form's fallback when JavaScript is off (the page normally uploads by XHR)."""
     if user is None:
         return redirect("/login")
     ctx = request.app.state.ctx
     form = await parse_upload(request, ctx.files, max_file_bytes=ctx.settings.max_upload_bytes)
-    require_csrf(request, form.get("csrf_token"))
-    upload = next((f for f in form.files if f.field == "file"), None)
-    if upload is None or not upload.filename:
-        raise ApiError(422, "Choose a file to upload (form field 'file').")
-    job = submit(ctx, db, user, sha256=upload.sha256, size=upload.size,
-                 filename=upload.filename, material_id=form.get("material"),
-                 copies=form.get("copies"), site_id=form.get("site") or None,
-                 note=form.get("note"), quality=form.get("quality") or None)
+    # the token comes in the form field (parsed with the upload), never in the URL
+    with refused_leaves_nothing(ctx, db, [f.sha256 for f in form.files]):
+        require_csrf(request, form.get("csrf_token"))
+        upload = next((f for f in form.files if f.field == "file"), None)
+        if upload is None or not upload.filename:
+            raise ApiError(422, "Choose a file to upload (form field 'file').")
+        check_quota(ctx, db, user, upload.size)
+        job = submit(ctx, db, user, sha256=upload.sha256, size=upload.size,
+                     filename=upload.filename, material_id=form.get("material"),
+                     copies=form.get("copies"), site_id=form.get("site") or None,
+                     note=form.get("note"), quality=form.get("quality") or None)
     return committed_redirect(db, f"/jobs/{job.id}")
 
 
-def job_events(db: Session, job_id: int) -> list[dict[str, object]]:
+def job_events(db: Session, job_id: int, locale: str) -> list[dict[str, object]]:
     evs = list(db.scalars(select(JobEvent).where(JobEvent.job_id == job_id)
                           .order_by(JobEvent.id)))
     ids = {e.actor_id for e in evs if e.actor_id}
     names = dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
-    return [event_out(e, names) for e in evs]
+    return [event_out(e, names, locale) for e in evs]
 
 
 @router.get("/jobs/{job_id}")
-def job_page(job_id: int, request: Request, user: User | None = Depends(optional_user),
+def job_page(job_id: IdPath, request: Request, user: User | None = Depends(optional_user),
              db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
@@ -79,13 +84,13 @@ def job_page(job_id: int, request: Request, user: User | None = Depends(optional
     device = db.get(Device, job.device_id) if job.device_id else None
     return render(request, "job.html", user=user, job=job,
                   analysis=analysis_out(job.analysis, locale), staff=staff,
-                  queue=position_of(db, job), device=device, events=job_events(db, job.id),
+                  queue=position_of(db, job), device=device, events=job_events(db, job.id, locale),
                   can_cancel=(job.owner_id == user.id or staff)
                   and job.status in OWNER_CANCELLABLE)
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_page(job_id: int, request: Request, csrf_token: str = Form(""),
+def cancel_page(job_id: IdPath, request: Request, csrf_token: str = Form(""),
                 user: User | None = Depends(optional_user),
                 db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from fabqueue.web.pages import admin, common, resident, staff, stats, teacher
+from fabqueue.web.pages import account, admin, common, resident, staff, stats, teacher
 
 router = APIRouter(include_in_schema=False)
-for area in (common, resident, staff, teacher, admin, stats):
+for area in (common, resident, staff, teacher, admin, stats, account):
     router.include_router(area.router)

@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from fabqueue.core.access import Role, can_manage_job
 from fabqueue.core.jobs import JobStatus
-from fabqueue.i18n import gettext
+from fabqueue.i18n import gettext, translations
 from fabqueue.store.models import Batch, Device, Job, Site, User
 from fabqueue.store.queries import visible_batches, visible_jobs
 from fabqueue.web import approval
 from fabqueue.web.api.jobs import load_managed
 from fabqueue.web.deps import get_db, optional_user, request_locale
-from fabqueue.web.pages import labels, queueinfo
+from fabqueue.web.pages import board, labels, queueinfo
 from fabqueue.web.pages.common import (
     committed_redirect,
     forbidden_unless_staff,
@@ -26,6 +26,7 @@ from fabqueue.web.pages.common import (
 )
 from fabqueue.web.pages.queueinfo import QUEUE_SHOWN
 from fabqueue.web.pages.render import render
+from fabqueue.web.params import IdPath
 from fabqueue.web.present import render_findings
 
 router = APIRouter(include_in_schema=False)
@@ -63,16 +64,23 @@ def inbox(request: Request, user: User | None = Depends(optional_user),
                               .order_by(Job.id).limit(PAGE)))
     warnings = {j.id: render_findings((j.analysis or {}).get("warnings"), locale)
                 for j in waiting}
-    batch_ids = {j.batch_id for j in waiting if j.batch_id}
+    # every class with work waiting, not just those on the first page of jobs: a class
+    # handed in behind a long queue is still approved (or held back) as one
+    batch_ids = set(db.scalars(pending.with_only_columns(Job.batch_id).where(
+        Job.batch_id.is_not(None)).distinct().limit(PAGE)))
     batches = list(db.scalars(visible_batches(user).where(Batch.id.in_(batch_ids))))
+    flagged = {b.id: [(j, render_findings((j.analysis or {}).get("warnings"), locale))
+                      for j in b.jobs if j.status == JobStatus.AWAITING_APPROVAL
+                      and (j.analysis or {}).get("warnings")] for b in batches}
+    done = {k: request.query_params.get(k) for k in ("approved", "held")}
     return render(request, "staff_inbox.html", user=user, jobs=waiting, warnings=warnings,
-                  total=total,
+                  total=total, flagged=flagged, batch_done=done,
                   history=owner_history(db, {j.owner_id for j in waiting}), batches=batches,
                   reasons=[gettext(locale, r) for r in labels.REJECT_REASONS])
 
 
 @router.post("/staff/jobs/{job_id}/{decision}")
-def decide(job_id: int, decision: str, request: Request, reason: str = Form(""),
+def decide(job_id: IdPath, decision: str, request: Request, reason: str = Form(""),
            reason_choice: str = Form(""), csrf_token: str = Form(""),
            user: User | None = Depends(optional_user),
            db: Session = Depends(get_db, scope="function")) -> Response:
@@ -104,19 +112,28 @@ def move(db: Session, job: Job, direction: str) -> None:
 
 
 @router.post("/staff/batches/{batch_id}/approve")
-def approve_batch(batch_id: int, request: Request, csrf_token: str = Form(""),
+def approve_batch(batch_id: IdPath, request: Request, csrf_token: str = Form(""),
+                  include_flagged: str = Form(""),
                   user: User | None = Depends(optional_user),
                   db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
     require_csrf(request, csrf_token)
     batch = db.scalar(visible_batches(user).where(Batch.id == batch_id))
+    approved = held = 0
     if batch is not None and can_manage_job(role=user.role, user_site=user.site_id,
                                             job_site=batch.site_id):
         for job in list(batch.jobs):
-            if job.status == JobStatus.AWAITING_APPROVAL:
-                approval.approve(request.app.state.ctx, db, job, user)
-    return committed_redirect(db, "/staff")
+            if job.status != JobStatus.AWAITING_APPROVAL:
+                continue
+            # A job with warnings (inches? too big? over budget?) is approved with the class
+            # only when staff ticked that they looked at them; otherwise it waits, listed.
+            if (job.analysis or {}).get("warnings") and not include_flagged:
+                held += 1
+                continue
+            approval.approve(request.app.state.ctx, db, job, user)
+            approved += 1
+    return committed_redirect(db, f"/staff?approved={approved}&held={held}")
 
 
 def _site_choice(db: Session, user: User, site: str | None) -> tuple[list[Site], str | None]:
@@ -143,8 +160,13 @@ def machines(request: Request, site: str | None = None,
     ready_laser = list(db.scalars(select(Job).where(
         Job.kind == "laser", Job.status == JobStatus.READY, Job.site_id == chosen)
         .order_by(Job.priority.desc(), Job.id).limit(20)))
+    tr = translations(request_locale(request, user))
+    tiles = [board.tile(d, tr.gettext) for d in devices]
+    checklist = [(key, tr.gettext(text)) for key, text in board.CHECKLIST_ITEMS.items()]
     return render(request, "staff_machines.html", user=user, sites=sites, site=chosen,
-                  devices=devices, jobs=jobs, ready_laser=ready_laser)
+                  devices=devices, tiles=tiles, jobs=jobs, ready_laser=ready_laser,
+                  checklist=checklist, waiting_for=board.waiting_for,
+                  temp_names={k: tr.gettext(v) for k, v in board.TEMPERATURE_NAMES.items()})
 
 
 @router.get("/staff/queue")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 
 from fastapi import APIRouter, Depends, Request
@@ -15,10 +14,13 @@ from fabqueue.core.findings import N_
 from fabqueue.i18n import gettext
 from fabqueue.store.models import Batch, Material, User
 from fabqueue.store.queries import visible_batches
+from fabqueue.web.csv_export import SafeWriter
 from fabqueue.web.deps import get_db, optional_user, request_locale
 from fabqueue.web.pages import labels
 from fabqueue.web.pages.common import error_page, redirect
 from fabqueue.web.pages.render import render
+from fabqueue.web.params import IdPath
+from fabqueue.web.present import render_findings
 
 router = APIRouter(include_in_schema=False)
 FINISHED = ("done",)
@@ -57,7 +59,7 @@ def _load(db: Session, user: User, batch_id: int) -> Batch | None:
 
 
 @router.get("/classes/{batch_id}")
-def class_board(batch_id: int, request: Request, user: User | None = Depends(optional_user),
+def class_board(batch_id: IdPath, request: Request, user: User | None = Depends(optional_user),
                 db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
@@ -65,12 +67,16 @@ def class_board(batch_id: int, request: Request, user: User | None = Depends(opt
     if batch is None:
         return error_page(request, user, 403 if db.get(Batch, batch_id) else 404,
                           "This class batch belongs to someone else.")
+    locale = request_locale(request, user)
+    # What a teacher decides on: each pupil's problems (errors) and warnings, in words.
+    findings = {j.id: {k: render_findings((j.analysis or {}).get(k), locale)
+                       for k in ("errors", "warnings")} for j in batch.jobs}
     return render(request, "class_board.html", user=user, batch=batch,
-                  totals=batch_totals(batch))
+                  totals=batch_totals(batch), findings=findings)
 
 
 @router.get("/classes/{batch_id}/export.csv")
-def class_csv(batch_id: int, request: Request, user: User | None = Depends(optional_user),
+def class_csv(batch_id: IdPath, request: Request, user: User | None = Depends(optional_user),
               db: Session = Depends(get_db, scope="function")) -> Response:
     if user is None:
         return redirect("/login")
@@ -80,7 +86,7 @@ def class_csv(batch_id: int, request: Request, user: User | None = Depends(optio
     locale = request_locale(request, user)
     t = lambda s: gettext(locale, s)  # noqa: E731
     out = io.StringIO()
-    w = csv.writer(out)
+    w = SafeWriter(out)  # names and file names are the users' own text
     w.writerow([t(N_("Pupil")), t(N_("File")), t(N_("Job")), t(N_("Status")),
                 t(N_("Material")), "g", t(N_("Time")) + " (min)", t(N_("Cost"))])
     for j in batch.jobs:

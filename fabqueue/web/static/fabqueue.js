@@ -26,6 +26,7 @@
   }
 
   // Re-render marked regions from the server (the server's HTML stays the one truth).
+  // A region marked data-patch (the machine board) is patched tile by tile instead.
   const pending = new Set();
   let timer = null;
   function refresh(region) {
@@ -40,10 +41,73 @@
       for (const name of names) {
         const fresh = doc.querySelector('[data-region="' + name + '"]');
         const old = document.querySelector('[data-region="' + name + '"]');
-        if (fresh && old) old.replaceWith(document.importNode(fresh, true));
+        if (!fresh || !old) continue;
+        if (old.hasAttribute("data-patch")) patchBoard(old, fresh);
+        else old.replaceWith(document.importNode(fresh, true));
       }
     }, 250);
   }
+
+  // Patch the board in place: each tile's parts are replaced from the fresh HTML, except a
+  // checklist whose data-key (the jobs it offers) is unchanged: the operator's ticks, the
+  // chosen job and an open menu stay as they are while the machine's state moves on.
+  function patchBoard(old, fresh) {
+    const seen = new Set();
+    fresh.querySelectorAll("[data-device-live]").forEach(function (tile) {
+      const id = tile.dataset.deviceLive;
+      seen.add(id);
+      const mine = old.querySelector('[data-device-live="' + id + '"]');
+      if (!mine) { old.appendChild(document.importNode(tile, true)); return; }
+      mine.className = tile.className;
+      mine.dataset.state = tile.dataset.state;
+      let previous = null;
+      tile.querySelectorAll("[data-part]").forEach(function (part) {
+        const name = part.dataset.part;
+        const current = mine.querySelector('[data-part="' + name + '"]');
+        let kept = current;
+        if (!current) {
+          kept = document.importNode(part, true);
+          if (previous) previous.after(kept); else mine.prepend(kept);
+        } else if (!(name === "checklist" && current.dataset.key === part.dataset.key)) {
+          kept = document.importNode(part, true);
+          current.replaceWith(kept);
+        }
+        previous = kept;
+      });
+      const wanted = new Set(Array.from(tile.querySelectorAll("[data-part]")).map(p => p.dataset.part));
+      mine.querySelectorAll("[data-part]").forEach(function (p) {
+        if (!wanted.has(p.dataset.part)) p.remove();
+      });
+    });
+    old.querySelectorAll("[data-device-live]").forEach(function (tile) {
+      if (!seen.has(tile.dataset.deviceLive)) tile.remove();
+    });
+  }
+
+  // Countdowns between updates: time left on running machines, the operator's confirmation.
+  function units() {
+    const board = document.querySelector("[data-units]");
+    try { return JSON.parse(board.dataset.units); } catch (e) { return {h: "h", min: "min", s: "s"}; }
+  }
+  function duration(seconds, u) {
+    const s = Math.max(0, Math.round(seconds));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    if (h) return h + " " + u.h + " " + String(m).padStart(2, "0") + " " + u.min;
+    if (m) return m + " " + u.min + " " + String(r).padStart(2, "0") + " " + u.s;
+    return r + " " + u.s;
+  }
+  function tick() {
+    if (!document.querySelector("[data-units]")) return;
+    const u = units();
+    document.querySelectorAll("[data-time-left][data-seconds], [data-countdown][data-seconds]").forEach(function (el) {
+      const tile = el.closest("[data-device-live]");
+      if (el.hasAttribute("data-time-left") && tile && tile.dataset.state !== "busy") return;
+      const left = Math.max(0, Number(el.dataset.seconds) - 1);
+      el.dataset.seconds = String(left);
+      el.textContent = duration(left, u);
+    });
+  }
+  setInterval(tick, 1000);
 
   function regionsWatching(attr, id) {
     return Array.from(document.querySelectorAll("[data-region][" + attr + "]"))
@@ -53,22 +117,28 @@
   }
 
   function onProgress(d) {
+    const board = document.querySelector("[data-temp-names]");
+    let names = {};
+    if (board) { try { names = JSON.parse(board.dataset.tempNames); } catch (e) { names = {}; } }
     document.querySelectorAll('[data-device-live="' + d.device + '"]').forEach(function (card) {
+      if (d.state && card.dataset.state && d.state !== card.dataset.state) refresh("board");
       const bar = card.querySelector("progress");
       if (bar && d.progress != null) { bar.value = d.progress; bar.textContent = Math.round(d.progress) + "%"; }
       const pct = card.querySelector("[data-progress-text]");
       if (pct && d.progress != null) pct.textContent = Math.round(d.progress) + "%";
       const left = card.querySelector("[data-time-left]");
       if (left && d.time_left_s != null) {
-        const m = Math.round(d.time_left_s / 60);
-        left.textContent = m >= 60 ? Math.floor(m / 60) + " h " + String(m % 60).padStart(2, "0") + " min" : m + " min";
+        left.dataset.seconds = String(Math.round(d.time_left_s));
+        left.textContent = duration(d.time_left_s, units());
       }
       const temps = card.querySelector("[data-temperatures]");
       if (temps && d.temperatures) {
         temps.textContent = Object.entries(d.temperatures).map(function (kv) {
           const v = kv[1];
           const actual = (v && typeof v === "object") ? v.actual : v;
-          return kv[0] + " " + (actual == null ? "–" : Math.round(actual)) + " °C";
+          const target = (v && typeof v === "object") ? v.target : null;
+          return (names[kv[0]] || kv[0]) + " " + (actual == null ? "–" : Math.round(actual)) +
+            (target ? " / " + Math.round(target) : "") + " °C";
         }).join(", ");
       }
     });
@@ -178,6 +248,12 @@
       xhr.send(data);
     });
   }
+
+  // <select data-autosubmit>: a choice submits its form (no inline handlers: strict CSP)
+  document.addEventListener("change", function (ev) {
+    const el = ev.target.closest("[data-autosubmit]");
+    if (el && el.form) el.form.submit();
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form[data-upload]").forEach(setupUpload);
