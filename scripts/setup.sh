@@ -10,6 +10,10 @@ want_test=0
 
 apt_packages=(prusa-slicer)
 if (( want_test )); then apt_packages+=(admesh chromium fonts-dejavu-core); fi
+# fabqueue backup/restore on PostgreSQL: pg_dump/pg_restore (the backup test uses them too)
+apt_packages+=(postgresql-client)
+# Bambu Lab test printer (issue 12): a real MQTT broker with TLS; openssl makes its cert
+if (( want_test )); then apt_packages+=(mosquitto openssl); fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,6 +36,12 @@ fi
 if (( want_test )); then
   .venv/bin/pip install --quiet -e ".[test]"
   scripts/install_octoprint.sh
+  # Klipper test peer (issue 12): real Moonraker + Klippy in their own venvs under .peers/
+  scripts/install_klipper_peer.sh
+  # PrusaLink test peer (issue 12): real PrusaLink 0.8.1 in its own venv under .peers/
+  scripts/install_prusalink_peer.sh
+  # the real GRBL 1.1h firmware (grbl-sim) the laser tests run against
+  scripts/install_grbl_peer.sh
 else
   .venv/bin/pip install --quiet -e ".[postgres]"
 fi

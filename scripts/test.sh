@@ -10,11 +10,11 @@ scripts/setup.sh --test
 .venv/bin/ruff check .
 mkdir -p test-artifacts
 status=0
-.venv/bin/pytest -q -p no:cacheprovider "$@" || status=$?
+.venv/bin/pytest -q -p no:cacheprovider --durations=40 "$@" || status=$?
 if [[ $status -ne 0 && $status -ne 5 ]]; then exit $status; fi
 if [[ -n "${FABQUEUE_TEST_REDIS_URL:-}" && -n "${FABQUEUE_TEST_DATABASE_URL:-}" ]]; then
   echo "== again on the external Redis and PostgreSQL =="
-  FABQUEUE_TEST_EXTERNAL=1 .venv/bin/pytest -q -p no:cacheprovider -m stack "$@" || status=$?
+  FABQUEUE_TEST_EXTERNAL=1 .venv/bin/pytest -q -p no:cacheprovider --durations=40 -m stack "$@" || status=$?
   if [[ $status -ne 0 && $status -ne 5 ]]; then exit $status; fi
 fi
 exit 0
