@@ -5,6 +5,7 @@ subprocesses, and the real app over ASGI."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import subprocess
@@ -78,6 +79,67 @@ def _reset_external(db_url: str, redis_url: str) -> None:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+_OWN_DATABASES: dict[str, str] = {}
+
+
+def own_database(key: str) -> dict[str, str]:
+    """What a FabQueue process of a test's own (a CLI command, ``serve``) is given to reach
+    its database: nothing on the embedded pass (SQLite in its data folder); on the external
+    pass a PostgreSQL database of its own on the test server, emptied the first time ``key``
+    is seen, so that the CLI and the web run on PostgreSQL too without touching the shared
+    stack's database."""
+    if not EXTERNAL:
+        return {}
+    if key not in _OWN_DATABASES:
+        import hashlib
+
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        name = "fq_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        admin = create_engine(EXTERNAL_DB, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if not _OWN_DATABASES:  # the first in this run: drop what earlier runs left
+                for (old,) in conn.execute(text(
+                        "SELECT datname FROM pg_database WHERE datname LIKE 'fq\\_%'")):
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        _OWN_DATABASES[key] = make_url(EXTERNAL_DB).set(database=name).render_as_string(
+            hide_password=False)
+    return {"DATABASE_URL": _OWN_DATABASES[key]}
+
+
+def own_redis(db: int) -> dict[str, str]:
+    """Like :func:`own_database` for Redis: on the external pass an emptied database number
+    of the test server's own (the shared stack keeps FABQUEUE_TEST_REDIS_URL's)."""
+    if not EXTERNAL:
+        return {}
+    import redis
+
+    url = EXTERNAL_REDIS.rsplit("/", 1)[0] + f"/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return {"REDIS_URL": url}
+
+
+def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows from the database a process of a test's own wrote: the data folder's SQLite
+    file, or on the external pass its PostgreSQL database (:func:`own_database`)."""
+    from sqlalchemy import create_engine, text
+
+    url = own_database(str(data_dir)).get("DATABASE_URL") or \
+        f"sqlite:///{data_dir / 'fabqueue.sqlite3'}"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            # PostgreSQL hands JSON columns back decoded; SQLite as the text stored
+            return [tuple(json.dumps(v) if isinstance(v, dict | list) else v for v in r)
+                    for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
 
 
 @dataclass
@@ -197,7 +259,8 @@ def client(stack: Stack) -> TestClient:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests on the service stack are the ones re-run against external Redis/PostgreSQL."""
+    """Tests on the service stack and on a served FabQueue (the browser tests) are the ones
+    re-run against external Redis/PostgreSQL."""
     for item in items:
-        if "stack" in getattr(item, "fixturenames", ()):
+        if {"stack", "server"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)

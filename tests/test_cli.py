@@ -4,12 +4,16 @@ that is created and migrated on first use."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import EXTERNAL, own_database, query
+
+# Run again on PostgreSQL on the external pass: each data folder gets a database of its own.
+pytestmark = pytest.mark.stack
 
 ISSUE_TOML = '''\
 [[site]]
@@ -41,13 +45,17 @@ def fabqueue(*args: str, stdin: str = "", env: dict[str, str] | None = None
              ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items()
             if k not in ("FABQUEUE_DATA_DIR", "DATABASE_URL", "REDIS_URL")}
+    env = env or {}
+    data_dir = args[args.index("--data-dir") + 1] if "--data-dir" in args \
+        else env.get("FABQUEUE_DATA_DIR")
+    if data_dir:
+        base.update(own_database(str(Path(data_dir))))
     return subprocess.run([sys.executable, "-m", "fabqueue", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60, env={**base, **(env or {})})
+                          capture_output=True, text=True, timeout=60, env={**base, **env})
 
 
 def rows(data_dir: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(data_dir / "fabqueue.sqlite3") as db:
-        return db.execute(sql).fetchall()
+    return query(data_dir, sql)
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +113,9 @@ def test_bad_toml_is_refused_naming_the_key(tmp_path: Path, change: tuple[str, s
     assert named in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert rows(tmp_path / "d", "SELECT count(*) FROM devices") == [(0,)]  # all or nothing
-    assert "s3cr3t-key" not in (tmp_path / "d" / "fabqueue.sqlite3").read_bytes().decode(
-        "latin-1")
+    if not EXTERNAL:
+        assert "s3cr3t-key" not in (tmp_path / "d" / "fabqueue.sqlite3").read_bytes().decode(
+            "latin-1")
 
 
 def test_broken_toml_names_the_file(tmp_path: Path) -> None:

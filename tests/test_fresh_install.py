@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import REPO, Stack, sample
+from tests.conftest import EXTERNAL, REPO, Stack, own_database, own_redis, sample
 from tests.helpers import settled
+
+# Again on the external pass: a fresh PostgreSQL database must hold the library too.
+pytestmark = pytest.mark.stack
 
 README_TOML = re.search(r"```toml\n(\[\[site\]\].*?)```",
                         (REPO / "README.md").read_text(encoding="utf-8"), re.S)
@@ -28,6 +31,7 @@ README_TOML = re.search(r"```toml\n(\[\[site\]\].*?)```",
 def fabqueue(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("FABQUEUE_DATA_DIR", "DATABASE_URL", "REDIS_URL")}
+    env.update(own_database(str(data_dir)))
     return subprocess.run([sys.executable, "-m", "fabqueue", *args, "--data-dir", str(data_dir)],
                           input=stdin, capture_output=True, text=True, timeout=120, env=env)
 
@@ -51,10 +55,17 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                  stdin="first-day-password\n")
     assert r.returncode == 0, r.stderr
 
-    owner = EmbeddedRedis(data_dir).start()
-    env = {**os.environ, "FABQUEUE_DATA_DIR": str(data_dir), "REDIS_URL": owner.url}
+    env = {**os.environ, "FABQUEUE_DATA_DIR": str(data_dir)}
     env.pop("DATABASE_URL", None)
-    ctx = Context(Settings(data_dir=data_dir, redis_url=owner.url, database_url=None))
+    env.update(own_database(str(data_dir)))
+    owner = None
+    if EXTERNAL:
+        env.update(own_redis(12))
+    else:
+        owner = EmbeddedRedis(data_dir).start()
+        env["REDIS_URL"] = owner.url
+    ctx = Context(Settings(data_dir=data_dir, redis_url=env["REDIS_URL"],
+                           database_url=env.get("DATABASE_URL")))
     ctx.db.migrate()
     ctx.install_publisher()
     set_context(ctx)
@@ -63,7 +74,8 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack.start_worker("analysis,slicing")
     yield stack
     stack.stop_workers()
-    owner.stop()
+    if owner is not None:
+        owner.stop()
 
 
 #: A name tag drawn in the README's convention: red cut outline, black engraved square.

@@ -18,7 +18,10 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import sample, wait_for
+from tests.conftest import EXTERNAL, own_database, own_redis, sample, wait_for
+
+# Run again on PostgreSQL and an external Redis on the external pass.
+pytestmark = pytest.mark.stack
 
 # Stopping is checked for a hang, not for speed (that is bench's): serve ends by itself after
 # the signal, its children with it, within a bound no loaded host comes near.
@@ -47,6 +50,8 @@ class Server:
         env = {k: v for k, v in os.environ.items()
                if k not in ("FABQUEUE_DATA_DIR", "DATABASE_URL", "REDIS_URL")}
         env["FABQUEUE_WORKERS"] = "1"
+        # the external pass: PostgreSQL and this machine's Redis (emptied at each start)
+        env.update(own_database(str(data_dir)), **own_redis(13))
         with self.out.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "fabqueue", "serve", "--port", str(self.port),
@@ -121,9 +126,12 @@ def test_demo_users_are_printed_with_passwords(first_run: Server) -> None:
     passwords = first_run.demo_passwords()
     assert set(passwords) == {"admin", "staff", "teacher", "resident"}
     assert all(len(p) >= 8 for p in passwords.values())
-    assert len(first_run.redis) == 1, "the embedded Redis should serve the data folder"
-    logged = re.search(r"embedded Redis (\d+) on", first_run.output())
-    assert logged and int(logged.group(1)) == first_run.redis[0].pid
+    if EXTERNAL:  # REDIS_URL given: serve starts no Redis of its own
+        assert first_run.redis == [] and "embedded Redis" not in first_run.output()
+    else:
+        assert len(first_run.redis) == 1, "the embedded Redis should serve the data folder"
+        logged = re.search(r"embedded Redis (\d+) on", first_run.output())
+        assert logged and int(logged.group(1)) == first_run.redis[0].pid
     assert sum(1 for p in first_run.children if "worker" in " ".join(p.cmdline())) >= 1
 
 

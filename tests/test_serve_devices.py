@@ -3,15 +3,19 @@ one removed loses it."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import own_database, wait_for
 from tests.test_serve import Server
+
+pytestmark = pytest.mark.stack  # again on PostgreSQL and an external Redis
 
 DEVICE_TOML = """
 [[site]]
@@ -48,13 +52,15 @@ def test_imported_machine_gets_a_worker_while_serving(tmp_path: Path) -> None:
         toml = tmp_path / "lab.toml"
         toml.write_text(DEVICE_TOML)
         subprocess.run([sys.executable, "-m", "fabqueue", "devices", "import", str(toml),
-                        "--data-dir", str(data)], check=True, capture_output=True)
+                        "--data-dir", str(data)], check=True, capture_output=True,
+                       env={**os.environ, **own_database(str(data))})
         wait_for(lambda: device_workers(server) == {"late-1"}, timeout=20,
                  what="a worker for the imported machine")
         toml.write_text(DEVICE_TOML.replace('profile = "prusa_mk4"',
                                             'profile = "prusa_mk4"\nenabled = false'))
         subprocess.run([sys.executable, "-m", "fabqueue", "devices", "import", str(toml),
-                        "--data-dir", str(data)], check=True, capture_output=True)
+                        "--data-dir", str(data)], check=True, capture_output=True,
+                       env={**os.environ, **own_database(str(data))})
         wait_for(lambda: device_workers(server) == set(), timeout=30,
                  what="the disabled machine's worker to stop")
     finally:

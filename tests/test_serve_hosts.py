@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.bambu_fixtures import bambu, bambu_peer  # noqa: F401
-from tests.conftest import sample, wait_for
+from tests.conftest import own_database, sample, wait_for
 from tests.klipper_fixtures import klipper, klipper_peer  # noqa: F401
 from tests.prusalink_fixtures import prusalink, prusalink_peer  # noqa: F401
 from tests.test_serve import Server
@@ -101,13 +101,16 @@ def bambu_host(b: Any) -> Host:
         and b.starts(f"fq-{job}.gcode") == 1)
 
 
+pytestmark = pytest.mark.stack  # again on PostgreSQL and an external Redis
+
 HOSTS = {"moonraker": ("klipper", moonraker_host), "prusalink": ("prusalink", prusalink_host),
          "bambu": ("bambu", bambu_host)}
 
 
 def fabqueue(data: Path, *args: str, stdin: str | None = None) -> None:
     subprocess.run([sys.executable, "-m", "fabqueue", *args, "--data-dir", str(data)],
-                   check=True, capture_output=True, input=stdin, text=True, timeout=120)
+                   check=True, capture_output=True, input=stdin, text=True, timeout=120,
+                   env={**os.environ, **own_database(str(data))})
 
 
 @pytest.mark.parametrize("driver", list(HOSTS))

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import own_database, own_redis
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 ARTIFACTS = REPO / "test-artifacts" / "web"
@@ -100,6 +102,8 @@ def server(tmp_path_factory: pytest.TempPathFactory,
            "FABQUEUE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     for var in ("REDIS_URL", "DATABASE_URL", "FABQUEUE_DATA_DIR"):
         env.pop(var, None)
+    # the external pass serves from PostgreSQL and this machine's Redis
+    env.update(own_database("web-server"), **own_redis(14))
     proc = subprocess.Popen(
         [sys.executable, "-m", "fabqueue", "serve", "--demo", "--port", str(port),
          "--data-dir", str(data)],
