@@ -32,10 +32,10 @@ from fabqueue.drivers.bambu_hms import hms_reason
 from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
 from fabqueue.drivers.ftps import ImplicitFTPS, tls_context
 from fabqueue.drivers.octoprint import remote_name
+from fabqueue.drivers.tracking import TrackedPrint
 
 USER = "bblp"
 START_WAIT_S = 15.0  # the printer's answer to a print command
-START_GRACE_S = 10.0
 QUIET_S = 10.0  # no report for this long: ask for a pushall; no answer either → offline
 CANCEL_WAIT_S = 5.0
 UPLOAD_TIMEOUT_S = 120.0
@@ -81,11 +81,7 @@ class BambuDriver:
         self._asked_at = 0.0
         self._sequence = 0
         self._client: mqtt.Client | None = None
-        self._current: str | None = None  # the file name of the print we track
-        self._started_at = 0.0
-        self._seen_running = False
-        self._cancelled = False
-        self._outcome: Outcome | None = None
+        self._print = TrackedPrint()  # its name: the file name of our print
 
     # -- MQTT link --------------------------------------------------------------------------
 
@@ -215,7 +211,7 @@ class BambuDriver:
             return self._status(self._snapshot())
         except DriverOffline as exc:
             return MachineStatus(state=MachineState.OFFLINE, message=exc.reason,
-                                 job_name=self._current)
+                                 job_name=self._print.name)
 
     @staticmethod
     def _job_of(state: dict[str, Any]) -> str | None:
@@ -223,11 +219,11 @@ class BambuDriver:
         return str(name).rsplit("/", 1)[-1] if name else None
 
     def _ours(self, state: dict[str, Any]) -> bool:
-        if self._current is None:
+        current = self._print.name
+        if current is None:
             return False
         name = self._job_of(state)
-        return name is not None and (name == self._current
-                                     or file_stem(name) == file_stem(self._current))
+        return name is not None and (name == current or file_stem(name) == file_stem(current))
 
     def _status(self, state: dict[str, Any]) -> MachineStatus:
         text = str(state.get("gcode_state", "IDLE")).upper()
@@ -246,10 +242,13 @@ class BambuDriver:
         )
         ours = self._ours(state)
         if ours and running:
-            self._seen_running = True
-        status.outcome = self._ended(text, ours)
+            self._print.seen_running = True
+        # a stopped print reads FAILED on Bambu printers (cancelled: we asked for it); not
+        # ours once it ran (or after the grace): the printer restarted (IDLE, no file) or
+        # printed something else
+        status.outcome = self._print.ended(text, ours, ended=ENDED, active=ACTIVE)
         if status.outcome is not None:
-            status.job_name = self._current
+            status.job_name = self._print.name
             if status.outcome is Outcome.DONE:
                 status.progress = 100.0
         if status.outcome is Outcome.FAILED and status.message is None:
@@ -267,29 +266,6 @@ class BambuDriver:
                 out[key] = {"actual": number(state.get(actual)),
                             "target": number(state.get(target))}
         return out
-
-    def _ended(self, text: str, ours: bool) -> Outcome | None:
-        """How our print ended, once it has (kept until the next start)."""
-        if self._outcome is not None or self._current is None:
-            return self._outcome
-        if ours and text in ENDED:
-            # a stopped print reads FAILED on Bambu printers
-            self._outcome = Outcome.CANCELLED if self._cancelled else ENDED[text]
-        elif ours and text in ACTIVE:
-            return None
-        elif self._cancelled:
-            self._outcome = Outcome.CANCELLED
-        elif self._seen_running or time.monotonic() - self._started_at > START_GRACE_S:
-            # the printer restarted (IDLE, no file) or printed something else: ours is gone
-            self._outcome = Outcome.INTERRUPTED
-        return self._outcome
-
-    def _track(self, name: str) -> None:
-        self._current = name
-        self._started_at = time.monotonic()
-        self._seen_running = False
-        self._cancelled = False
-        self._outcome = None
 
     def start(self, job_name: str, program: Path) -> None:
         """Upload ``program`` to the SD card and start it; never over a running print."""
@@ -314,7 +290,7 @@ class BambuDriver:
                        "timelapse": False, "bed_levelling": True}
         else:
             command = {"command": "gcode_file", "param": f"/sdcard/{name}"}
-        self._track(name)
+        self._print.start(name)
         seq = self._publish({"print": command})
         def answered() -> bool:  # refused, or our file shown printing (the cache is current)
             reply = self._replies.get(seq)
@@ -326,7 +302,7 @@ class BambuDriver:
             self._lock.wait_for(answered, timeout=START_WAIT_S)
             reply = self._replies.pop(seq, None)
         if reply is not None and str(reply.get("result", "")).lower() != "success":
-            self._current = None
+            self._print.name = None
             raise DriverError(reason("bambu_start_refused", N_(
                 "the printer refused to start the print: {detail}"),
                 detail=str(reply.get("reason") or reply.get("result"))), code="refused")
@@ -372,9 +348,8 @@ class BambuDriver:
         text = str(state.get("gcode_state", "IDLE")).upper()
         if text not in ACTIVE and text not in ENDED:
             return None
-        if self._current != name:
-            self._track(name)
-            self._seen_running = text in ACTIVE
+        if self._print.name != name:
+            self._print.start(name, running=text in ACTIVE)
         return self._status(state)
 
     def _command(self, command: str) -> None:
@@ -390,10 +365,10 @@ class BambuDriver:
     def cancel(self) -> None:
         """Stop the print and wait (≤ 5 s) until the printer says it has stopped."""
         state = self._snapshot()
-        ours_running = self._current is not None and self._outcome is None
+        ours_running = self._print.name is not None and self._print.outcome is None
         if str(state.get("gcode_state", "")).upper() not in ACTIVE and not ours_running:
             return  # nothing to stop (a print we just started is stopped even if not shown)
-        self._cancelled = True
+        self._print.cancelled = True
         self._command("stop")
         with self._lock:
             self._lock.wait_for(lambda: str(self._state.get("gcode_state")) not in ACTIVE,

@@ -22,13 +22,13 @@ from fabqueue.core.reasons import N_, reason
 from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
 from fabqueue.drivers.http import UPLOAD_TIMEOUT_S, HttpHost
 from fabqueue.drivers.octoprint import remote_name
+from fabqueue.drivers.tracking import TrackedPrint
 
 HOST = "Moonraker"
 FOLDER = "fabqueue"
 QUERY = ("/printer/objects/query?print_stats&virtual_sdcard&display_status&extruder"
          "&heater_bed&webhooks")
 CANCEL_WAIT_S = 5.0
-START_GRACE_S = 10.0  # after the upload, Klippy may still say "standby" for a moment
 HISTORY_LIMIT = 100
 
 PRINT_STATES = {
@@ -40,6 +40,7 @@ PRINT_STATES = {
     "error": MachineState.IDLE,  # the print failed; Klippy itself is fine
 }
 ENDED = {"complete": Outcome.DONE, "cancelled": Outcome.CANCELLED, "error": Outcome.FAILED}
+ACTIVE = ("printing", "paused")
 HISTORY_ENDED = {"completed": Outcome.DONE, "cancelled": Outcome.CANCELLED,
                  "error": Outcome.FAILED}  # klippy_shutdown, klippy_disconnect, interrupted …
 
@@ -66,11 +67,7 @@ class MoonrakerDriver:
     def __init__(self, url: str, api_key: str | None = None, *, timeout_s: float = 5.0) -> None:
         headers = {"X-Api-Key": api_key} if api_key else {}
         self.http = HttpHost(HOST, url, headers=headers, timeout_s=timeout_s)
-        self._current: str | None = None  # Klipper's filename of the print we track
-        self._started_at = 0.0
-        self._seen_running = False
-        self._cancelled = False
-        self._outcome: Outcome | None = None
+        self._print = TrackedPrint()  # its name: Klipper's filename of our print
 
     @staticmethod
     def path_for(job_name: str) -> str:
@@ -147,7 +144,7 @@ class MoonrakerDriver:
             self._objects()  # a Klippy that isn't ready raises here, in Klipper's words
             raise DriverError(reason("printer_busy", N_("the printer is already printing "
                                                         "something")), code="busy")
-        self._track(self.path_for(job_name))
+        self._print.start(self.path_for(job_name))
 
     def _unqueue(self, path: str) -> None:
         queued = (self._result("GET", "/server/job_queue/status") or {}).get("queued_jobs")
@@ -155,25 +152,19 @@ class MoonrakerDriver:
         if ids:
             self._result("DELETE", "/server/job_queue/job", params={"job_ids": ",".join(ids)})
 
-    def _track(self, path: str) -> None:
-        self._current = path
-        self._started_at = time.monotonic()
-        self._seen_running = False
-        self._cancelled = False
-        self._outcome = None
-
     def status(self) -> MachineStatus:
         try:
             return self._status(self._objects())
         except DriverOffline as exc:
             return MachineStatus(state=MachineState.OFFLINE, message=exc.reason,
-                                 job_name=self._current)
+                                 job_name=self._print.name)
         except DriverError as exc:
             # Klippy shut down (or the host refused us): a print we were running is lost.
-            if self._current and self._outcome is None and exc.code.startswith("klippy_"):
-                self._outcome = Outcome.INTERRUPTED
+            lost = self._print.name and self._print.outcome is None
+            if lost and exc.code.startswith("klippy_"):
+                self._print.outcome = Outcome.INTERRUPTED
             return MachineStatus(state=MachineState.ERROR, message=exc.reason,
-                                 job_name=self._current, outcome=self._outcome)
+                                 job_name=self._print.name, outcome=self._print.outcome)
 
     def _status(self, objects: dict[str, Any]) -> MachineStatus:
         ps = objects.get("print_stats") or {}
@@ -199,12 +190,13 @@ class MoonrakerDriver:
             message=str(ps.get("message")) if text == "error" and ps.get("message") else None,
             extra={"klipper_state": text, "file_position": sd.get("file_position")},
         )
-        ours = self._current is not None and filename == self._current
+        ours = self._print.ours(filename)
         if ours and running:
-            self._seen_running = True
-        status.outcome = self._ended(text, ours)
+            self._print.seen_running = True
+        # not ours once it ran (or after the grace): Klippy restarted or printed another
+        status.outcome = self._print.ended(text, ours, ended=ENDED, active=ACTIVE)
         if status.outcome is not None and status.job_name is None:
-            status.job_name = self._current
+            status.job_name = self._print.name
         if status.outcome is Outcome.FAILED and status.message is None:
             status.message = reason("klipper_print_error", N_("Klipper ended the print with "
                                                               "an error"))
@@ -219,21 +211,6 @@ class MoonrakerDriver:
                 out[key] = {"actual": heater.get("temperature"), "target": heater.get("target")}
         return out
 
-    def _ended(self, text: str, ours: bool) -> Outcome | None:
-        """How our print ended, once it has (kept until the next start)."""
-        if self._outcome is not None or self._current is None:
-            return self._outcome
-        if ours and text in ENDED:
-            self._outcome = Outcome.CANCELLED if self._cancelled else ENDED[text]
-        elif ours and text in ("printing", "paused"):
-            return None
-        elif self._cancelled:
-            self._outcome = Outcome.CANCELLED
-        elif self._seen_running or time.monotonic() - self._started_at > START_GRACE_S:
-            # Klippy restarted (FIRMWARE_RESTART) or printed something else: ours is gone.
-            self._outcome = Outcome.INTERRUPTED
-        return self._outcome
-
     def find(self, job_name: str) -> MachineStatus | None:
         """Re-attach to ``job_name`` if it is printing, paused, or ended under our name."""
         path = self.path_for(job_name)
@@ -243,17 +220,16 @@ class MoonrakerDriver:
             return None
         ps = objects.get("print_stats") or {}
         if ps.get("filename") == path:
-            if self._current != path:
-                self._track(path)
-                self._seen_running = ps.get("state") in ("printing", "paused")
+            if self._print.name != path:
+                self._print.start(path, running=ps.get("state") in ACTIVE)
             return self._status(objects)
         past = self._history(path)
         if past is None:
             return None  # never started under this name (or Moonraker forgot it)
         outcome = HISTORY_ENDED.get(str(past.get("status")), Outcome.INTERRUPTED)
         # Ended while no worker watched: keep reporting it, so the worker records the end.
-        self._track(path)
-        self._outcome = outcome
+        self._print.start(path)
+        self._print.outcome = outcome
         return MachineStatus(
             state=PRINT_STATES.get(str(ps.get("state", "standby")), MachineState.IDLE),
             job_name=path, progress=100.0 if outcome is Outcome.DONE else None,
@@ -282,13 +258,13 @@ class MoonrakerDriver:
     def cancel(self) -> None:
         """Cancel the print and wait (≤ 5 s) until Klipper has stopped."""
         ps = self._objects().get("print_stats") or {}
-        if ps.get("state") not in ("printing", "paused"):
+        if ps.get("state") not in ACTIVE:
             return  # nothing to stop
-        self._cancelled = True
+        self._print.cancelled = True
         self._result("POST", "/printer/print/cancel")
         deadline = time.monotonic() + CANCEL_WAIT_S
         while time.monotonic() < deadline:
             ps = self._objects().get("print_stats") or {}
-            if ps.get("state") not in ("printing", "paused"):
+            if ps.get("state") not in ACTIVE:
                 return
             time.sleep(0.1)

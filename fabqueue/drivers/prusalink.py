@@ -29,6 +29,7 @@ from fabqueue.core.reasons import N_, reason
 from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
 from fabqueue.drivers.http import UPLOAD_TIMEOUT_S, HttpHost
 from fabqueue.drivers.octoprint import remote_name
+from fabqueue.drivers.tracking import TrackedPrint
 
 HOST = "PrusaLink"
 # Not the spec's application/octet-stream: PrusaLink 0.8.1 then sniffs the type of a file it
@@ -37,7 +38,6 @@ GCODE_TYPE = "text/x.gcode"
 USER = "maker"  # PrusaLink's digest user on the printers' built-in PrusaLink
 CANCEL_WAIT_S = 5.0
 LINGER_WAIT_S = 20.0  # FINISHED/STOPPED stay ≥ 11 s before a new print may start
-START_GRACE_S = 10.0  # after the upload, the job may not be shown (or 404) for a moment
 
 STATES = {
     "IDLE": MachineState.IDLE, "READY": MachineState.IDLE, "BUSY": MachineState.IDLE,
@@ -89,13 +89,9 @@ class PrusaLinkDriver:
         auth = httpx.DigestAuth(USER, password) if password and not api_key else None
         self.http = HttpHost(HOST, url, headers=headers, auth=auth, timeout_s=timeout_s)
         self._storage: str | None = None
-        self._current: str | None = None  # the file name of the print we track
+        self._print = TrackedPrint()  # its name: the file name of our print
         self._job_id: int | None = None
-        self._started_at = 0.0
-        self._seen_running = False
         self._below_100 = False
-        self._cancelled = False
-        self._outcome: Outcome | None = None
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -171,14 +167,10 @@ class PrusaLinkDriver:
             time.sleep(0.5)
         self.http.request("POST", path)  # start the stored file; a new 409 says why
 
-    def _track(self, name: str) -> None:
-        self._current = name
+    def _track(self, name: str, *, running: bool = False) -> None:
+        self._print.start(name, running=running)
         self._job_id = None
-        self._started_at = time.monotonic()
-        self._seen_running = False
         self._below_100 = False
-        self._cancelled = False
-        self._outcome = None
 
     def status(self) -> MachineStatus:
         try:
@@ -186,10 +178,10 @@ class PrusaLinkDriver:
             job = self._job() if has_job(status) else None
         except DriverOffline as exc:
             return MachineStatus(state=MachineState.OFFLINE, message=exc.reason,
-                                 job_name=self._current)
+                                 job_name=self._print.name)
         except DriverError as exc:
             return MachineStatus(state=MachineState.ERROR, message=exc.reason,
-                                 job_name=self._current, outcome=self._outcome)
+                                 job_name=self._print.name, outcome=self._print.outcome)
         return self._status(status, job)
 
     def _status(self, status: dict[str, Any], job: dict[str, Any] | None) -> MachineStatus:
@@ -198,15 +190,15 @@ class PrusaLinkDriver:
         state = STATES.get(text, MachineState.IDLE)
         info = {**(status.get("job") or {}), **(job or {})}
         name = job_file(job)
-        ours = self._current is not None and name == self._current
+        ours = self._print.ours(name)
         job_state = str(info.get("state") or text)
         running = job_state in ACTIVE and state in (MachineState.RUNNING, MachineState.PAUSED)
         progress = info.get("progress")
         progress = float(progress) if isinstance(progress, int | float) else None
         if name is not None and not ours:
-            self._seen_running = False  # another job ran since: the end shown is not ours
+            self._print.seen_running = False  # another job ran since: the end shown is not ours
         if ours and running:
-            self._seen_running = True
+            self._print.seen_running = True
             self._job_id = info.get("id", self._job_id)
             if progress is not None and progress < 100.0:
                 self._below_100 = True
@@ -225,9 +217,15 @@ class PrusaLinkDriver:
             message=self._printer_error(printer) if text == "ERROR" else None,
             extra={"prusalink_state": text, "job_id": info.get("id")},
         )
-        result.outcome = self._ended(job_state, ours, name)
+        # 0.8.1 shows no job once it has ended (204): the printer's FINISHED/STOPPED is about
+        # the last job it ran, and that was ours (no other seen since)
+        last_was_ours = name is None and self._print.seen_running and job_state in ENDED
+        # not ours once it ran (or after the grace): PrusaLink restarted (it forgets a serial
+        # print) or printed something else
+        result.outcome = self._print.ended(job_state, ours or last_was_ours, ended=ENDED,
+                                           active=ACTIVE)
         if result.outcome is not None and result.job_name is None:
-            result.job_name = self._current
+            result.job_name = self._print.name
         if result.outcome is Outcome.DONE:
             result.progress = 100.0
         return result
@@ -237,25 +235,6 @@ class PrusaLinkDriver:
         message = str((printer.get("status_printer") or {}).get("message") or "ERROR")
         return reason("prusalink_printer_error", N_("the printer reports an error: {message}"),
                       message=message)
-
-    def _ended(self, job_state: str, ours: bool, name: str | None) -> Outcome | None:
-        """How our print ended, once it has (kept until the next start)."""
-        if self._outcome is not None or self._current is None:
-            return self._outcome
-        if ours and job_state in ENDED:
-            self._outcome = Outcome.CANCELLED if self._cancelled else ENDED[job_state]
-        elif name is None and self._seen_running and job_state in ENDED:
-            # 0.8.1 shows no job once it has ended (204): the printer's FINISHED/STOPPED is
-            # about the last job it ran, and that was ours (no other seen since)
-            self._outcome = Outcome.CANCELLED if self._cancelled else ENDED[job_state]
-        elif ours and job_state in ACTIVE:
-            return None
-        elif self._cancelled:
-            self._outcome = Outcome.CANCELLED
-        elif self._seen_running or time.monotonic() - self._started_at > START_GRACE_S:
-            # PrusaLink restarted (it forgets a serial print) or printed something else.
-            self._outcome = Outcome.INTERRUPTED
-        return self._outcome
 
     def find(self, job_name: str) -> MachineStatus | None:
         """Re-attach to ``job_name`` if the printer shows it; a stored file of ours with no
@@ -267,9 +246,8 @@ class PrusaLinkDriver:
         except DriverError:
             return None
         if job_file(job) == name:
-            if self._current != name:
-                self._track(name)
-                self._seen_running = str(job.get("state")) in ACTIVE if job else False
+            if self._print.name != name:
+                self._track(name, running=str(job.get("state")) in ACTIVE if job else False)
                 self._below_100 = True
             return self._status(status, job)
         try:
@@ -277,7 +255,7 @@ class PrusaLinkDriver:
         except DriverError:
             return None  # never sent under this name
         self._track(name)
-        self._outcome = Outcome.INTERRUPTED
+        self._print.outcome = Outcome.INTERRUPTED
         found = self._status(status, job)
         found.job_name = name
         return found
@@ -300,7 +278,7 @@ class PrusaLinkDriver:
         job = self._job()
         if not job or str(job.get("state")) not in ACTIVE:
             return  # nothing to stop
-        self._cancelled = True
+        self._print.cancelled = True
         self.http.request("DELETE", f"/api/v1/job/{int(job['id'])}")
         deadline = time.monotonic() + CANCEL_WAIT_S
         while time.monotonic() < deadline:
