@@ -22,10 +22,13 @@ from tests.web.test_browser import _Sleeper, api_upload, box_stl, wait_status
 pytestmark = pytest.mark.browser
 
 LASER = "laser-ops-1"
+# The real firmware cuts in real time: the cut (red, 2 passes at 5 mm/s) is kept small,
+# while the score line (blue, fast) spans the 40 × 30 mm the frame run traces, so the frame
+# still takes long enough for the operator to press start while it moves.
 DRAWING = (b'<svg xmlns="http://www.w3.org/2000/svg" width="60mm" height="40mm" '
-           b'viewBox="0 0 60 40"><rect x="5" y="5" width="40" height="30" fill="none" '
-           b'stroke="#ff0000"/><circle cx="15" cy="15" r="3" fill="none" stroke="#ff0000"/>'
-           b'<line x1="5" y1="20" x2="45" y2="20" stroke="#0000ff"/></svg>')
+           b'viewBox="0 0 60 40"><rect x="5" y="5" width="6" height="4" fill="none" '
+           b'stroke="#ff0000"/><circle cx="8" cy="7" r="1" fill="none" stroke="#ff0000"/>'
+           b'<line x1="5" y1="5" x2="45" y2="35" stroke="#0000ff"/></svg>')
 # Count changes the live updates make to the board outside the checklist, and mark the
 # checklist form so the test can tell it is still the very same element afterwards.
 WATCH_BOARD = """(card) => {
