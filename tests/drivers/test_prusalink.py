@@ -99,7 +99,8 @@ def test_find_reattaches_and_never_starts_twice(
     job_id = (prusalink.job() or {})["id"]
     with pytest.raises(DriverError) as again:  # the same job sent again while it is loaded
         fresh.start("fq-4.gcode", program(tmp_path, 10))
-    assert again.value.code == "busy" and "loaded already" in render(again.value.reason)
+    said = render(again.value.reason)
+    assert again.value.code == "busy" and "loaded already" in said, said
     fresh.resume()
     until(fresh, lambda s: s.state is MachineState.RUNNING, "printing again")
     assert (prusalink.job() or {})["id"] == job_id  # the same job, started once
