@@ -20,11 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import own_database, own_redis
+from tests.conftest import EXTERNAL, own_database, own_redis
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
-ARTIFACTS = REPO / "test-artifacts" / "web"
+# the external pass runs at the same time as the embedded one: screenshots of its own
+ARTIFACTS = REPO / "test-artifacts" / ("web-external" if EXTERNAL else "web")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
