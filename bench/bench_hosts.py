@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,10 +29,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # tests/ and fabqueue/ when run as ``python bench/…``
 
 from bench_dispatch import gcode_program, machine_line, write_section  # noqa: E402
+from host_rig import HostRig, table  # noqa: E402
 
-from tests.conftest import build_stack, wait_for  # noqa: E402
+from tests.conftest import wait_for  # noqa: E402
 from tests.klipper_fixtures import KlipperPeer, require_klipper  # noqa: E402
-from tests.queue.helpers import new_site  # noqa: E402
 
 SECTION = "## Dispatch latency per printer host"
 GOAL = 1.3
@@ -89,49 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fq-bench-hosts-") as tmp:
         root = Path(args.keep or tmp)
         peer = KlipperPeer(root / "klipper").start()
-        (root / "stack").mkdir()
-        stack = build_stack(root / "stack", external=False)
-        procs: list[subprocess.Popen[bytes]] = []
+        rig = None
         try:
-            stack.start_worker()
-            env_name = "FQ_BENCH_MOONRAKER_KEY"
-            env = {**stack.env, env_name: peer.api_key}
-            site = new_site(stack, [{"id": "kl-bench", "site": "", "kind": "printer",
-                                     "driver": "moonraker", "url": peer.url,
-                                     "api_key_env": env_name, "materials": ["PLA"],
-                                     "build_volume_mm": (250, 210, 220),
-                                     "profile": "prusa_mk4"}])
-            client = stack.client()
-            staff = stack.token(client, stack.user("staff", site))
-            program = root / "bench.gcode"
-            program.write_text(gcode_program(args.lines))
-            jobs = []
-            for _ in range(args.repeats + 1 + SPARE_JOBS):
-                with program.open("rb") as f:
-                    r = client.post("/api/jobs", headers=staff, files={"file": (program.name, f)},
-                                    data={"material": "PLA", "site": site})
-                assert r.status_code == 201, r.text
-                jobs.append(int(r.json()["id"]))
-
-            def status(job: int) -> str:
-                return str(client.get(f"/api/jobs/{job}", headers=staff).json()["status"])
-
-            for job in jobs:
-                wait_for(lambda j=job: status(j) == "awaiting_approval", timeout=300)
-                assert client.post(f"/api/jobs/{job}/approve", headers=staff).status_code == 200
-            for job in jobs:
-                wait_for(lambda j=job: status(j) == "ready", timeout=300)
-            log = (root / "device.log").open("wb")
-            procs.append(subprocess.Popen([sys.executable, "-m", "fabqueue", "device-worker",
-                                           "kl-bench"], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT))
-
-            def device_state() -> str:
-                return str(client.get("/api/devices/kl-bench", headers=staff).json()["state"])
+            rig = HostRig(root, {"id": "kl-bench", "driver": "moonraker", "url": peer.url,
+                                 "api_key_env": "FQ_BENCH_MOONRAKER_KEY",
+                                 "build_volume_mm": (250, 210, 220)},
+                          ("FQ_BENCH_MOONRAKER_KEY", peer.api_key),
+                          jobs=args.repeats + 1 + SPARE_JOBS, lines=args.lines)
+            device_state = rig.state
 
             def to_needs_bed_clear() -> None:
-                client.post("/api/devices/kl-bench/stop", headers=staff)
-                wait_for(lambda: device_state() == "needs_bed_clear", timeout=60, interval=0.05)
+                rig.stop_and_wait()
                 stop_print(peer)
 
             def revive() -> None:
@@ -151,10 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             while len(fq) < args.repeats:
                 n += 1
                 try:
-                    reference = reference_run(peer, program, n)
-                    started = time.monotonic()
-                    r = client.post("/api/devices/kl-bench/bed-cleared", headers=staff)
-                    assert r.status_code == 200, r.text
+                    reference = reference_run(peer, rig.program, n)
+                    started = rig.bed_cleared()
                     dispatched = wait_printing(peer) - started
                     to_needs_bed_clear()
                 except (httpx.HTTPError, TimeoutError, AssertionError):
@@ -169,12 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 fq.append(dispatched)
                 print(f"run {len(fq)}: reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=15)
-            stack.stop_workers()
-            if stack.redis_owner is not None:
-                stack.redis_owner.stop()
+            if rig is not None:
+                rig.close()
             peer.stop()
     ratio = statistics.median(fq) / statistics.median(ref)
     size = len(gcode_program(args.lines)) / 1e6
@@ -183,13 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         f"against a plain upload-and-start of the same {size:.1f} MB file ({args.lines} moves) "
         f"to the same host, interleaved in one run, {args.repeats} runs each.",
         "",
-        "| host | reference median s (min–max) | FabQueue median s (min–max) | × reference "
-        "| goal |",
-        "|---|---:|---:|---:|---|",
-        f"| Moonraker 0.11 + Klippy (batch mode) | {statistics.median(ref):.3f} "
-        f"({min(ref):.3f}–{max(ref):.3f}) | {statistics.median(fq):.3f} "
-        f"({min(fq):.3f}–{max(fq):.3f}) | **{ratio:.2f}** | ≤ {GOAL} |",
-        "| PrusaLink, Bambu | not measured: drivers not in this version |  |  |  |",
+        *table("Moonraker 0.11 + Klippy (batch mode)", ref, fq, GOAL),
+        "",
+        "PrusaLink and the simulated Bambu printer: their own sections below "
+        "(`bench_prusalink.py`, `bench_bambu.py`).",
         "",
         f"Klippy aborts in batch mode seen during this run (runs redone): {crashes}.",
         "",

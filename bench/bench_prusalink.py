@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,10 +28,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench_dispatch import gcode_program, machine_line, write_section  # noqa: E402
+from host_rig import HostRig, table  # noqa: E402
 
-from tests.conftest import build_stack, wait_for  # noqa: E402
 from tests.prusalink_fixtures import PEER, PrusaLinkPeer, require_prusalink  # noqa: E402
-from tests.queue.helpers import new_site  # noqa: E402
 
 SECTION = "## Dispatch latency per printer host: PrusaLink"
 GOAL = 1.3
@@ -81,68 +79,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fq-bench-prusalink-") as tmp:
         root = Path(tmp)
         peer = PrusaLinkPeer(base).start()
-        (root / "stack").mkdir()
-        stack = build_stack(root / "stack", external=False)
-        procs: list[subprocess.Popen[bytes]] = []
+        rig = None
         try:
-            stack.start_worker()
-            env_name = "FQ_BENCH_PRUSALINK_KEY"
-            env = {**stack.env, env_name: peer.api_key}
-            site = new_site(stack, [{"id": "pl-bench", "site": "", "kind": "printer",
-                                     "driver": "prusalink", "url": peer.url,
-                                     "api_key_env": env_name, "materials": ["PLA"],
-                                     "build_volume_mm": (250, 210, 220),
-                                     "profile": "prusa_mk4"}])
-            client = stack.client()
-            staff = stack.token(client, stack.user("staff", site))
-            program = root / "bench.gcode"
-            program.write_text(gcode_program(args.lines))
-            jobs = []
-            for _ in range(args.repeats + 1):
-                with program.open("rb") as f:
-                    r = client.post("/api/jobs", headers=staff, files={"file": (program.name, f)},
-                                    data={"material": "PLA", "site": site})
-                assert r.status_code == 201, r.text
-                jobs.append(int(r.json()["id"]))
-
-            def status(job: int) -> str:
-                return str(client.get(f"/api/jobs/{job}", headers=staff).json()["status"])
-
-            for job in jobs:
-                wait_for(lambda j=job: status(j) == "awaiting_approval", timeout=300)
-                assert client.post(f"/api/jobs/{job}/approve", headers=staff).status_code == 200
-            for job in jobs:
-                wait_for(lambda j=job: status(j) == "ready", timeout=300)
-            log = (root / "device.log").open("wb")
-            procs.append(subprocess.Popen([sys.executable, "-m", "fabqueue", "device-worker",
-                                           "pl-bench"], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT))
-
-            def device_state() -> str:
-                return str(client.get("/api/devices/pl-bench", headers=staff).json()["state"])
+            rig = HostRig(root, {"id": "pl-bench", "driver": "prusalink", "url": peer.url,
+                                 "api_key_env": "FQ_BENCH_PRUSALINK_KEY",
+                                 "build_volume_mm": (250, 210, 220)},
+                          ("FQ_BENCH_PRUSALINK_KEY", peer.api_key), jobs=args.repeats + 1,
+                          lines=args.lines)
 
             def to_needs_bed_clear() -> None:
-                client.post("/api/devices/pl-bench/stop", headers=staff)
-                wait_for(lambda: device_state() == "needs_bed_clear", timeout=60, interval=0.05)
+                rig.stop_and_wait()
                 stop_print(peer)
 
             wait_printing(peer, timeout_s=120)  # the warm-up job
             to_needs_bed_clear()
             for n in range(1, args.repeats + 1):
-                ref.append(reference_run(peer, program, n))
-                started = time.monotonic()
-                r = client.post("/api/devices/pl-bench/bed-cleared", headers=staff)
-                assert r.status_code == 200, r.text
+                ref.append(reference_run(peer, rig.program, n))
+                started = rig.bed_cleared()
                 fq.append(wait_printing(peer) - started)
                 to_needs_bed_clear()
                 print(f"run {n}: reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=15)
-            stack.stop_workers()
-            if stack.redis_owner is not None:
-                stack.redis_owner.stop()
+            if rig is not None:
+                rig.close()
             peer.stop()
             shutil.rmtree(base, ignore_errors=True)
     ratio = statistics.median(fq) / statistics.median(ref)
@@ -152,12 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         f"against a plain upload-and-start of the same {size:.1f} MB file ({args.lines} moves) "
         f"to the same PrusaLink, interleaved in one run, {args.repeats} runs each.",
         "",
-        "| host | reference median s (min–max) | FabQueue median s (min–max) | × reference "
-        "| goal |",
-        "|---|---:|---:|---:|---|",
-        f"| PrusaLink 0.8.1 (our firmware responder) | {statistics.median(ref):.3f} "
-        f"({min(ref):.3f}–{max(ref):.3f}) | {statistics.median(fq):.3f} "
-        f"({min(fq):.3f}–{max(fq):.3f}) | **{ratio:.2f}** | ≤ {GOAL} |",
+        *table("PrusaLink 0.8.1 (our firmware responder)", ref, fq, GOAL),
         "",
         machine_line(f".venv/bin/python bench/bench_prusalink.py --repeats {args.repeats} "
                      f"--lines {args.lines} --write"),

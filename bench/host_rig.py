@@ -1,0 +1,95 @@
+"""What the printer-host dispatch benches share (bench_hosts.py for Moonraker,
+bench_prusalink.py, bench_bambu.py): a real stack with one host printer at a site of its own,
+jobs sliced and ready for it, the machine's device worker running at its production poll
+interval, and the result table. Each bench brings its peer and its bare reference client."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import build_stack, wait_for
+from tests.queue.helpers import new_site
+
+HEADER = ["| host | reference median s (min–max) | FabQueue median s (min–max) | × reference "
+          "| goal |", "|---|---:|---:|---:|---|"]
+
+
+class HostRig:
+    def __init__(self, root: Path, device: dict[str, Any], secret: tuple[str, str], *,
+                 jobs: int, lines: int) -> None:
+        from bench_dispatch import gcode_program
+
+        (root / "stack").mkdir()
+        self.stack = build_stack(root / "stack", external=False)
+        self.device_id = str(device["id"])
+        self.procs: list[subprocess.Popen[bytes]] = []
+        try:
+            self.stack.start_worker()
+            site = new_site(self.stack, [{"site": "", "kind": "printer", "materials": ["PLA"],
+                                          "profile": "prusa_mk4", **device}])
+            self.client = self.stack.client()
+            self.staff = self.stack.token(self.client, self.stack.user("staff", site))
+            self.program = root / "bench.gcode"
+            self.program.write_text(gcode_program(lines))
+            self.jobs = [self._upload(site) for _ in range(jobs)]
+            for job in self.jobs:
+                wait_for(lambda j=job: self.job_status(j) == "awaiting_approval", timeout=300)
+                r = self.client.post(f"/api/jobs/{job}/approve", headers=self.staff)
+                assert r.status_code == 200, r.text
+            for job in self.jobs:
+                wait_for(lambda j=job: self.job_status(j) == "ready", timeout=300)
+            log = (root / "device.log").open("wb")
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "fabqueue", "device-worker", self.device_id],
+                env={**self.stack.env, secret[0]: secret[1]}, stdout=log,
+                stderr=subprocess.STDOUT))
+        except BaseException:
+            self.close()
+            raise
+
+    def _upload(self, site: str) -> int:
+        with self.program.open("rb") as f:
+            r = self.client.post("/api/jobs", headers=self.staff, data={"material": "PLA",
+                                 "site": site}, files={"file": (self.program.name, f)})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    def job_status(self, job: int) -> str:
+        return str(self.client.get(f"/api/jobs/{job}", headers=self.staff).json()["status"])
+
+    def state(self) -> str:
+        return str(self.client.get(f"/api/devices/{self.device_id}",
+                                   headers=self.staff).json()["state"])
+
+    def stop_and_wait(self) -> None:
+        """Stop what the machine runs and wait until it asks for the bed to be cleared."""
+        self.client.post(f"/api/devices/{self.device_id}/stop", headers=self.staff)
+        wait_for(lambda: self.state() == "needs_bed_clear", timeout=60, interval=0.05)
+
+    def bed_cleared(self) -> float:
+        """Staff say the bed is clear; the clock's start (time.monotonic)."""
+        started = time.monotonic()
+        r = self.client.post(f"/api/devices/{self.device_id}/bed-cleared", headers=self.staff)
+        assert r.status_code == 200, r.text
+        return started
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(timeout=15)
+        self.stack.stop_workers()
+        if self.stack.redis_owner is not None:
+            self.stack.redis_owner.stop()
+
+
+def table(label: str, ref: list[float], fq: list[float], goal: float) -> list[str]:
+    ratio = statistics.median(fq) / statistics.median(ref)
+    return [*HEADER,
+            f"| {label} | {statistics.median(ref):.3f} ({min(ref):.3f}–{max(ref):.3f}) | "
+            f"{statistics.median(fq):.3f} ({min(fq):.3f}–{max(fq):.3f}) | **{ratio:.2f}** "
+            f"| ≤ {goal} |"]
