@@ -584,6 +584,9 @@ class GrblDriver:
                 self.command("$X")
             with self._cv:
                 self._alarm = None if self.unlock and not self.homing else 3
+                # the reset stopped all motion: a "Run" reported before it is stale, and on a
+                # noisy line the next report may be lost too
+                self._grbl_state = "Idle" if self._alarm is None else "Alarm"
 
     def _finish(self, outcome: Outcome, message: str | None) -> None:
         with self._cv:
