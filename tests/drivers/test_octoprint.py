@@ -65,7 +65,7 @@ def test_unreachable_and_hung_octoprint_report_offline() -> None:
                                timeout_s=0.5)
         started = time.monotonic()
         assert hung.status().state is MachineState.OFFLINE
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 10  # bounded by the driver's short timeout, not hung
         with pytest.raises(DriverOffline):
             hung.connect()
     gone = OctoPrintDriver(f"http://127.0.0.1:{closed_port}", "k" * 32, timeout_s=0.5)
@@ -154,8 +154,8 @@ def test_busy_pause_find_resume_cancel(
     wait_for(fresh, lambda s: s.state is MachineState.RUNNING)
     stopping = time.monotonic()
     fresh.cancel()
-    stopped = wait_for(fresh, lambda s: s.state is MachineState.IDLE, timeout_s=5)
-    assert time.monotonic() - stopping < 5
+    stopped = wait_for(fresh, lambda s: s.state is MachineState.IDLE, timeout_s=30)
+    assert time.monotonic() - stopping < 30  # a hang bound: a loaded host is slower
     assert wait_for(fresh, lambda s: s.outcome is not None, timeout_s=3).outcome is (
         Outcome.CANCELLED
     )
@@ -188,7 +188,7 @@ def test_octoprint_killed_mid_print_reads_offline(tmp_path: Path, cube_gcode: Pa
         started = time.monotonic()
         status = printer.status()
         assert status.state is MachineState.OFFLINE
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 10  # bounded by the driver's short timeout, not hung
         assert status.outcome is None  # the worker decides what a lost link means
         instance.start()  # OctoPrint comes back (same port and basedir), the print is gone
         back = printer.status()

@@ -136,12 +136,13 @@ def test_cancel_from_the_web_stops_the_print(stack: Stack, client, tmp_path: Pat
         assert client.post(f"/api/jobs/{job}/cancel", headers=r).status_code == 409
         import time
 
+        # bounds against a hang, not speed (a loaded host is slower; bench/ times stops)
         t0 = time.monotonic()
         assert client.post(f"/api/jobs/{job}/cancel", headers=s).status_code == 200
-        wait_status(client, r, job, {"cancelled"}, timeout=5)
-        assert time.monotonic() - t0 < 5
+        wait_status(client, r, job, {"cancelled"}, timeout=30)
+        assert time.monotonic() - t0 < 30
         dev = wait_for(lambda: (d := device(client, s, "c-1"))["state"] == "needs_bed_clear"
-                       and d, timeout=5, what="needs_bed_clear after cancel")
+                       and d, timeout=30, what="needs_bed_clear after cancel")
         assert dev["job"] == job
 
 
