@@ -199,10 +199,15 @@ def test_settings_write_and_eeprom_stall(client: Client, grbl_emulator) -> None:
     emulator = grbl_emulator[1]
     assert client.ask("$32=0") == ["ok"]
     assert "$32=0" in client.ask("$$")
+    # a stall wide enough that a loaded host still sends inside it (the default is 20 ms)
+    emulator.eeprom_stall_s = 1.0
     client.send("$30=500\n")
-    time.sleep(0.005)
+    deadline = time.monotonic() + 30
+    while emulator.settings[30] != 500:  # set as the write begins, with the deaf window
+        assert time.monotonic() < deadline, "the setting was never written"
+        time.sleep(0.001)
     client.send("G0 X1\n")  # arrives while the EEPROM is written: lost
-    assert client.lines(lambda t: t == "ok") == ["ok"]
+    assert client.lines(lambda t: t == "ok", timeout_s=30) == ["ok"]
     assert client.quiet(0.1) == []
     assert emulator.settings[30] == 500
 
