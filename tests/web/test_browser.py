@@ -388,6 +388,9 @@ def test_staff_history_statistics_and_admin_pages(browser: Any, server: Server) 
 def test_a_model_drawn_in_inches_gets_the_scale_suggestion(
         browser: Any, server: Server) -> None:
     job = api_upload(server, "resident", "inches.stl", box_stl(20 / 25.4))
+    # analysed first (on a loaded host the shared workers may take longer than a page wait)
+    wait_status(server, "resident", job["id"], ("awaiting_approval", "invalid"), _Sleeper(),
+                timeout_ms=120_000)
     page = login(browser, server, "resident")
     page.goto(f"{server.url}/jobs/{job['id']}")
     page.wait_for_selector("#scale-suggestion", timeout=30_000)
