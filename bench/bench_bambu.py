@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -27,8 +26,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-from bench_dispatch import gcode_program, machine_line, write_section  # noqa: E402
-from host_rig import HostRig, table  # noqa: E402
+from bench_dispatch import gcode_program, machine_line  # noqa: E402
+from host_rig import HostRig, report, table  # noqa: E402
 
 from fabqueue.drivers.ftps import ImplicitFTPS, tls_context  # noqa: E402
 from tests.bambu_fixtures import BambuPeer  # noqa: E402
@@ -134,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
             if rig is not None:
                 rig.close()
             peer.stop()
-    ratio = statistics.median(fq) / statistics.median(ref)
     size = len(gcode_program(args.lines)) / 1e6
     body = "\n".join([
         f"From `POST /api/devices/{{id}}/bed-cleared` to the printer reporting the job's file "
@@ -155,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         machine_line(f".venv/bin/python bench/bench_bambu.py --repeats {args.repeats} "
                      f"--lines {args.lines} --write"),
     ])
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
-    return 0 if ratio <= GOAL else 1
+    return report(SECTION, body, ref, fq, GOAL, write=args.write)
 
 
 if __name__ == "__main__":

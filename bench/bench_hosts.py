@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # tests/ and fabqueue/ when run as ``python bench/…``
 
-from bench_dispatch import gcode_program, machine_line, write_section  # noqa: E402
-from host_rig import HostRig, table  # noqa: E402
+from bench_dispatch import gcode_program, machine_line  # noqa: E402
+from host_rig import HostRig, report, table  # noqa: E402
 
 from tests.conftest import wait_for  # noqa: E402
 from tests.klipper_fixtures import KlipperPeer, require_klipper  # noqa: E402
@@ -137,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
             if rig is not None:
                 rig.close()
             peer.stop()
-    ratio = statistics.median(fq) / statistics.median(ref)
     size = len(gcode_program(args.lines)) / 1e6
     body = "\n".join([
         f"From `POST /api/devices/{{id}}/bed-cleared` to the host reporting that it prints, "
@@ -156,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         machine_line(f".venv/bin/python bench/bench_hosts.py --repeats {args.repeats} "
                      f"--lines {args.lines} --write"),
     ])
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
-    return 0 if ratio <= GOAL else 1
+    return report(SECTION, body, ref, fq, GOAL, write=args.write)
 
 
 if __name__ == "__main__":

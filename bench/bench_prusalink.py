@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -27,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench_dispatch import gcode_program, machine_line, write_section  # noqa: E402
-from host_rig import HostRig, table  # noqa: E402
+from bench_dispatch import gcode_program, machine_line  # noqa: E402
+from host_rig import HostRig, report, table  # noqa: E402
 
 from tests.prusalink_fixtures import PEER, PrusaLinkPeer, require_prusalink  # noqa: E402
 
@@ -104,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
                 rig.close()
             peer.stop()
             shutil.rmtree(base, ignore_errors=True)
-    ratio = statistics.median(fq) / statistics.median(ref)
     size = len(gcode_program(args.lines)) / 1e6
     body = "\n".join([
         f"From `POST /api/devices/{{id}}/bed-cleared` to PrusaLink reporting `PRINTING`, "
@@ -116,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         machine_line(f".venv/bin/python bench/bench_prusalink.py --repeats {args.repeats} "
                      f"--lines {args.lines} --write"),
     ])
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
-    return 0 if ratio <= GOAL else 1
+    return report(SECTION, body, ref, fq, GOAL, write=args.write)
 
 
 if __name__ == "__main__":

@@ -87,9 +87,23 @@ class HostRig:
             self.stack.redis_owner.stop()
 
 
+def ratio(ref: list[float], fq: list[float]) -> float:
+    return statistics.median(fq) / statistics.median(ref)
+
+
 def table(label: str, ref: list[float], fq: list[float], goal: float) -> list[str]:
-    ratio = statistics.median(fq) / statistics.median(ref)
     return [*HEADER,
             f"| {label} | {statistics.median(ref):.3f} ({min(ref):.3f}–{max(ref):.3f}) | "
-            f"{statistics.median(fq):.3f} ({min(fq):.3f}–{max(fq):.3f}) | **{ratio:.2f}** "
+            f"{statistics.median(fq):.3f} ({min(fq):.3f}–{max(fq):.3f}) | **{ratio(ref, fq):.2f}** "
             f"| ≤ {goal} |"]
+
+
+def report(section: str, body: str, ref: list[float], fq: list[float], goal: float, *,
+           write: bool) -> int:
+    """Print the section, record it in RESULTS.md when asked; the exit code is the verdict."""
+    from bench_dispatch import write_section
+
+    print(body)
+    if write:
+        write_section(section, body)
+    return 0 if ratio(ref, fq) <= goal else 1
