@@ -69,6 +69,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+def status_until(driver: Any, check: Callable[[Any], object], what: str,
+                 timeout: float = 60, interval: float = 0.1) -> Any:
+    """The first status of a printer driver that passes ``check`` (drivers' tests)."""
+    def poll() -> Any:
+        st = driver.status()
+        return st if check(st) else None
+
+    return wait_for(poll, timeout=timeout, interval=interval, what=what)
+
+
 def _reset_external(db_url: str, redis_url: str) -> None:
     import redis
     from sqlalchemy import create_engine, text

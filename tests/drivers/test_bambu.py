@@ -13,7 +13,7 @@ from fabqueue.core.reasons import decode, render
 from fabqueue.drivers.bambu import BambuDriver
 from fabqueue.drivers.base import DriverError, MachineState, MachineStatus, Outcome
 from tests.bambu_fixtures import BambuPeer, bambu, bambu_peer, gcode_lines  # noqa: F401
-from tests.conftest import wait_for
+from tests.conftest import status_until
 
 LONG = 200_000  # ~50 s at the simulator's 4000 lines/s: time to pause and cancel
 
@@ -39,11 +39,7 @@ def program(tmp_path: Path, lines: int, **kw: int) -> Path:
 
 def until(d: BambuDriver, check: Callable[[MachineStatus], object], what: str,
           timeout: float = 60) -> MachineStatus:
-    def poll() -> MachineStatus | None:
-        st = d.status()
-        return st if check(st) else None
-
-    return wait_for(poll, timeout=timeout, interval=0.1, what=what)
+    return status_until(d, check, what, timeout=timeout, interval=0.1)
 
 
 def test_prints_to_the_end_with_progress_and_temperatures(

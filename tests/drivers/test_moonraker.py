@@ -10,7 +10,7 @@ import pytest
 from fabqueue.core.reasons import decode, render
 from fabqueue.drivers.base import DriverError, MachineState, MachineStatus, Outcome
 from fabqueue.drivers.moonraker import MoonrakerDriver
-from tests.conftest import wait_for
+from tests.conftest import status_until, wait_for
 from tests.klipper_fixtures import KlipperPeer, gcode_lines, klipper, klipper_peer  # noqa: F401
 
 LONG = 200_000  # ~18 s of batch-mode printing: time to pause, cancel, kill mid-print
@@ -32,11 +32,7 @@ def program(tmp_path: Path, lines: int, **kw: int) -> Path:
 
 def until(d: MoonrakerDriver, check: Callable[[MachineStatus], object], what: str,
           timeout: float = 60) -> MachineStatus:
-    def poll() -> MachineStatus | None:
-        st = d.status()
-        return st if check(st) else None
-
-    return wait_for(poll, timeout=timeout, interval=0.1, what=what)
+    return status_until(d, check, what, timeout=timeout, interval=0.1)
 
 
 def test_prints_to_the_end_with_progress_and_temperatures(

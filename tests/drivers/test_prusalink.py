@@ -10,7 +10,7 @@ import pytest
 from fabqueue.core.reasons import render
 from fabqueue.drivers.base import DriverError, MachineState, MachineStatus, Outcome
 from fabqueue.drivers.prusalink import PrusaLinkDriver
-from tests.conftest import wait_for
+from tests.conftest import status_until
 from tests.prusalink_fixtures import PrusaLinkPeer, gcode_lines, prusalink, prusalink_peer  # noqa: F401
 
 LONG = 80_000  # ~40 s of PrusaLink streaming (~2000 lines/s): time to pause, cancel, kill
@@ -32,11 +32,7 @@ def program(tmp_path: Path, lines: int) -> Path:
 
 def until(d: PrusaLinkDriver, check: Callable[[MachineStatus], object], what: str,
           timeout: float = 90) -> MachineStatus:
-    def poll() -> MachineStatus | None:
-        st = d.status()
-        return st if check(st) else None
-
-    return wait_for(poll, timeout=timeout, interval=0.2, what=what)
+    return status_until(d, check, what, timeout=timeout, interval=0.2)
 
 
 def test_prints_to_the_end_with_progress_and_temperatures(
