@@ -21,7 +21,6 @@ import platform
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.conftest import free_port  # noqa: E402
+
 JOBS = 10_000
 CLIENTS = 20
 REQUESTS_PER_CLIENT = 25
@@ -42,12 +43,6 @@ SSE_CLIENTS = 200
 DEADLINE_S = 420  # the whole run, seeding included
 STATUS_MIX = [("done", 0.55), ("awaiting_approval", 0.1), ("approved", 0.05),
               ("rejected", 0.1), ("cancelled", 0.1), ("failed", 0.1)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def seed(data_dir: Path, redis_url: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which must run every test: {reason}"
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (for a peer or server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,6 +28,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PEER = Path(os.environ.get("FABQUEUE_KLIPPER_PEER", REPO / ".peers" / "klipper"))
@@ -84,12 +85,6 @@ def require_klipper() -> None:
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         pytest.fail(f"CI is set but {why}", pytrace=False)
     pytest.skip(why)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def gcode_lines(n: int, *, pause_at: int | None = None) -> str:

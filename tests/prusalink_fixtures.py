@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PEER = Path(os.environ.get("FABQUEUE_PRUSALINK_PEER", REPO / ".peers" / "prusalink"))
@@ -52,12 +53,6 @@ def require_prusalink() -> None:
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         pytest.fail(f"CI is set but {why}", pytrace=False)
     pytest.skip(why)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def gcode_lines(n: int) -> str:

@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import EXTERNAL, own_database, own_redis, sample, wait_for
+from tests.conftest import EXTERNAL, free_port, own_database, own_redis, sample, wait_for
 
 # Run again on PostgreSQL and an external Redis on the external pass.
 pytestmark = pytest.mark.stack
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.stack
 # Stopping is checked for a hang, not for speed (that is bench's): serve ends by itself after
 # the signal, its children with it, within a bound no loaded host comes near.
 HANG_S = 90.0
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def redis_of(data_dir: Path) -> list[psutil.Process]:
     """The redis-server serving this data folder's socket."""
