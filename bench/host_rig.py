@@ -1,7 +1,8 @@
 """What the printer-host dispatch benches share (bench_hosts.py for Moonraker,
 bench_prusalink.py, bench_bambu.py): a real stack with one host printer at a site of its own,
 jobs sliced and ready for it, the machine's device worker running at its production poll
-interval, and the result table. Each bench brings its peer and its bare reference client."""
+interval, the web in a process of its own (web_server.py), and the result table. Each bench
+brings its peer and its bare reference client."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import build_stack, wait_for
+import httpx
+
+from tests.conftest import build_stack, free_port, wait_for
 from tests.queue.helpers import new_site
 
 HEADER = ["| host | reference median s (min–max) | FabQueue median s (min–max) | × reference "
@@ -48,9 +51,30 @@ class HostRig:
                 [sys.executable, "-m", "fabqueue", "device-worker", self.device_id],
                 env={**self.stack.env, secret[0]: secret[1]}, stdout=log,
                 stderr=subprocess.STDOUT))
+            self.http = self._serve(root)
         except BaseException:
             self.close()
             raise
+
+    def _serve(self, root: Path) -> httpx.Client:
+        """Staff's timed requests go over HTTP to the stack's own web process (uvicorn, as
+        in ``fabqueue serve``), not through the in-process TestClient (web_server.py)."""
+        port = free_port()
+        log = (root / "web.log").open("wb")
+        self.procs.append(subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("web_server.py")), str(port)],
+            env=self.stack.env, stdout=log, stderr=subprocess.STDOUT))
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=self.staff,
+                            timeout=30)
+
+        def up() -> bool:
+            try:
+                return http.get("/api/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, timeout=60, what="the bench's web server")
+        return http
 
     def _upload(self, site: str) -> int:
         with self.program.open("rb") as f:
@@ -63,18 +87,17 @@ class HostRig:
         return str(self.client.get(f"/api/jobs/{job}", headers=self.staff).json()["status"])
 
     def state(self) -> str:
-        return str(self.client.get(f"/api/devices/{self.device_id}",
-                                   headers=self.staff).json()["state"])
+        return str(self.http.get(f"/api/devices/{self.device_id}").json()["state"])
 
     def stop_and_wait(self) -> None:
         """Stop what the machine runs and wait until it asks for the bed to be cleared."""
-        self.client.post(f"/api/devices/{self.device_id}/stop", headers=self.staff)
+        self.http.post(f"/api/devices/{self.device_id}/stop")
         wait_for(lambda: self.state() == "needs_bed_clear", timeout=60, interval=0.05)
 
     def bed_cleared(self) -> float:
         """Staff say the bed is clear; the clock's start (time.monotonic)."""
         started = time.monotonic()
-        r = self.client.post(f"/api/devices/{self.device_id}/bed-cleared", headers=self.staff)
+        r = self.http.post(f"/api/devices/{self.device_id}/bed-cleared")
         assert r.status_code == 200, r.text
         return started
 
