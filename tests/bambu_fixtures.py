@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from fabqueue.drivers.ftps import tls_context
+from tests.conftest import free_port
 
 SERIAL = "01P00A000000001"
 
@@ -35,12 +36,6 @@ def missing(why: str) -> None:
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         pytest.fail(f"CI is set but {why}", pytrace=False)
     pytest.skip(why)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def gcode_lines(n: int, *, pause_at: int | None = None) -> str:
@@ -77,6 +72,7 @@ class BambuPeer:
     broker: subprocess.Popen[bytes] | None = None
     ftps: Any = None
     printer: Any = None
+    uploads: list[str] = field(default_factory=list)  # file names, as each STOR completed
 
     @property
     def sd(self) -> Path:
@@ -127,6 +123,8 @@ class BambuPeer:
         from pyftpdlib.handlers import TLS_FTPHandler
         from pyftpdlib.servers import ThreadedFTPServer
 
+        peer = self
+
         class ImplicitTLSHandler(TLS_FTPHandler):
             """Implicit FTPS: the TLS handshake comes first, before the 220 greeting."""
 
@@ -140,6 +138,9 @@ class BambuPeer:
 
             def handle_ssl_established(self) -> None:
                 super().handle()
+
+            def on_file_received(self, file: str) -> None:
+                peer.uploads.append(Path(file).name)
 
         authorizer = DummyAuthorizer()
         authorizer.add_user("bblp", self.access_code, str(self.sd), perm="elradfmw")
@@ -182,6 +183,7 @@ class BambuPeer:
         self.printer.reset()
         for path in self.sd.iterdir():
             path.unlink()
+        self.uploads.clear()
 
     def state(self) -> dict[str, Any]:
         return dict(self.printer.state)

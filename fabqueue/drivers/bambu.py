@@ -82,6 +82,7 @@ class BambuDriver:
         self._sequence = 0
         self._client: mqtt.Client | None = None
         self._print = TrackedPrint()  # its name: the file name of our print
+        self._staged: tuple[str, Path] | None = None  # on the SD card, not started
 
     # -- MQTT link --------------------------------------------------------------------------
 
@@ -267,10 +268,13 @@ class BambuDriver:
                             "target": number(state.get(target))}
         return out
 
-    def start(self, job_name: str, program: Path) -> None:
-        """Upload ``program`` to the SD card and start it; never over a running print."""
-        name = remote_name(job_name) if program.suffix.lower() != ".3mf" else (
+    @staticmethod
+    def _file_name(job_name: str, program: Path) -> str:
+        return remote_name(job_name) if program.suffix.lower() != ".3mf" else (
             file_stem(remote_name(job_name)) + ".3mf")
+
+    def _check_free(self, name: str) -> None:
+        """Raise when the printer prints (so its file is never overwritten under it)."""
         state = self._snapshot()
         if str(state.get("gcode_state", "")).upper() in ACTIVE:
             state = self._fresh()  # the report that it stopped may be on its way
@@ -281,7 +285,23 @@ class BambuDriver:
                     state=str(state.get("gcode_state"))), code="busy")
             raise DriverError(reason("printer_busy", N_("the printer is already printing "
                                                         "something")), code="busy")
+
+    def stage(self, job_name: str, program: Path) -> None:
+        """Upload ``program`` to the SD card without starting it (see ``Stages``)."""
+        name = self._file_name(job_name, program)
+        self._staged = None
+        self._check_free(name)
         self._upload(program, name)
+        self._staged = (name, program)
+
+    def start(self, job_name: str, program: Path) -> None:
+        """Upload ``program`` to the SD card (unless staged) and start it; never over a
+        running print."""
+        name = self._file_name(job_name, program)
+        staged, self._staged = self._staged, None
+        self._check_free(name)
+        if staged != (name, program):
+            self._upload(program, name)
         if name.endswith(".3mf"):
             command = {"command": "project_file", "param": "Metadata/plate_1.gcode",
                        "url": f"ftp:///{name}", "subtask_name": file_stem(name),
@@ -323,7 +343,7 @@ class BambuDriver:
             ftp.login(USER, self.access_code)
             ftp.prot_p()
             with program.open("rb") as handle:
-                ftp.storbinary(f"STOR {name}", handle)
+                ftp.store(name, handle)
         except ftplib.error_perm as exc:
             raise DriverError(reason("bambu_upload_refused", N_(
                 "the printer refused the upload: {detail}"), detail=str(exc)),

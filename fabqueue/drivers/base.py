@@ -64,7 +64,8 @@ class DriverOffline(DriverError):
 
 @runtime_checkable
 class Driver(Protocol):
-    """One machine. Implementations: octoprint.py, grbl.py, simulated.py."""
+    """One machine. Implementations: octoprint.py, moonraker.py, prusalink.py, bambu.py,
+    grbl/, simulated.py."""
 
     def connect(self) -> None:
         """Open the link; raise DriverOffline when the machine can't be reached."""
@@ -87,3 +88,18 @@ class Driver(Protocol):
 
     def cancel(self) -> None:
         """Stop the running job (a print is cancelled; a laser is soft-reset at once)."""
+
+
+@runtime_checkable
+class Stages(Protocol):
+    """A driver that can put a program on the machine ahead of its start (a file host).
+
+    The device worker stages a job's program while the database decides whether this
+    machine gets the job, so the upload no longer waits behind that transaction. Staging
+    never makes a machine move: only ``start`` does, and only after the claim's commit; a
+    program staged for a job the machine did not get just lies on its storage.
+    """
+
+    def stage(self, job_name: str, program: Path) -> None:
+        """Upload ``program`` under ``job_name`` without starting it; the next ``start``
+        of the same job and program skips its upload. Raises DriverError."""

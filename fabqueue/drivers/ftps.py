@@ -25,6 +25,10 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
+BLOCK = 1 << 20  # bytes per send: ftplib's 8 KiB means a GIL hand-over per 8 KiB, slow
+# while the worker's main thread is busy beside an upload (staging); TLS splits it anyway
+
+
 class ImplicitFTPS(ftplib.FTP_TLS):
     """FTP_TLS whose control connection is TLS from the start; ``prot_p`` follows login."""
 
@@ -42,6 +46,10 @@ class ImplicitFTPS(ftplib.FTP_TLS):
         self.file = self.sock.makefile("r", encoding=self.encoding)
         self.welcome = self.getresp()
         return self.welcome
+
+    def store(self, name: str, handle: Any) -> str:
+        """``STOR name`` from an open binary file, in large blocks."""
+        return self.storbinary(f"STOR {name}", handle, blocksize=BLOCK)
 
     def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[socket.socket, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)

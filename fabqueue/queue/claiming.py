@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from rq import Queue
 from sqlalchemy import func, select
@@ -15,12 +16,12 @@ from fabqueue.core.devices import DeviceState
 from fabqueue.core.jobs import JobStatus
 from fabqueue.core.scheduling import Candidate, MachineCaps, may_start_heating, pick
 from fabqueue.drivers.base import DriverError, DriverOffline
-from fabqueue.queue.device_base import DeviceWorkerBase
 from fabqueue.queue.machines import job_name
 from fabqueue.queue.pipeline import dispatch_entry_id
 from fabqueue.queue.refusal import restore_ready
+from fabqueue.queue.staging import Staged
 from fabqueue.store.jobs import claim_ready, lock_job, queue_event
-from fabqueue.store.models import Job
+from fabqueue.store.models import Device, Job
 from fabqueue.store.queries import heating_at, lock_site
 
 log = logging.getLogger("fabqueue.queue.device_worker")
@@ -28,7 +29,7 @@ log = logging.getLogger("fabqueue.queue.device_worker")
 FAIR_SHARE_WINDOW = timedelta(hours=24)  # starts counted for fairness between owners
 
 
-class Claiming(DeviceWorkerBase):
+class Claiming(Staged):
     """Which job next, and claiming it once, whoever else reaches for it."""
 
     def candidates(self, queue_name: str) -> list[Candidate]:
@@ -61,8 +62,7 @@ class Claiming(DeviceWorkerBase):
             out[key] = out.get(key, 0) + int(n)
         return out
 
-    def next_job(self) -> Candidate | None:
-        d = self._device()
+    def next_job(self, d: Device) -> Candidate | None:
         caps = MachineCaps(d.id, tuple(d.materials or ()), d.loaded_material)
         return pick(self.candidates(self.own), self.candidates(self.pool), caps,
                     self.recent_starts())
@@ -79,30 +79,17 @@ class Claiming(DeviceWorkerBase):
 
     def start_job(self, job_id: int) -> bool:
         """Claim the job and start it; False when another machine won it, or the site's
-        heating limit is reached. One transaction decides: the site's lock (printers), the
-        heating count, the job's conditional claim (ready, on no machine) and the fenced
-        machine row; the upload follows its commit."""
+        heating limit is reached. The start follows the claim's commit; a file host
+        receives the program meanwhile (:mod:`~fabqueue.queue.staging`)."""
         assert self.driver is not None
-        state = (DeviceState.HEATING if self.kind == "printer" else DeviceState.BUSY).value
-        with self.ctx.db.session() as s:
-            if self.kind == "printer":
-                lock_site(s, self.site)
-                if not may_start_heating(heating_at(s, self.site, but=self.device_id),
-                                         self.ctx.settings.max_heating_per_site):
-                    return False
-            # a refused start puts the job back as it was, its earlier start time included
-            started_before = s.scalar(select(Job.started_at).where(Job.id == job_id))
-            job = claim_ready(s, job_id, self.device_id)
-            if job is None:
-                return False  # another machine took it first
-            self._started_at_before[job_id] = started_before
-            program = self.ctx.files.path(job.program_sha256 or "")
-            timing = (job.slice_result or {}).get("line_seconds_sha256")
-            # the machine's row changes in the same transaction: one commit before the upload
-            self.lease.fence(s, state=state, current_job_id=job_id, progress=0.0,
-                             state_reason=None, confirmation=None, seen_at=datetime.now(UTC))
-            queue_event(s, events.DEVICE_STATE, {"device": self.device_id, "site": self.site,
-                                                 "state": state, "job": job_id})
+        self.stage(job_id)
+        try:
+            claimed = self._claim_in_db(job_id)
+        finally:
+            self.drop_staging()  # the driver is used by one thread at a time
+        if claimed is None:
+            return False
+        program, timing = claimed
         try:
             self.claim(job_id)  # its queue entry is only a hint now: the database decided
         except Exception:  # Redis away: a stale entry is dropped by whoever reads it next
@@ -120,6 +107,32 @@ class Claiming(DeviceWorkerBase):
         except DriverError as exc:
             self.refused_start(job_id, exc)
         return True
+
+    def _claim_in_db(self, job_id: int) -> tuple[Path, str | None] | None:
+        """One transaction decides: the site's lock (printers), the heating count, the job's
+        conditional claim (ready, on no machine) and the fenced machine row. The job's
+        program and line timings, or None when the job is not this machine's to start."""
+        state = (DeviceState.HEATING if self.kind == "printer" else DeviceState.BUSY).value
+        with self.ctx.db.session() as s:
+            if self.kind == "printer":
+                lock_site(s, self.site)
+                if not may_start_heating(heating_at(s, self.site, but=self.device_id),
+                                         self.ctx.settings.max_heating_per_site):
+                    return None
+            # a refused start puts the job back as it was, its earlier start time included
+            started_before = s.scalar(select(Job.started_at).where(Job.id == job_id))
+            job = claim_ready(s, job_id, self.device_id)
+            if job is None:
+                return None  # another machine took it first
+            self._started_at_before[job_id] = started_before
+            program = self.ctx.files.path(job.program_sha256 or "")
+            timing = (job.slice_result or {}).get("line_seconds_sha256")
+            # the machine's row changes in the same transaction: one commit before the start
+            self.lease.fence(s, state=state, current_job_id=job_id, progress=0.0,
+                             state_reason=None, confirmation=None, seen_at=datetime.now(UTC))
+            queue_event(s, events.DEVICE_STATE, {"device": self.device_id, "site": self.site,
+                                                 "state": state, "job": job_id})
+        return program, timing
 
     def refused_start(self, job_id: int, exc: DriverError) -> None:
         """The machine refused to start (busy, not in laser mode …): the job waits again, as

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 class DeviceWorker(Interlocks, Claiming, Watching):
     """One machine's worker: the loop, the link and staff commands here; taking work in
-    :mod:`~fabqueue.queue.claiming`, the interlocks before a start in
+    :mod:`~fabqueue.queue.claiming` (a file host sent its program meanwhile:
+    :mod:`~fabqueue.queue.staging`), the interlocks before a start in
     :mod:`~fabqueue.queue.interlocks`, a running job in :mod:`~fabqueue.queue.watching`."""
 
     # -- connection -----------------------------------------------------------------------
@@ -228,24 +229,6 @@ class DeviceWorker(Interlocks, Claiming, Watching):
         except DriverError as exc:
             log.warning("%s: %s failed: %s", self.device_id, name, exc.reason)
             self._set_device(state_reason=exc.reason)
-
-    # -- watching a running job -------------------------------------------------------------
-
-
-
-    # -- taking work ----------------------------------------------------------------------
-
-
-
-
-
-
-
-    # -- lasers: the operator starts -------------------------------------------------------
-
-
-
-
 
 def run_device_worker(ctx: Context, device_id: str) -> None:
     import signal

@@ -44,7 +44,7 @@ class Interlocks(DeviceWorkerBase):
             heating = heating_at(s, self.site, but=self.device_id)
         if not may_start_heating(heating, self.ctx.settings.max_heating_per_site):
             return  # a cheap look first; start_job decides under the site's lock
-        cand = self.next_job()
+        cand = self.next_job(d)
         if cand is None:
             return
         if self.driver.status().state != MachineState.IDLE:
@@ -56,7 +56,7 @@ class Interlocks(DeviceWorkerBase):
         """Show the next ready job as waiting for the operator; never start it alone."""
         if d.state not in (DeviceState.IDLE, DeviceState.AWAITING_OPERATOR):
             return
-        cand = self.next_job()
+        cand = self.next_job(d)
         if cand is None:
             if d.state == DeviceState.AWAITING_OPERATOR or d.current_job_id:
                 self._set_device(state=DeviceState.IDLE.value, current_job_id=None)

@@ -119,6 +119,41 @@ def test_find_reattaches_and_never_starts_twice(
     assert bambu.starts("fq-4.gcode") == 1
 
 
+def test_a_staged_program_starts_without_a_second_upload(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    job = program(tmp_path, 2_000)
+    driver.stage("fq-20.gcode", job)
+    assert (bambu.sd / "fq-20.gcode").read_bytes() == job.read_bytes()
+    assert bambu.uploads == ["fq-20.gcode"] and bambu.starts("fq-20.gcode") == 0
+    assert driver.status().state is MachineState.IDLE  # staging never moves the printer
+    driver.start("fq-20.gcode", job)
+    until(driver, lambda s: s.outcome is not None, "the print to end")
+    assert bambu.uploads == ["fq-20.gcode"] and bambu.starts("fq-20.gcode") == 1
+    other = tmp_path / "other.gcode"  # a different program than the one staged: sent again
+    other.write_text(gcode_lines(1_000))
+    driver.stage("fq-21.gcode", job)
+    driver.start("fq-21.gcode", other)
+    assert bambu.uploads == ["fq-20.gcode", "fq-21.gcode", "fq-21.gcode"]
+    assert (bambu.sd / "fq-21.gcode").read_bytes() == other.read_bytes()
+
+
+def test_staging_never_overwrites_the_file_being_printed(
+        driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
+    job = program(tmp_path, 20_000, pause_at=10_000)
+    printing = job.read_bytes()
+    driver.start("fq-22.gcode", job)
+    until(driver, lambda s: s.state is MachineState.PAUSED, "held by its M400 U1 line")
+    small = tmp_path / "small.gcode"
+    small.write_text(gcode_lines(10))
+    for name, words in (("fq-22.gcode", "loaded already"), ("fq-23.gcode", "already printing")):
+        with pytest.raises(DriverError) as busy:
+            driver.stage(name, small)
+        assert busy.value.code == "busy" and words in render(busy.value.reason)
+    assert bambu.uploads == ["fq-22.gcode"]
+    assert (bambu.sd / "fq-22.gcode").read_bytes() == printing
+    driver.cancel()
+
+
 def test_incremental_reports_are_merged(
         driver: BambuDriver, bambu: BambuPeer, tmp_path: Path) -> None:  # noqa: F811
     driver.start("fq-6.gcode", program(tmp_path, LONG))

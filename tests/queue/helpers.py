@@ -11,9 +11,11 @@ from typing import Any
 
 import trimesh
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from fabqueue.queue.device_worker import DeviceWorker
 from fabqueue.store import inventory
+from fabqueue.store.models import Job, User
 from tests.conftest import Stack, wait_for
 
 
@@ -82,3 +84,23 @@ def device(client: TestClient, headers: dict[str, str], device_id: str) -> dict[
     r = client.get(f"/api/devices/{device_id}", headers=headers)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+#: a short program the simulated printer runs for about a minute of "slicer time"
+PROGRAM = b"M73 P0 R1\nG28\nG1 X10 Y10 F3000\nG1 X20 Y20\nM73 P100 R0\n"
+
+
+def ready_jobs(stack: Stack, site: str, n: int, fits: list[str] | None = None) -> list[int]:
+    """Jobs made ready as the slicer leaves them (a program in the file store)."""
+    owner = stack.user("resident")
+    sha = stack.ctx.files.put_bytes(PROGRAM)
+    with stack.ctx.db.session() as s:
+        uid = s.scalars(select(User.id).where(User.name == owner)).one()
+        jobs = [Job(kind="print", status="ready", owner_id=uid, site_id=site,
+                    material_id="PLA", file_sha256=sha, file_name=f"race-{i}.gcode",
+                    file_format="gcode", size_bytes=len(PROGRAM), program_sha256=sha,
+                    analysis={"ok": True, "fits": fits or []},
+                    slice_result={"estimated_seconds": 60}) for i in range(n)]
+        s.add_all(jobs)
+        s.flush()
+        return [j.id for j in jobs]

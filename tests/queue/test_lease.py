@@ -160,8 +160,7 @@ def test_a_machine_left_busy_on_a_job_that_no_longer_runs_is_repaired(
     from fabqueue.queue.pipeline import push_ready
     from fabqueue.simulators.printer import forget_printer, get_printer
     from fabqueue.store.models import Device, Job
-    from tests.queue.helpers import device_workers
-    from tests.queue.test_lease_races import PROGRAM, ready_jobs
+    from tests.queue.helpers import PROGRAM, device_workers, ready_jobs
     from tests.queue.test_lease_races import _pool_of as _pool
 
     dev = f"lr-{secrets.token_hex(3)}"

@@ -1,0 +1,117 @@
+"""Staging (fabqueue/queue/staging.py): a file host receives the program while the device
+worker's claim is decided; only ``start`` moves the machine, and only after the claim's
+commit; a claim that is lost, or refused by the heating limit, never starts anything.
+
+The driver here is a stand-in of our own: what is tested is the order between the worker's
+transaction and the driver's calls, which no peer can show. The real hosts' staging (the
+file on the printer's storage, no second upload, never over a print) is tested against the
+printer peers in tests/drivers/test_bambu.py."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fabqueue.drivers.base import DriverError, MachineState, MachineStatus
+from fabqueue.queue.device_worker import DeviceWorker
+from fabqueue.queue.machines import job_name
+from fabqueue.store.jobs import claim_ready
+from fabqueue.store.models import Device, Job
+from tests.conftest import Stack
+from tests.queue.helpers import PROGRAM, new_site, printer, ready_jobs
+
+
+class FileHost:
+    """Records each call with what the database said at that moment."""
+
+    def __init__(self, stack: Stack, *, stage_fails: bool = False) -> None:
+        self.stack, self.stage_fails = stack, stage_fails
+        self.calls: list[tuple[Any, ...]] = []
+
+    def _job(self, name: str) -> tuple[str, str | None]:
+        with self.stack.ctx.db.session() as s:
+            job = s.get(Job, int(name.removeprefix("fq-").split(".")[0]))
+            assert job is not None
+            return job.status, job.device_id
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def status(self) -> MachineStatus:
+        return MachineStatus(state=MachineState.IDLE)
+
+    def find(self, job_name: str) -> MachineStatus | None:
+        return None
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+    def stage(self, job_name: str, program: Path) -> None:
+        self.calls.append(("stage", job_name, program.read_bytes()))
+        if self.stage_fails:
+            raise DriverError("the upload broke off", code="offline")
+
+    def start(self, job_name: str, program: Path) -> None:
+        self.calls.append(("start", job_name, program.read_bytes(), *self._job(job_name)))
+
+
+def worker_with(stack: Stack, host: FileHost) -> tuple[DeviceWorker, str]:
+    device = f"st-{secrets.token_hex(2)}"
+    site = new_site(stack, [printer(device, ["PLA"])])
+    worker = DeviceWorker(stack.ctx, device)
+    assert worker.lease.acquire()  # one driver per machine: this test is that driver
+    worker.driver = host  # type: ignore[assignment]
+    return worker, site
+
+
+def test_the_program_is_staged_and_started_only_after_the_claim(stack: Stack) -> None:
+    host = FileHost(stack)
+    worker, site = worker_with(stack, host)
+    [job] = ready_jobs(stack, site, 1)
+    assert worker.start_job(job)
+    name = job_name(job)
+    assert host.calls == [("stage", name, PROGRAM),
+                          ("start", name, PROGRAM, "running", worker.device_id)]
+    assert worker.staging is None  # joined: the driver is never used by two threads
+
+
+def test_a_lost_claim_stages_but_never_starts(stack: Stack) -> None:
+    host = FileHost(stack)
+    worker, site = worker_with(stack, host)
+    [job] = ready_jobs(stack, site, 1)
+    with stack.ctx.db.session() as s:
+        assert claim_ready(s, job, "another-printer") is not None  # it won first
+    assert not worker.start_job(job)
+    assert [c[0] for c in host.calls] == ["stage"]  # the file lies there, nothing moved
+    assert worker.staging is None
+    with stack.ctx.db.session() as s:
+        assert s.get(Job, job).device_id == "another-printer"  # type: ignore[union-attr]
+        assert s.get(Device, worker.device_id).current_job_id is None  # type: ignore[union-attr]
+
+
+def test_the_heating_limit_refuses_a_staged_job(stack: Stack,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    host = FileHost(stack)
+    worker, site = worker_with(stack, host)
+    [job] = ready_jobs(stack, site, 1)
+    monkeypatch.setattr("fabqueue.queue.claiming.may_start_heating", lambda *_: False)
+    assert not worker.start_job(job)
+    assert [c[0] for c in host.calls] == ["stage"]
+    with stack.ctx.db.session() as s:
+        assert s.get(Job, job).status == "ready"  # type: ignore[union-attr]
+
+
+def test_a_failed_staging_leaves_the_upload_to_start(stack: Stack) -> None:
+    host = FileHost(stack, stage_fails=True)
+    worker, site = worker_with(stack, host)
+    [job] = ready_jobs(stack, site, 1)
+    assert worker.start_job(job)
+    assert [c[0] for c in host.calls] == ["stage", "start"]
+    assert host.calls[-1][3:] == ("running", worker.device_id)
