@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 PEER = Path(os.environ.get("FABQUEUE_KLIPPER_PEER", REPO / ".peers" / "klipper"))
@@ -150,26 +150,15 @@ class KlipperPeer:
         self.api_key = str(self.call("GET", "/access/api_key"))
         return self
 
-    @staticmethod
-    def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
     def kill_klippy(self) -> None:
-        self._stop(self.klippy, signal.SIGKILL)
+        stop_process(self.klippy, signal.SIGKILL)
 
     def kill_moonraker(self) -> None:
-        self._stop(self.moonraker, signal.SIGKILL)
+        stop_process(self.moonraker, signal.SIGKILL)
 
     def stop(self) -> None:
-        self._stop(self.moonraker)
-        self._stop(self.klippy)
+        stop_process(self.moonraker)
+        stop_process(self.klippy)
 
     # -- talking to it ------------------------------------------------------------------------
 

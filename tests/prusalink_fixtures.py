@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 PEER = Path(os.environ.get("FABQUEUE_PRUSALINK_PEER", REPO / ".peers" / "prusalink"))
@@ -125,23 +125,12 @@ class PrusaLinkPeer:
         self.wait_ready()
         return self
 
-    @staticmethod
-    def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
     def kill_link(self) -> None:
-        self._stop(self.link, signal.SIGKILL)
+        stop_process(self.link, signal.SIGKILL)
 
     def stop(self) -> None:
-        self._stop(self.link)
-        self._stop(self.firmware)
+        stop_process(self.link)
+        stop_process(self.firmware)
 
     # -- talking to it ------------------------------------------------------------------------
 

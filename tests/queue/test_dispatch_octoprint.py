@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from tests.octoprint_fixtures import (  # noqa: F401
     start_instance,
 )
 from tests.queue.helpers import cube_file, device, device_workers, new_site, upload, wait_status
+from tests.queue.host_scenarios import reattach_after_kill
 
 pytestmark = [pytest.mark.octoprint,
               pytest.mark.skipif(shutil.which("prusa-slicer") is None,
@@ -107,29 +105,14 @@ def test_killed_device_worker_reattaches_and_the_print_finishes_once(
     job, r, s = ready_print(stack, client, site, tmp_path, size=20)
     env = dict(stack.env)
     env.update({k: v for k, v in os.environ.items() if k.startswith("FQ_TEST_KEY_")})
-    cmd = [sys.executable, "-m", "fabqueue", "device-worker", "op-reattach"]
-    first = subprocess.Popen(cmd, env=env)
-    try:
-        wait_status(client, r, job, {"running"}, timeout=40)
-        wait_for(lambda: (device(client, s, "op-reattach")["progress"] or 0) > 1, timeout=60,
-                 what="printing")
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+
+    def still_running() -> None:  # no worker: the job stays running, nothing decides alone
         time.sleep(1)
         assert client.get(f"/api/jobs/{job}", headers=r).json()["status"] == "running"
-        second = subprocess.Popen(cmd, env=env)
-        try:
-            done = wait_status(client, r, job, {"done", "failed", "interrupted"}, timeout=120)
-        finally:
-            second.terminate()
-            second.wait(timeout=15)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert done["status"] == "done", done
-    events = client.get(f"/api/jobs/{job}/events", headers=r).json()
-    assert any(e["action"] == "reattached" for e in events)
-    assert [e["to"] for e in events if e["from"] != e["to"]].count("running") == 1
+
+    reattach_after_kill(client, env, "op-reattach", job, r, s, paused=False,
+                        held=lambda: (device(client, s, "op-reattach")["progress"] or 0) > 1,
+                        after_kill=still_running)
 
 
 def test_pool_prints_two_jobs_in_parallel_on_two_octoprints(
