@@ -266,6 +266,7 @@ def test_ids_and_numbers_beyond_64_bits_are_4xx(stack: Stack) -> None:
             (c.get, f"/api/jobs?batch={BIG}", admin, {}),
             (c.get, f"/api/jobs/{BIG}/events", admin, {}),
             (c.post, f"/api/jobs/{BIG}/approve", staff, {"json": {}}),
+            (c.post, f"/api/jobs/{BIG}/colours", staff, {"json": {"choice": {}}}),
             (c.get, f"/api/batches/{BIG}", admin, {}),
             (c.patch, f"/api/users/{BIG}", admin, {"json": {"locale": "en"}}),
             (c.get, f"/jobs/{BIG}", admin, {}),

@@ -20,6 +20,7 @@ from fabqueue.store.models import Job, User
 from fabqueue.web.api.jobs import load_visible
 from fabqueue.web.deps import ApiError, current_user, get_db
 from fabqueue.web.intake import enqueue_analysis_safely
+from fabqueue.web.params import IdPath
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -46,7 +47,7 @@ def check_choice(job: Job, choice: dict[str, str]) -> dict[str, str]:
 
 
 @router.post("/{job_id}/colours")
-def _handle_colours(job_id: int, body: ColoursIn, request: Request,
+def _handle_colours(job_id: IdPath, body: ColoursIn, request: Request,
                     user: User = Depends(current_user),
                     db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_visible(db, user, job_id)
