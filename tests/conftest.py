@@ -193,6 +193,12 @@ class Stack:
         self.workers.append(proc)
         return proc
 
+    def start_workers(self) -> None:
+        """The session's two workers, as serve runs them: an analysis never waits behind a
+        slow slicing job (a test that stopped them starts these again, not just one)."""
+        self.start_worker("analysis")
+        self.start_worker("analysis,slicing")
+
     def stop_workers(self) -> None:
         for p in self.workers:
             if p.poll() is None:
@@ -275,9 +281,7 @@ def build_stack(data_dir: Path, *, external: bool = EXTERNAL) -> Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole service minus the HTTP server, with real worker processes."""
     s = build_stack(tmp_path_factory.mktemp("stack"))
-    # Two workers, as serve runs: an analysis never waits behind one slow slicing job.
-    s.start_worker("analysis")
-    s.start_worker("analysis,slicing")
+    s.start_workers()
     yield s
     s.stop_workers()
     if s.redis_owner is not None:

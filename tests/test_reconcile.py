@@ -36,7 +36,7 @@ def no_workers(stack: Stack) -> Iterator[None]:
         yield
     finally:
         stack.stop_workers()
-        stack.start_worker()
+        stack.start_workers()
 
 
 def rq_status(stack: Stack, job_id: int) -> str | None:
