@@ -16,10 +16,11 @@ from fabqueue.core.devices import DeviceState
 from fabqueue.core.jobs import JobStatus
 from fabqueue.core.scheduling import Candidate, MachineCaps, may_start_heating, pick
 from fabqueue.drivers.base import DriverError, DriverOffline
+from fabqueue.queue.device_base import DeviceWorkerBase
 from fabqueue.queue.machines import job_name
 from fabqueue.queue.pipeline import dispatch_entry_id
 from fabqueue.queue.refusal import restore_ready
-from fabqueue.queue.staging import Staged
+from fabqueue.queue.staging import Staging
 from fabqueue.store.jobs import claim_ready, lock_job, queue_event
 from fabqueue.store.models import Device, Job
 from fabqueue.store.queries import heating_at, lock_site
@@ -29,7 +30,7 @@ log = logging.getLogger("fabqueue.queue.device_worker")
 FAIR_SHARE_WINDOW = timedelta(hours=24)  # starts counted for fairness between owners
 
 
-class Claiming(Staged):
+class Claiming(DeviceWorkerBase):
     """Which job next, and claiming it once, whoever else reaches for it."""
 
     def candidates(self, queue_name: str) -> list[Candidate]:
@@ -82,11 +83,12 @@ class Claiming(Staged):
         heating limit is reached. The start follows the claim's commit; a file host
         receives the program meanwhile (:mod:`~fabqueue.queue.staging`)."""
         assert self.driver is not None
-        self.stage(job_id)
+        staging = Staging.begin(self, job_id)
         try:
             claimed = self._claim_in_db(job_id)
         finally:
-            self.drop_staging()  # the driver is used by one thread at a time
+            if staging is not None:
+                staging.join()  # the driver is used by one thread at a time
         if claimed is None:
             return False
         program, timing = claimed

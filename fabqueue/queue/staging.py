@@ -44,24 +44,11 @@ class Staging:
             log.info("%s: staging job %s failed: %s", worker.device_id, self.job_id,
                      getattr(exc, "reason", exc))
 
+    @classmethod
+    def begin(cls, worker: DeviceWorkerBase, job_id: int) -> Staging | None:
+        """Send ``job_id``'s program now when the machine is a file host (else None)."""
+        driver = worker.driver
+        return cls(worker, job_id, driver) if isinstance(driver, Stages) else None
+
     def join(self) -> None:
         self.thread.join()
-
-
-class Staged(DeviceWorkerBase):
-    """The device worker's staging: at most one at a time, joined before the driver is
-    used for anything else."""
-
-    staging: Staging | None = None
-
-    def stage(self, job_id: int) -> None:
-        """Send ``job_id``'s program now, when the machine is a file host."""
-        self.drop_staging()
-        if isinstance(self.driver, Stages):
-            self.staging = Staging(self, job_id, self.driver)
-
-    def drop_staging(self) -> None:
-        """Wait for a staging still under way (the driver keeps what it staged)."""
-        staging, self.staging = self.staging, None
-        if staging is not None:
-            staging.join()
