@@ -13,7 +13,7 @@ from fabqueue.core.reasons import decode, render
 from fabqueue.drivers.bambu import BambuDriver
 from fabqueue.drivers.base import DriverError, MachineState, MachineStatus, Outcome
 from tests.bambu_fixtures import BambuPeer, bambu, bambu_peer, gcode_lines  # noqa: F401
-from tests.conftest import status_until
+from tests.conftest import status_until, wait_for
 
 LONG = 200_000  # ~50 s at the simulator's 4000 lines/s: time to pause and cancel
 
@@ -124,7 +124,9 @@ def test_a_staged_program_starts_without_a_second_upload(
     job = program(tmp_path, 2_000)
     driver.stage("fq-20.gcode", job)
     assert (bambu.sd / "fq-20.gcode").read_bytes() == job.read_bytes()
-    assert bambu.uploads == ["fq-20.gcode"] and bambu.starts("fq-20.gcode") == 0
+    # the FTP server records a file just after its 226 reply: wait for the record
+    wait_for(lambda: bambu.uploads == ["fq-20.gcode"], timeout=10, what="the upload record")
+    assert bambu.starts("fq-20.gcode") == 0
     assert driver.status().state is MachineState.IDLE  # staging never moves the printer
     driver.start("fq-20.gcode", job)
     until(driver, lambda s: s.outcome is not None, "the print to end")
@@ -133,7 +135,8 @@ def test_a_staged_program_starts_without_a_second_upload(
     other.write_text(gcode_lines(1_000))
     driver.stage("fq-21.gcode", job)
     driver.start("fq-21.gcode", other)
-    assert bambu.uploads == ["fq-20.gcode", "fq-21.gcode", "fq-21.gcode"]
+    wait_for(lambda: bambu.uploads == ["fq-20.gcode", "fq-21.gcode", "fq-21.gcode"],
+             timeout=10, what="the second upload of a changed program")
     assert (bambu.sd / "fq-21.gcode").read_bytes() == other.read_bytes()
 
 
