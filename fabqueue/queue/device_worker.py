@@ -104,7 +104,9 @@ class DeviceWorker(Interlocks, Claiming, Watching):
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         redis_wait = 0.0
+        self.lease.keep()
         while not stop.is_set():
+            self.lease.alive()
             try:
                 if not self.lease.held:
                     # another worker drives the machine: wait (touch nothing) and retry

@@ -9,6 +9,13 @@ the token is no longer the current one: a worker that was paused past its lease 
 what the new holder did. It then stops driving (closes its link, never cancels the print) and
 goes back to waiting.
 
+Renewal does not wait for the driving loop to come round: a keeper thread renews while the
+loop is busy in one long step (an upload of a large program over Wi-Fi, a slow database on a
+loaded host), so a live worker never loses its machine to a waiting one mid-step. The keeper
+renews only while the loop has come round within ``stall_s``: a loop stuck for longer is hung,
+and its lease lapses so that another worker can take over. A paused process (SIGSTOP, a
+suspended VM) renews nothing, keeper included.
+
 Expiry is compared with each worker's own UTC clock: the workers of one FabQueue run on one
 computer, so they share it.
 """
@@ -19,6 +26,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,9 +54,13 @@ class Lease:
     device_id: str
     ttl_s: float = 15.0
     owner: str = field(default_factory=default_owner)
+    stall_s: float = 600.0  # a loop not back within this is hung: the keeper lets go
     token: int | None = None
     _renewed: float = 0.0
+    _alive: float = 0.0
     _told_waiting: bool = False
+    _keeper: threading.Thread | None = None
+    _closing: threading.Event = field(default_factory=threading.Event)
 
     @property
     def held(self) -> bool:
@@ -93,6 +105,36 @@ class Lease:
             with self.db.session() as s:
                 self.fence(s)
 
+    def alive(self) -> None:
+        """The driving loop came round: the keeper may go on renewing."""
+        self._alive = time.monotonic()
+
+    def keep(self) -> None:
+        """Start the keeper thread (once): it renews a held lease every ``retry_s`` while
+        the loop calls :meth:`alive` at least every ``stall_s``."""
+        self.alive()
+        if self._keeper is None:
+            self._closing.clear()
+            self._keeper = threading.Thread(target=self._keep, name=f"lease-{self.device_id}",
+                                            daemon=True)
+            self._keeper.start()
+
+    def _keep(self) -> None:
+        while not self._closing.wait(self.retry_s / 2):
+            token = self.token
+            now = time.monotonic()
+            if token is None or now - self._alive > self.stall_s \
+                    or now - self._renewed < self.retry_s:
+                continue  # not ours, hung, or a write of the loop renewed it lately
+            try:
+                with self.db.session() as s:
+                    if leases.fenced_update(s, self.device_id, token,
+                                            lease_expires_at=self._expiry()):
+                        self._renewed = time.monotonic()
+                # a stale token: the loop finds out at its next write (LeaseLost) and stops
+            except Exception:  # the database away for a moment: the next round tries again
+                log.debug("%s: lease renewal failed", self.device_id, exc_info=True)
+
     def lost(self) -> None:
         log.warning("%s: lease lost (token %s is stale): another worker drives the machine; "
                     "this one stops driving it", self.device_id, self.token)
@@ -100,6 +142,10 @@ class Lease:
         raise LeaseLost(self.device_id)
 
     def release(self) -> None:
+        self._closing.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=10)
+            self._keeper = None
         if self.token is None:
             return
         try:

@@ -50,6 +50,29 @@ def test_lease_is_exclusive_expires_and_fences_stale_writes(stack: Stack) -> Non
     assert a.token == (first or 0) + 2
 
 
+def test_a_busy_loop_keeps_its_lease_and_a_hung_one_lets_it_go(stack: Stack) -> None:
+    """The keeper renews while the driving loop is inside one long step (it writes nothing
+    and never comes round to renew), but not for a loop stuck past ``stall_s``."""
+    dev = f"lk-{secrets.token_hex(3)}"
+    new_site(stack, [printer(dev, ["PLA"])])
+    a = Lease(stack.ctx.db, dev, ttl_s=2.0, owner="a", stall_s=6.0)
+    b = Lease(stack.ctx.db, dev, ttl_s=30, owner="b")
+    assert a.acquire()
+    a.keep()  # the loop came round once, then is busy
+    try:
+        end = time.monotonic() + 5.0  # 2.5 lifetimes of the lease, inside stall_s
+        while time.monotonic() < end:
+            assert not b.acquire(), lease_row(stack, dev)
+            time.sleep(0.2)
+        assert a.held and lease_row(stack, dev)["lease_owner"] == "a"
+        # past stall_s the loop counts as hung: the keeper stops and the lease lapses
+        wait_for(b.acquire, timeout=30, interval=0.2, what="b to take a hung worker's lease")
+        assert lease_row(stack, dev)["lease_owner"] == "b"
+    finally:
+        a.release()
+        b.release()
+
+
 def _ready_job(stack: Stack, client, site: str, tmp: Path) -> tuple[int, dict, dict]:  # type: ignore[no-untyped-def,type-arg]
     resident, staff = stack.user("resident"), stack.user("staff", site)
     r, s = stack.token(client, resident), stack.token(client, staff)
