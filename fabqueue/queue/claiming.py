@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from fabqueue import events
 from fabqueue.core.devices import DeviceState
 from fabqueue.core.jobs import JobStatus
 from fabqueue.core.scheduling import Candidate, MachineCaps, may_start_heating, pick
-from fabqueue.drivers.base import DriverError, DriverOffline
+from fabqueue.drivers.base import DriverError, DriverOffline, Stages
 from fabqueue.queue.device_base import DeviceWorkerBase
 from fabqueue.queue.machines import job_name
 from fabqueue.queue.pipeline import dispatch_entry_id
@@ -28,6 +29,7 @@ from fabqueue.store.queries import heating_at, lock_site
 log = logging.getLogger("fabqueue.queue.device_worker")
 
 FAIR_SHARE_WINDOW = timedelta(hours=24)  # starts counted for fairness between owners
+PRESTAGE_EVERY_S = 5.0  # at needs_bed_clear, the next job is picked again this often
 
 
 class Claiming(DeviceWorkerBase):
@@ -78,12 +80,41 @@ class Claiming(DeviceWorkerBase):
                 return True
         return False
 
+    def prestage(self, d: Device) -> None:
+        """While the bed waits to be cleared, send the program of the job this machine
+        would pick now to a file host, one upload at a time (see
+        :mod:`~fabqueue.queue.staging`). Never a start: that waits for the bed-clear."""
+        driver, pre = self.driver, self._prestaged
+        if not isinstance(driver, Stages) or not self.ctx.settings.prestage:
+            return
+        if pre is not None and pre.driver is driver and pre.running:
+            return
+        if time.monotonic() - self._prestage_at < PRESTAGE_EVERY_S:
+            return
+        self._prestage_at = time.monotonic()
+        cand = self.next_job(d)
+        if cand is None or (pre is not None and pre.driver is driver and pre.ok
+                            and pre.job_id == cand.job_id):
+            return  # nothing waits, or its program is on the machine already
+        self._prestaged = Staging(self, cand.job_id, driver)
+
+    def _staging_for(self, job_id: int) -> Staging | None:
+        """The job's program on its way now, or None when it is on the machine already
+        (pre-staged) or the machine is no file host."""
+        pre, self._prestaged, self._prestage_at = self._prestaged, None, 0.0
+        if pre is not None and pre.driver is self.driver:
+            pre.join()  # one upload at a time through the driver
+            if pre.ok and pre.job_id == job_id:
+                return None
+        return Staging.begin(self, job_id)
+
     def start_job(self, job_id: int) -> bool:
         """Claim the job and start it; False when another machine won it, or the site's
         heating limit is reached. The start follows the claim's commit; a file host
-        receives the program meanwhile (:mod:`~fabqueue.queue.staging`)."""
+        receives the program meanwhile, unless it did while the bed waited to be cleared
+        (:mod:`~fabqueue.queue.staging`)."""
         assert self.driver is not None
-        staging = Staging.begin(self, job_id)
+        staging = self._staging_for(job_id)
         try:
             claimed = self._claim_in_db(job_id)
         finally:

@@ -35,6 +35,8 @@ class DeviceWorkerBase:
         self._offline_until = 0.0
         self.frames = FrameTracker()  # lasers: a frame run, a start held until it ends
         self._started_at_before: dict[int, datetime | None] = {}
+        self._prestaged: Any = None  # queue.staging.Staging of the job picked at needs_bed_clear
+        self._prestage_at = 0.0  # when that pick was last made (monotonic)
         self.lease = Lease(ctx.db, device_id, ttl_s=ctx.settings.lease_ttl_s)
         with ctx.db.session() as s:
             d = s.get(Device, device_id)

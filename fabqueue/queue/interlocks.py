@@ -26,6 +26,7 @@ class Interlocks(DeviceWorkerBase):
         if not d.enabled:
             return
         if d.state == DeviceState.NEEDS_BED_CLEAR:
+            self.prestage(d)  # an upload at most: nothing starts before staff confirm
             return  # the interlock: staff must confirm the bed is clear
         if d.state in (DeviceState.OFFLINE, DeviceState.ERROR) and self.driver is not None:
             st = self.driver.status()

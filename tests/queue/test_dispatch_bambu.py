@@ -14,13 +14,15 @@ import pytest
 
 from fabqueue.core.reasons import render
 from tests.bambu_fixtures import BambuPeer, bambu, bambu_peer  # noqa: F401
-from tests.conftest import Stack
-from tests.queue.helpers import new_site
+from tests.conftest import Stack, wait_for
+from tests.queue.helpers import device, device_workers, new_site, wait_status
 from tests.queue.host_scenarios import (
+    ENDED,
     first_print_then_interlock,
     host_lost_mid_print,
     reattach_after_kill,
     refused_key,
+    status,
 )
 from tests.queue.test_dispatch_octoprint import ready_print
 
@@ -57,6 +59,30 @@ def test_sliced_job_prints_to_done_and_the_bed_interlock_holds(
     assert bambu.starts(f"fq-{job}.gcode") == 1 and bambu.starts(f"fq-{second}.gcode") == 0
     assert bambu.state()["gcode_state"] == "FINISH"
     assert (bambu.sd / f"fq-{job}.gcode").stat().st_size > 1000  # the sliced G-code
+
+
+@pytest.mark.stack
+def test_the_next_program_is_on_the_printer_before_the_bed_clear_and_sent_once(
+        stack: Stack, client, tmp_path: Path, bambu: BambuPeer) -> None:  # noqa: F811
+    """Pre-staging (fabqueue/queue/staging.py) on the printer's own SD card: while the bed
+    waits, the next job's program is uploaded and nothing moves; the bed-clear starts it
+    with the print command alone."""
+    site = new_site(stack, [bambu_printer("bb-pre", bambu)])
+    first, r, s = ready_print(stack, client, site, tmp_path, size=10)
+    second, r2, _ = ready_print(stack, client, site, tmp_path, size=8, name="two.stl")
+    name = f"fq-{second}.gcode"
+    with device_workers(stack, ["bb-pre"], poll_s=0.3):
+        wait_for(lambda: status(client, r, first) in ENDED, timeout=90, what="the first print")
+        wait_for(lambda: device(client, s, "bb-pre")["state"] == "needs_bed_clear",
+                 timeout=15, what="needs_bed_clear")
+        wait_for(lambda: name in bambu.uploads, timeout=30, what="the next program pre-staged")
+        assert status(client, r2, second) == "ready" and bambu.starts(name) == 0
+        assert bambu.state()["gcode_state"] == "FINISH"  # the upload moved nothing
+        assert client.post("/api/devices/bb-pre/bed-cleared", headers=s).status_code == 200
+        wait_status(client, r2, second, {"running", "done"}, timeout=60)
+        wait_for(lambda: bambu.starts(name) == 1, timeout=30, what="the printer to start it")
+    assert bambu.uploads.count(name) == 1  # the start was the print command alone
+    assert (bambu.sd / name).stat().st_size > 1000
 
 
 @pytest.mark.stack

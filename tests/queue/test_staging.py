@@ -120,3 +120,80 @@ def test_a_failed_staging_leaves_the_upload_to_start(stack: Stack) -> None:
     assert worker.start_job(job)
     assert [c[0] for c in host.calls] == ["stage", "start"]
     assert host.calls[-1][3:] == ("running", worker.device_id)
+
+
+# -- pre-staging: the next program goes over while the bed waits to be cleared ------------
+
+def waiting_for_bed_clear(stack: Stack, host: FileHost, n: int
+                          ) -> tuple[DeviceWorker, list[int]]:
+    from fabqueue.queue.pipeline import push_ready
+
+    worker, site = worker_with(stack, host)
+    jobs = ready_jobs(stack, site, n, fits=[worker.device_id])
+    for job in jobs:
+        push_ready(stack.ctx, job, worker.pool)
+    worker._set_device(state="needs_bed_clear")
+    return worker, jobs
+
+
+def look(worker: DeviceWorker) -> None:
+    worker.look_for_work()
+    for thread in staging_threads():
+        thread.join()
+
+
+def test_the_next_program_goes_over_while_the_bed_waits_and_only_the_clear_starts_it(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fabqueue.queue.claiming.PRESTAGE_EVERY_S", 0.0)
+    host = FileHost(stack)
+    worker, [job] = waiting_for_bed_clear(stack, host, 1)
+    name = job_name(job)
+    look(worker)
+    assert host.calls == [("stage", name, PROGRAM)]
+    look(worker)  # picked again: on the machine already, nothing sent twice, nothing started
+    look(worker)
+    assert host.calls == [("stage", name, PROGRAM)]
+    assert stack.job(job).status == "ready"
+    worker._set_device(state="idle")  # staff confirmed the bed is clear
+    look(worker)
+    assert host.calls == [("stage", name, PROGRAM),
+                          ("start", name, PROGRAM, "running", worker.device_id)]
+
+
+def test_a_prestaged_job_that_went_elsewhere_is_never_started_here(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = FileHost(stack)
+    worker, jobs = waiting_for_bed_clear(stack, host, 2)
+    look(worker)
+    [(_, staged, _)] = host.calls
+    first = next(j for j in jobs if job_name(j) == staged)
+    other = next(j for j in jobs if j != first)
+    with stack.ctx.db.session() as s:
+        assert claim_ready(s, first, "another-printer") is not None  # a pool mate won it
+    worker._set_device(state="idle")
+    look(worker)
+    name = job_name(other)
+    assert host.calls[1:] == [("stage", name, PROGRAM),
+                              ("start", name, PROGRAM, "running", worker.device_id)]
+
+
+def test_a_failed_prestage_leaves_the_upload_to_the_start(stack: Stack) -> None:
+    host = FileHost(stack, stage_fails=True)
+    worker, _ = waiting_for_bed_clear(stack, host, 1)
+    look(worker)
+    worker._set_device(state="idle")
+    look(worker)
+    assert [c[0] for c in host.calls] == ["stage", "stage", "start"]
+    assert host.calls[-1][3:] == ("running", worker.device_id)
+
+
+def test_prestage_off_sends_nothing_before_the_clear(stack: Stack,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack.ctx.settings, "prestage", False)
+    host = FileHost(stack)
+    worker, _ = waiting_for_bed_clear(stack, host, 1)
+    look(worker)
+    assert host.calls == []
+    worker._set_device(state="idle")
+    look(worker)
+    assert [c[0] for c in host.calls] == ["stage", "start"]
