@@ -24,7 +24,7 @@ HEADER = ["| host | reference median s (min–max) | FabQueue median s (min–ma
 
 class HostRig:
     def __init__(self, root: Path, device: dict[str, Any], secret: tuple[str, str], *,
-                 jobs: int, lines: int) -> None:
+                 jobs: int, lines: int, worker_env: dict[str, str] | None = None) -> None:
         from bench_dispatch import gcode_program
 
         (root / "stack").mkdir()
@@ -49,7 +49,7 @@ class HostRig:
             log = (root / "device.log").open("wb")
             self.procs.append(subprocess.Popen(
                 [sys.executable, "-m", "fabqueue", "device-worker", self.device_id],
-                env={**self.stack.env, secret[0]: secret[1]}, stdout=log,
+                env={**self.stack.env, secret[0]: secret[1], **(worker_env or {})}, stdout=log,
                 stderr=subprocess.STDOUT))
             self.http = self._serve(root)
         except BaseException:
