@@ -142,6 +142,7 @@ def test_mesh_formats(client: TestClient, resident: dict[str, str], name: str, d
 def test_svg_makes_a_laser_job(client: TestClient, resident: dict[str, str]) -> None:
     job = analysed(client, resident, "box.svg", SQUARE_SVG, material="plywood-3mm")
     assert job["kind"] == "laser"
+    assert job["status"] == "awaiting_approval", job  # (the whole job says why when not)
     a = job["analysis"]
     assert a["size_mm"] == pytest.approx([30, 20], abs=0.5)  # what is cut, in mm
     assert a["cut_length_mm"] == pytest.approx(100, rel=0.01)
@@ -255,6 +256,7 @@ def test_svg_without_units_warns_with_the_assumption(client: TestClient,
     data = (b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100">'
             b'<rect x="10" y="10" width="100" height="50" fill="none" stroke="#ff0000"/></svg>')
     job = analysed(client, resident, "nounits.svg", data, material="plywood-3mm")
+    assert job["status"] == "awaiting_approval", job
     a = job["analysis"]
     assert a["warnings"], a
     # the 100 × 50 rectangle's user units read as CSS pixels (96 per inch)
