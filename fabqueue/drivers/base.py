@@ -94,8 +94,10 @@ class Driver(Protocol):
 class Stages(Protocol):
     """A driver that can put a program on the machine ahead of its start (a file host).
 
-    The device worker stages a job's program while the database decides whether this
-    machine gets the job, so the upload no longer waits behind that transaction. Staging
+    The device worker stages the next job's program while the bed waits to be cleared, or
+    else while the database decides whether this machine gets the job, so the start does
+    not wait for the upload (``queue.staging``). ``stage`` may run in a thread of its own
+    beside ``status`` and the commands (each host's upload has a connection of its own). Staging
     never makes a machine move: only ``start`` does, and only after the claim's commit; a
     program staged for a job the machine did not get just lies on its storage.
     """

@@ -12,6 +12,12 @@ meanwhile is refused with 409 although the file was stored (the driver waits the
 starts the stored file); the first poll of a new job may show the previous job's 100 %; a
 job may answer 404 right after its upload answered 201 (a grace period).
 
+A file host (``drivers.base.Stages``): ``stage`` stores the program without starting it
+(the same PUT without ``Print-After-Upload``), and the ``start`` that follows for the same job
+and program is ``POST /api/v1/files/<storage>/<name>``, the spec's start of a stored file. On
+a printer's own Wi-Fi an upload takes seconds to minutes; staged while the bed waits to be
+cleared, it is out of the way of the start.
+
 PrusaLink keeps no history: after a worker restart ``find`` re-attaches by file name while
 the job is shown, and a stored file of ours with no job shown means it ran (or was refused)
 while no worker watched: INTERRUPTED, never started a second time.
@@ -89,6 +95,7 @@ class PrusaLinkDriver:
         auth = httpx.DigestAuth(USER, password) if password and not api_key else None
         self.http = HttpHost(HOST, url, headers=headers, auth=auth, timeout_s=timeout_s)
         self._storage: str | None = None
+        self._staged: tuple[str, Path] | None = None  # stored, not started
         self._print = TrackedPrint()  # its name: the file name of our print
         self._job_id: int | None = None
         self._below_100 = False
@@ -129,17 +136,38 @@ class PrusaLinkDriver:
     def close(self) -> None:
         self.http.close()
 
+    def _put(self, name: str, program: Path, *, start: bool) -> None:
+        # the bytes, not a stream: PrusaLink needs a Content-Length (chunked → 500)
+        headers = {"Overwrite": "?1", "Content-Type": GCODE_TYPE}
+        if start:
+            headers["Print-After-Upload"] = "?1"
+        self.http.request("PUT", f"/api/v1/files/{self.storage()}/{name}",
+                          content=program.read_bytes(), headers=headers,
+                          timeout_s=max(self.http.timeout_s, UPLOAD_TIMEOUT_S))
+
+    def stage(self, job_name: str, program: Path) -> None:
+        """Store ``program`` under the job's name without starting it (see ``Stages``)."""
+        name = remote_name(job_name)
+        self._staged = None
+        self._put(name, program, start=False)
+        self._staged = (name, program)
+
     def start(self, job_name: str, program: Path) -> None:
-        """Upload ``program`` and start it in one request; outwait a lingering end."""
+        """Upload ``program`` and start it in one request, or start it where it was staged;
+        outwait a lingering end."""
         name = remote_name(job_name)
         path = f"/api/v1/files/{self.storage()}/{name}"
+        staged, self._staged = self._staged, None
         try:
-            # the bytes, not a stream: PrusaLink needs a Content-Length (chunked → 500)
-            self.http.request(
-                "PUT", path, content=program.read_bytes(),
-                headers={"Print-After-Upload": "?1", "Overwrite": "?1",
-                         "Content-Type": GCODE_TYPE},
-                timeout_s=max(self.http.timeout_s, UPLOAD_TIMEOUT_S))
+            if staged == (name, program):
+                try:
+                    self.http.request("POST", path)  # stored already: started, not sent
+                except DriverError as exc:
+                    if exc.code != "not_found":
+                        raise
+                    self._put(name, program, start=True)  # removed from the storage since
+            else:
+                self._put(name, program, start=True)
         except DriverError as exc:
             if exc.code != "busy":
                 raise
