@@ -10,7 +10,8 @@ Real PrusaLink differs from the spec (../shared/peers/prusalink/README.md) and t
 tolerates it: ``storage`` a list or an object; FINISHED/STOPPED linger ≥ 11 s and a start
 meanwhile is refused with 409 although the file was stored (the driver waits them out and
 starts the stored file); the first poll of a new job may show the previous job's 100 %; a
-job may answer 404 right after its upload answered 201 (a grace period).
+job may answer 404 right after its upload answered 201 (a grace period); a file stored
+without ``Print-After-Upload`` is listed (HEAD, POST) only a moment after its 201.
 
 A file host (``drivers.base.Stages``): ``stage`` stores the program without starting it
 (the same PUT without ``Print-After-Upload``), and the ``start`` that follows for the same job
@@ -44,6 +45,7 @@ GCODE_TYPE = "text/x.gcode"
 USER = "maker"  # PrusaLink's digest user on the printers' built-in PrusaLink
 CANCEL_WAIT_S = 5.0
 LINGER_WAIT_S = 20.0  # FINISHED/STOPPED stay ≥ 11 s before a new print may start
+LISTED_WAIT_S = 5.0  # a stored file joins PrusaLink's file list within ~1 s (0.8.1 waits 1 s)
 
 STATES = {
     "IDLE": MachineState.IDLE, "READY": MachineState.IDLE, "BUSY": MachineState.IDLE,
@@ -146,10 +148,23 @@ class PrusaLinkDriver:
                           timeout_s=max(self.http.timeout_s, UPLOAD_TIMEOUT_S))
 
     def stage(self, job_name: str, program: Path) -> None:
-        """Store ``program`` under the job's name without starting it (see ``Stages``)."""
+        """Store ``program`` under the job's name without starting it (see ``Stages``), and
+        return once PrusaLink lists it: its file list follows the disk a moment later, and
+        a start meanwhile is a 404 (0.8.1's own Print-After-Upload waits for it the same
+        way)."""
         name = remote_name(job_name)
         self._staged = None
         self._put(name, program, start=False)
+        path = f"/api/v1/files/{self.storage()}/{name}"
+        deadline = time.monotonic() + LISTED_WAIT_S
+        while True:
+            try:
+                self.http.request("HEAD", path)
+                break
+            except DriverError as exc:
+                if exc.code != "not_found" or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
         self._staged = (name, program)
 
     def start(self, job_name: str, program: Path) -> None:

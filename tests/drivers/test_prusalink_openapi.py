@@ -161,6 +161,11 @@ def test_a_stored_file_and_its_start_match_the_spec(
               headers={"Overwrite": "?1", "Content-Type": "text/x.gcode"})
     assert r.status_code == 201
     assert prusalink.state() not in ("PRINTING", "PAUSED")
+    # listed a moment after the 201 (0.8.1: its file list follows the disk): HEAD says when
+    wait_for(lambda: prusalink.call("HEAD", "/api/v1/files/local/fq-staged.gcode"
+                                    ).status_code == 200, timeout=10, interval=0.05,
+             what="the stored file listed")
+    check(spec, prusalink, "HEAD", "/api/v1/files/local/fq-staged.gcode")
     assert check(spec, prusalink, "POST", "/api/v1/files/local/fq-staged.gcode"
                  ).status_code == 204
     wait_for(lambda: prusalink.state() == "PRINTING", what="the stored file printing")
