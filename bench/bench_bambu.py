@@ -97,43 +97,25 @@ class Reference:
 def measure(root: Path, peer: BambuPeer, lines: int, repeats: int, *, prestage: bool
             ) -> tuple[list[float], list[float]]:
     """Interleaved runs for one program size and path: (reference s, FabQueue s) per run."""
-    ref: list[float] = []
-    fq: list[float] = []
-    rig = None
+    rig = HostRig(root, {"id": "bb-bench", "driver": "bambu", "host": "127.0.0.1",
+                         "serial": peer.serial, "access_code_env": "FQ_BENCH_BAMBU_CODE",
+                         "mqtt_port": peer.mqtt_port, "ftps_port": peer.ftps_port,
+                         "build_volume_mm": (256, 256, 256)},
+                  ("FQ_BENCH_BAMBU_CODE", peer.access_code), jobs=repeats + 1,
+                  lines=lines, worker_env={"FABQUEUE_PRESTAGE": str(prestage).lower()})
     try:
-        rig = HostRig(root, {"id": "bb-bench", "driver": "bambu", "host": "127.0.0.1",
-                             "serial": peer.serial, "access_code_env": "FQ_BENCH_BAMBU_CODE",
-                             "mqtt_port": peer.mqtt_port, "ftps_port": peer.ftps_port,
-                             "build_volume_mm": (256, 256, 256)},
-                      ("FQ_BENCH_BAMBU_CODE", peer.access_code), jobs=repeats + 1,
-                      lines=lines, worker_env={"FABQUEUE_PRESTAGE": str(prestage).lower()})
         reference = Reference(peer)
-        jobs = rig.jobs
-
-        def to_needs_bed_clear() -> None:
-            rig.stop_and_wait()
-            reference.stop()
-
-        wait_printing(peer, f"fq-{jobs[0]}.gcode", timeout_s=120)  # the warm-up job
-        to_needs_bed_clear()
-        for n, job in enumerate(jobs[1:], start=1):
-            if prestage:  # the upload ends before the reference runs: neither slows the other
-                wait_for(lambda j=job: f"fq-{j}.gcode" in peer.uploads, timeout=60,
-                         interval=POLL_S, what="the next program pre-staged")
-            ref.append(reference.run(rig.program, n))
-            # A lab clears the bed of a printer that has stood idle, not one that stopped
-            # a print a few ms ago: let the stop's report reach the driver first (without
-            # this, its cached state still said printing and it asked for a pushall).
-            time.sleep(SETTLE_S)
-            started = rig.bed_cleared()
-            fq.append(wait_printing(peer, f"fq-{job}.gcode") - started)
-            to_needs_bed_clear()
-            print(f"{lines} lines, {'pre-staged' if prestage else 'cold'}, run {n}: "
-                  f"reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
+        # A lab clears the bed of a printer that has stood idle, not one that stopped a print
+        # a few ms ago: the settle lets the stop's report reach the driver first (without it,
+        # its cached state still said printing and it asked for a pushall).
+        return rig.interleave(
+            lambda n: reference.run(rig.program, n),
+            lambda job: wait_printing(peer, f"fq-{job}.gcode", timeout_s=120),
+            reference.stop, settle_s=SETTLE_S,
+            staged=(lambda job: f"fq-{job}.gcode" in peer.uploads) if prestage else None,
+            label=f"{lines} lines, {'pre-staged' if prestage else 'cold'}, ")
     finally:
-        if rig is not None:
-            rig.close()
-    return ref, fq
+        rig.close()
 
 
 def main(argv: list[str] | None = None) -> int:

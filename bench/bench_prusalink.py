@@ -34,7 +34,6 @@ if str(REPO) not in sys.path:
 from bench_dispatch import gcode_program, machine_line  # noqa: E402
 from host_rig import HostRig, report, table  # noqa: E402
 
-from tests.conftest import wait_for  # noqa: E402
 from tests.prusalink_fixtures import PEER, PrusaLinkPeer, require_prusalink  # noqa: E402
 
 SECTION = "## Dispatch latency per printer host: PrusaLink"
@@ -72,37 +71,20 @@ def reference_run(peer: PrusaLinkPeer, program: Path, name: str) -> float:
 def measure(root: Path, peer: PrusaLinkPeer, lines: int, repeats: int, *, prestage: bool
             ) -> tuple[list[float], list[float]]:
     """Interleaved runs for one path: (reference s, FabQueue s) per run."""
-    ref: list[float] = []
-    fq: list[float] = []
-    rig = None
+    rig = HostRig(root, {"id": "pl-bench", "driver": "prusalink", "url": peer.url,
+                         "api_key_env": "FQ_BENCH_PRUSALINK_KEY",
+                         "build_volume_mm": (250, 210, 220)},
+                  ("FQ_BENCH_PRUSALINK_KEY", peer.api_key), jobs=repeats + 1,
+                  lines=lines, worker_env={"FABQUEUE_PRESTAGE": str(prestage).lower()})
+    path = "pre" if prestage else "cold"
     try:
-        rig = HostRig(root, {"id": "pl-bench", "driver": "prusalink", "url": peer.url,
-                             "api_key_env": "FQ_BENCH_PRUSALINK_KEY",
-                             "build_volume_mm": (250, 210, 220)},
-                      ("FQ_BENCH_PRUSALINK_KEY", peer.api_key), jobs=repeats + 1,
-                      lines=lines, worker_env={"FABQUEUE_PRESTAGE": str(prestage).lower()})
-
-        def to_needs_bed_clear() -> None:
-            rig.stop_and_wait()
-            stop_print(peer)
-
-        wait_printing(peer, timeout_s=120)  # the warm-up job
-        to_needs_bed_clear()
-        for n, job in enumerate(rig.jobs[1:], start=1):
-            if prestage:  # in place before the reference runs: neither slows the other
-                wait_for(lambda j=job: (peer.gcodes / f"fq-{j}.gcode").exists(), timeout=60,
-                         interval=POLL_S, what="the next file pre-staged")
-            ref.append(reference_run(peer, rig.program,
-                                     f"ref-{'pre' if prestage else 'cold'}-{n}.gcode"))
-            started = rig.bed_cleared()
-            fq.append(wait_printing(peer) - started)
-            to_needs_bed_clear()
-            print(f"{'pre-staged' if prestage else 'cold'}, run {n}: "
-                  f"reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
+        return rig.interleave(
+            lambda n: reference_run(peer, rig.program, f"ref-{path}-{n}.gcode"),
+            lambda _job: wait_printing(peer, timeout_s=120), lambda: stop_print(peer),
+            staged=(lambda job: (peer.gcodes / f"fq-{job}.gcode").exists()) if prestage
+            else None, label=f"{'pre-staged' if prestage else 'cold'}, ")
     finally:
-        if rig is not None:
-            rig.close()
-    return ref, fq
+        rig.close()
 
 
 def main(argv: list[str] | None = None) -> int:

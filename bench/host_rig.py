@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,36 @@ class HostRig:
         r = self.http.post(f"/api/devices/{self.device_id}/bed-cleared")
         assert r.status_code == 200, r.text
         return started
+
+    def interleave(self, reference: Callable[[int], float], printing: Callable[[int], float],
+                   stop_host: Callable[[], None], *, staged: Callable[[int], bool] | None = None,
+                   settle_s: float = 0.0, label: str = "") -> tuple[list[float], list[float]]:
+        """The runs of a file host's bench (bench_bambu.py, bench_prusalink.py): the warm-up
+        job printed and stopped; then for each job, once its program is on the host (when
+        ``staged`` says so: pre-staging), the bare reference run (``reference(n)``, its
+        seconds), and FabQueue's from the bed-clear to ``printing(job)`` (the monotonic time
+        the host said so). Both prints are stopped before the next run. (reference s,
+        FabQueue s) per run."""
+        ref: list[float] = []
+        fq: list[float] = []
+
+        def to_needs_bed_clear() -> None:
+            self.stop_and_wait()
+            stop_host()
+
+        printing(self.jobs[0])  # the warm-up job
+        to_needs_bed_clear()
+        for n, job in enumerate(self.jobs[1:], start=1):
+            if staged is not None:  # on the host before the reference: neither slows the other
+                wait_for(lambda j=job: staged(j), timeout=60, interval=0.01,
+                         what="the next program pre-staged")
+            ref.append(reference(n))
+            time.sleep(settle_s)
+            started = self.bed_cleared()
+            fq.append(printing(job) - started)
+            to_needs_bed_clear()
+            print(f"{label}run {n}: reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
+        return ref, fq
 
     def close(self) -> None:
         for proc in self.procs:
