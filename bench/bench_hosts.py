@@ -10,10 +10,6 @@ clock starts at ``POST /api/devices/{id}/bed-cleared`` and stops when Moonraker'
 ``print_stats.state`` says ``printing``. Reference, interleaved in the same run: one plain
 ``POST /server/files/upload`` with ``print=true`` of the same file, timed the same way.
 Every process started here is stopped at the end.
-
-Two paths, each with a rig of its own: pre-staged (the default: the device worker uploads the
-next job's file while the bed waits; the reference runs and the bed is cleared once the file
-is in place) and cold (FABQUEUE_PRESTAGE=false: uploaded while the claim is decided).
 """
 
 from __future__ import annotations
@@ -65,7 +61,7 @@ def stop_print(peer: KlipperPeer) -> None:
              interval=0.05, what="the print to stop")
 
 
-def reference_run(peer: KlipperPeer, program: Path, n: str) -> float:
+def reference_run(peer: KlipperPeer, program: Path, n: int) -> float:
     started = time.monotonic()
     with program.open("rb") as handle:
         httpx.post(f"{peer.url}/server/files/upload", timeout=120,
@@ -77,67 +73,6 @@ def reference_run(peer: KlipperPeer, program: Path, n: str) -> float:
     return seen - started
 
 
-def measure(root: Path, peer: KlipperPeer, lines: int, repeats: int, *, prestage: bool
-            ) -> tuple[list[float], list[float], int]:
-    """Interleaved runs for one path: (reference s, FabQueue s, Klippy aborts)."""
-    ref: list[float] = []
-    fq: list[float] = []
-    root.mkdir()
-    rig = HostRig(root, {"id": "kl-bench", "driver": "moonraker", "url": peer.url,
-                         "api_key_env": "FQ_BENCH_MOONRAKER_KEY",
-                         "build_volume_mm": (250, 210, 220)},
-                  ("FQ_BENCH_MOONRAKER_KEY", peer.api_key), jobs=repeats + 1 + SPARE_JOBS,
-                  lines=lines, worker_env={"FABQUEUE_PRESTAGE": str(prestage).lower()})
-    device_state = rig.state
-    tag = "pre" if prestage else "cold"
-
-    def to_needs_bed_clear() -> None:
-        rig.stop_and_wait()
-        stop_print(peer)
-
-    def revive() -> None:
-        """Klippy aborted: start it again, let the worker see it, bed back to 'clear?'."""
-        if peer.klippy is not None and peer.klippy.poll() is not None:
-            peer.start_klippy()
-        peer.wait_ready()
-        wait_for(lambda: device_state() in ("needs_bed_clear", "idle", "busy",
-                                            "heating"), timeout=60, interval=0.1)
-        if device_state() != "needs_bed_clear":
-            to_needs_bed_clear()
-
-    try:
-        wait_printing(peer, timeout_s=120)  # the warm-up job
-        to_needs_bed_clear()
-        crashes = 0
-        n = 0
-        while len(fq) < repeats:
-            n += 1
-            try:
-                if prestage:  # in place before the reference runs: neither slows the other
-                    staged = peer.gcodes / "fabqueue" / f"fq-{rig.jobs[n]}.gcode"
-                    wait_for(staged.exists, timeout=60, interval=POLL_S,
-                             what="the next file pre-staged")
-                reference = reference_run(peer, rig.program, f"{tag}-{n}")
-                started = rig.bed_cleared()
-                dispatched = wait_printing(peer) - started
-                to_needs_bed_clear()
-            except (httpx.HTTPError, TimeoutError, AssertionError):
-                crashes += 1
-                alive = peer.klippy is None or peer.klippy.poll() is None
-                if alive or crashes >= SPARE_JOBS:
-                    raise  # not the known Klippy abort
-                print(f"run {n}: Klippy aborted ({crashes}); restarted, run not counted")
-                revive()
-                continue
-            ref.append(reference)
-            fq.append(dispatched)
-            print(f"{'pre-staged' if prestage else 'cold'}, run {len(fq)}: "
-                  f"reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
-    finally:
-        rig.close()
-    return ref, fq, crashes
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -147,47 +82,78 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("CI", "true")  # a missing peer is an error here, not a skip
     require_klipper()
-    runs: dict[bool, tuple[list[float], list[float], int]] = {}
+    ref: list[float] = []
+    fq: list[float] = []
     with tempfile.TemporaryDirectory(prefix="fq-bench-hosts-") as tmp:
         root = Path(args.keep or tmp)
         peer = KlipperPeer(root / "klipper").start()
+        rig = None
         try:
-            for prestage in (True, False):
-                runs[prestage] = measure(root / str(prestage), peer, args.lines, args.repeats,
-                                         prestage=prestage)
+            rig = HostRig(root, {"id": "kl-bench", "driver": "moonraker", "url": peer.url,
+                                 "api_key_env": "FQ_BENCH_MOONRAKER_KEY",
+                                 "build_volume_mm": (250, 210, 220)},
+                          ("FQ_BENCH_MOONRAKER_KEY", peer.api_key),
+                          jobs=args.repeats + 1 + SPARE_JOBS, lines=args.lines)
+            device_state = rig.state
+
+            def to_needs_bed_clear() -> None:
+                rig.stop_and_wait()
+                stop_print(peer)
+
+            def revive() -> None:
+                """Klippy aborted: start it again, let the worker see it, bed back to 'clear?'."""
+                if peer.klippy is not None and peer.klippy.poll() is not None:
+                    peer.start_klippy()
+                peer.wait_ready()
+                wait_for(lambda: device_state() in ("needs_bed_clear", "idle", "busy",
+                                                    "heating"), timeout=60, interval=0.1)
+                if device_state() != "needs_bed_clear":
+                    to_needs_bed_clear()
+
+            wait_printing(peer, timeout_s=120)  # the warm-up job
+            to_needs_bed_clear()
+            crashes = 0
+            n = 0
+            while len(fq) < args.repeats:
+                n += 1
+                try:
+                    reference = reference_run(peer, rig.program, n)
+                    started = rig.bed_cleared()
+                    dispatched = wait_printing(peer) - started
+                    to_needs_bed_clear()
+                except (httpx.HTTPError, TimeoutError, AssertionError):
+                    crashes += 1
+                    alive = peer.klippy is None or peer.klippy.poll() is None
+                    if alive or crashes >= SPARE_JOBS:
+                        raise  # not the known Klippy abort
+                    print(f"run {n}: Klippy aborted ({crashes}); restarted, run not counted")
+                    revive()
+                    continue
+                ref.append(reference)
+                fq.append(dispatched)
+                print(f"run {len(fq)}: reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
         finally:
+            if rig is not None:
+                rig.close()
             peer.stop()
     size = len(gcode_program(args.lines)) / 1e6
-    rows = table("Moonraker 0.11 + Klippy (batch mode), pre-staged", *runs[True][:2], GOAL)
-    rows += [r.replace(f"| ≤ {GOAL} |", "| shown |") for r in table(
-        "Moonraker 0.11 + Klippy, cold (`FABQUEUE_PRESTAGE=false`)", *runs[False][:2],
-        GOAL)[2:]]
     body = "\n".join([
         f"From `POST /api/devices/{{id}}/bed-cleared` to the host reporting that it prints, "
         f"against a plain upload-and-start of the same {size:.1f} MB file ({args.lines} moves) "
-        f"to the same host, interleaved in one run, {args.repeats} runs each. Judged on the "
-        "first row.",
+        f"to the same host, interleaved in one run, {args.repeats} runs each.",
         "",
-        *rows,
-        "",
-        "Pre-staged (the default): the file was uploaded (`print=false`) while the bed "
-        "waited, so the bed-clear is followed by the claim's transaction and "
-        "`POST /printer/print/start`. Cold: the upload runs while the claim is decided, the "
-        "start follows it. Before staging (2026-12-02, commit 7cf991d, one upload with "
-        "`print=true` after the claim): 1.07x.",
+        *table("Moonraker 0.11 + Klippy (batch mode)", ref, fq, GOAL),
         "",
         "PrusaLink and the simulated Bambu printer: their own sections below "
         "(`bench_prusalink.py`, `bench_bambu.py`).",
         "",
-        "Klippy aborts in batch mode seen during this run (runs redone): "
-        f"{runs[True][2] + runs[False][2]}.",
+        f"Klippy aborts in batch mode seen during this run (runs redone): {crashes}.",
         "",
         HISTORY,
         "",
         machine_line(f".venv/bin/python bench/bench_hosts.py --repeats {args.repeats} "
                      f"--lines {args.lines} --write"),
     ])
-    ref, fq, _ = runs[True]
     return report(SECTION, body, ref, fq, GOAL, write=args.write)
 
 
