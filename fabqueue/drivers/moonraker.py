@@ -10,11 +10,6 @@ its ``filename`` is still ours; a Klippy that shut down or restarted under a run
 is INTERRUPTED (a restarted Klippy forgets the print: ``standby`` with no file). After a
 worker restart ``find`` recognises the print by file name, in ``print_stats`` or, once over,
 in ``/server/history``, so it is never started twice.
-
-A file host (``drivers.base.Stages``): ``stage`` uploads with ``print=false``, and the
-``start`` that follows for the same job and program is ``POST /printer/print/start`` of the
-stored file; a start Klipper refuses there is answered as above (busy, or Klippy's own
-words), and a file gone since is uploaded again with the start.
 """
 
 from __future__ import annotations
@@ -73,7 +68,6 @@ class MoonrakerDriver:
         headers = {"X-Api-Key": api_key} if api_key else {}
         self.http = HttpHost(HOST, url, headers=headers, timeout_s=timeout_s)
         self._print = TrackedPrint()  # its name: Klipper's filename of our print
-        self._staged: tuple[str, Path] | None = None  # stored, not started
 
     @staticmethod
     def path_for(job_name: str) -> str:
@@ -120,14 +114,21 @@ class MoonrakerDriver:
     def close(self) -> None:
         self.http.close()
 
-    def _upload(self, job_name: str, program: Path, *, start: bool) -> dict[str, Any]:
+    def start(self, job_name: str, program: Path) -> None:
+        """Upload ``program`` to ``gcodes/fabqueue/`` and start it, in one request.
+
+        No status request first (it would cost every dispatch a round trip): a busy printer
+        answers ``print_started: false``. Where Moonraker is set to queue uploads
+        (``queue_gcode_uploads``), the queued entry is taken off again: a job must never
+        start later by itself, after the worker has given up on it."""
+        name = remote_name(job_name)
         try:
             with program.open("rb") as handle:
                 body = self.http.json(
                     "POST", "/server/files/upload", timeout_s=max(self.http.timeout_s,
                                                                   UPLOAD_TIMEOUT_S),
-                    files={"file": (remote_name(job_name), handle, "application/octet-stream")},
-                    data={"root": "gcodes", "path": FOLDER, "print": str(start).lower()})
+                    files={"file": (name, handle, "application/octet-stream")},
+                    data={"root": "gcodes", "path": FOLDER, "print": "true"})
         except DriverError as exc:
             ps = self._objects().get("print_stats") or {} if exc.code == "refused" else {}
             if ps.get("filename") == self.path_for(job_name):
@@ -136,47 +137,14 @@ class MoonrakerDriver:
                     "the printer has this job loaded already ({state}); it is not sent again"),
                     state=str(ps.get("state"))), code="busy") from exc
             raise
-        return body.get("result", body) if isinstance(body, dict) else {}
-
-    def _busy(self) -> DriverError:
-        self._objects()  # a Klippy that isn't ready raises here, in Klipper's words
-        return DriverError(reason("printer_busy", N_("the printer is already printing "
-                                                     "something")), code="busy")
-
-    def stage(self, job_name: str, program: Path) -> None:
-        """Upload ``program`` to ``gcodes/fabqueue/`` without starting it (see ``Stages``)."""
-        self._staged = None
-        self._upload(job_name, program, start=False)
-        self._staged = (self.path_for(job_name), program)
-
-    def start(self, job_name: str, program: Path) -> None:
-        """Upload ``program`` to ``gcodes/fabqueue/`` and start it, in one request (or start
-        it where it was staged).
-
-        No status request first (it would cost every dispatch a round trip): a busy printer
-        answers ``print_started: false``. Where Moonraker is set to queue uploads
-        (``queue_gcode_uploads``), the queued entry is taken off again: a job must never
-        start later by itself, after the worker has given up on it."""
-        path = self.path_for(job_name)
-        staged, self._staged = self._staged, None
-        if staged == (path, program):
-            try:
-                self._result("POST", "/printer/print/start", params={"filename": path})
-                self._print.start(path)
-                return
-            except DriverOffline:
-                raise
-            except DriverError as exc:
-                ps = self._objects().get("print_stats") or {}  # Klippy's words if not ready
-                if str(ps.get("state")) in ACTIVE:
-                    raise self._busy() from exc
-                # not printing: the stored file is gone or unreadable; send it with the start
-        body = self._upload(job_name, program, start=True)
+        body = body.get("result", body) if isinstance(body, dict) else {}
         if not body.get("print_started"):
             if body.get("print_queued"):
-                self._unqueue(path)
-            raise self._busy()
-        self._print.start(path)
+                self._unqueue(self.path_for(job_name))
+            self._objects()  # a Klippy that isn't ready raises here, in Klipper's words
+            raise DriverError(reason("printer_busy", N_("the printer is already printing "
+                                                        "something")), code="busy")
+        self._print.start(self.path_for(job_name))
 
     def _unqueue(self, path: str) -> None:
         queued = (self._result("GET", "/server/job_queue/status") or {}).get("queued_jobs")

@@ -48,39 +48,6 @@ def test_prints_to_the_end_with_progress_and_temperatures(
     assert [j["status"] for j in klipper.jobs_in_history("fabqueue/fq-1.gcode")] == ["completed"]
 
 
-def test_a_staged_program_starts_without_a_second_upload(
-        driver: MoonrakerDriver, klipper: KlipperPeer, tmp_path: Path) -> None:  # noqa: F811
-    job = program(tmp_path, 40_000)
-    driver.stage("fq-s.gcode", job)
-    stored = klipper.gcodes / "fabqueue" / "fq-s.gcode"
-    assert stored.read_bytes() == job.read_bytes()
-    before = stored.stat()
-    assert klipper.print_state()["state"] not in ("printing", "paused")  # nothing moved
-    assert driver.status().state is MachineState.IDLE
-    driver.start("fq-s.gcode", job)
-    done = until(driver, lambda s: s.outcome is not None, "the print to end")
-    assert done.outcome is Outcome.DONE and done.job_name == "fabqueue/fq-s.gcode"
-    after = stored.stat()  # the file Klipper printed is the one staged, not sent again
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    wait_for(lambda: klipper.jobs_in_history("fabqueue/fq-s.gcode"), what="history")
-    assert [j["status"] for j in klipper.jobs_in_history("fabqueue/fq-s.gcode")] == [
-        "completed"]
-
-
-def test_a_staged_start_on_a_busy_printer_is_refused_as_busy(
-        driver: MoonrakerDriver, klipper: KlipperPeer, tmp_path: Path) -> None:  # noqa: F811
-    driver.start("fq-b1.gcode", program(tmp_path, LONG))
-    until(driver, lambda s: s.state is MachineState.RUNNING, "printing")
-    small = tmp_path / "small.gcode"
-    small.write_text(gcode_lines(10))
-    driver.stage("fq-b2.gcode", small)  # another file may be stored beside a print
-    with pytest.raises(DriverError) as busy:
-        driver.start("fq-b2.gcode", small)
-    assert busy.value.code == "busy"
-    assert klipper.print_state()["filename"] == "fabqueue/fq-b1.gcode"  # still the first
-    driver.cancel()
-
-
 def test_pause_resume_and_cancel_mid_print(
         driver: MoonrakerDriver, klipper: KlipperPeer, tmp_path: Path) -> None:  # noqa: F811
     driver.start("fq-2.gcode", program(tmp_path, LONG))
