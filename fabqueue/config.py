@@ -87,8 +87,8 @@ class Settings(BaseSettings):
     # a device worker's lease on its machine (queue.lease): renewed every third of this; a
     # second worker for the machine takes over only after it expires
     lease_ttl_s: float = 15.0
-    # a file host (Bambu, PrusaLink) receives the next job's program while its bed waits to be
-    # cleared, so the start after the bed-clear is one command (queue.staging); off: sent at start
+    # a file host (Bambu) receives the next job's program while its bed waits to be cleared,
+    # so the start after the bed-clear is one command (queue.staging); off: sent at the start
     prestage: bool = True
     operator_confirmation_ttl_s: int = 300
     default_quality: str = "normal"

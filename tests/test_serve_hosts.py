@@ -57,7 +57,7 @@ class Host:
     hold: Callable[[bool], None]  # prints pause at their first fan-on, or not
     paused: Callable[[], bool]
     printing: Callable[[int], bool]  # the host holds this job, by our name for it
-    untouched: Callable[[int, int], bool]  # the second job never started (it may be staged)
+    untouched: Callable[[int, int], bool]  # the second job never reached the host
 
 
 def moonraker_host(k: Any) -> Host:
@@ -81,8 +81,7 @@ def prusalink_host(p: Any) -> Host:
         p.hold,
         lambda: p.state() == "PAUSED",
         lambda job: (p.job() or {})["file"]["display_name"] == f"fq-{job}.gcode",
-        lambda _, second: p.state() not in ("PRINTING", "PAUSED")
-        and ((p.job() or {}).get("file") or {}).get("display_name") != f"fq-{second}.gcode")
+        lambda _, second: not (p.gcodes / f"fq-{second}.gcode").exists())
 
 
 def bambu_host(b: Any) -> Host:

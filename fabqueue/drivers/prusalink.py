@@ -10,14 +10,7 @@ Real PrusaLink differs from the spec (../shared/peers/prusalink/README.md) and t
 tolerates it: ``storage`` a list or an object; FINISHED/STOPPED linger ≥ 11 s and a start
 meanwhile is refused with 409 although the file was stored (the driver waits them out and
 starts the stored file); the first poll of a new job may show the previous job's 100 %; a
-job may answer 404 right after its upload answered 201 (a grace period); a file stored
-without ``Print-After-Upload`` is listed (HEAD, POST) only a moment after its 201.
-
-A file host (``drivers.base.Stages``): ``stage`` stores the program without starting it
-(the same PUT without ``Print-After-Upload``), and the ``start`` that follows for the same job
-and program is ``POST /api/v1/files/<storage>/<name>``, the spec's start of a stored file. On
-a printer's own Wi-Fi an upload takes seconds to minutes; staged while the bed waits to be
-cleared, it is out of the way of the start.
+job may answer 404 right after its upload answered 201 (a grace period).
 
 PrusaLink keeps no history: after a worker restart ``find`` re-attaches by file name while
 the job is shown, and a stored file of ours with no job shown means it ran (or was refused)
@@ -45,7 +38,6 @@ GCODE_TYPE = "text/x.gcode"
 USER = "maker"  # PrusaLink's digest user on the printers' built-in PrusaLink
 CANCEL_WAIT_S = 5.0
 LINGER_WAIT_S = 20.0  # FINISHED/STOPPED stay ≥ 11 s before a new print may start
-LISTED_WAIT_S = 5.0  # a stored file joins PrusaLink's file list within ~1 s (0.8.1 waits 1 s)
 
 STATES = {
     "IDLE": MachineState.IDLE, "READY": MachineState.IDLE, "BUSY": MachineState.IDLE,
@@ -97,7 +89,6 @@ class PrusaLinkDriver:
         auth = httpx.DigestAuth(USER, password) if password and not api_key else None
         self.http = HttpHost(HOST, url, headers=headers, auth=auth, timeout_s=timeout_s)
         self._storage: str | None = None
-        self._staged: tuple[str, Path] | None = None  # stored, not started
         self._print = TrackedPrint()  # its name: the file name of our print
         self._job_id: int | None = None
         self._below_100 = False
@@ -138,51 +129,17 @@ class PrusaLinkDriver:
     def close(self) -> None:
         self.http.close()
 
-    def _put(self, name: str, program: Path, *, start: bool) -> None:
-        # the bytes, not a stream: PrusaLink needs a Content-Length (chunked → 500)
-        headers = {"Overwrite": "?1", "Content-Type": GCODE_TYPE}
-        if start:
-            headers["Print-After-Upload"] = "?1"
-        self.http.request("PUT", f"/api/v1/files/{self.storage()}/{name}",
-                          content=program.read_bytes(), headers=headers,
-                          timeout_s=max(self.http.timeout_s, UPLOAD_TIMEOUT_S))
-
-    def stage(self, job_name: str, program: Path) -> None:
-        """Store ``program`` under the job's name without starting it (see ``Stages``), and
-        return once PrusaLink lists it: its file list follows the disk a moment later, and
-        a start meanwhile is a 404 (0.8.1's own Print-After-Upload waits for it the same
-        way)."""
-        name = remote_name(job_name)
-        self._staged = None
-        self._put(name, program, start=False)
-        path = f"/api/v1/files/{self.storage()}/{name}"
-        deadline = time.monotonic() + LISTED_WAIT_S
-        while True:
-            try:
-                self.http.request("HEAD", path)
-                break
-            except DriverError as exc:
-                if exc.code != "not_found" or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
-        self._staged = (name, program)
-
     def start(self, job_name: str, program: Path) -> None:
-        """Upload ``program`` and start it in one request, or start it where it was staged;
-        outwait a lingering end."""
+        """Upload ``program`` and start it in one request; outwait a lingering end."""
         name = remote_name(job_name)
         path = f"/api/v1/files/{self.storage()}/{name}"
-        staged, self._staged = self._staged, None
         try:
-            if staged == (name, program):
-                try:
-                    self.http.request("POST", path)  # stored already: started, not sent
-                except DriverError as exc:
-                    if exc.code != "not_found":
-                        raise
-                    self._put(name, program, start=True)  # removed from the storage since
-            else:
-                self._put(name, program, start=True)
+            # the bytes, not a stream: PrusaLink needs a Content-Length (chunked → 500)
+            self.http.request(
+                "PUT", path, content=program.read_bytes(),
+                headers={"Print-After-Upload": "?1", "Overwrite": "?1",
+                         "Content-Type": GCODE_TYPE},
+                timeout_s=max(self.http.timeout_s, UPLOAD_TIMEOUT_S))
         except DriverError as exc:
             if exc.code != "busy":
                 raise

@@ -53,31 +53,6 @@ def test_prints_to_the_end_with_progress_and_temperatures(
     assert (prusalink.gcodes / "fq-1.gcode").exists()
 
 
-def test_a_staged_program_starts_without_a_second_upload(
-        driver: PrusaLinkDriver, prusalink: PrusaLinkPeer, tmp_path: Path) -> None:  # noqa: F811
-    job = program(tmp_path, 2000)
-    driver.stage("fq-s.gcode", job)
-    stored = prusalink.gcodes / "fq-s.gcode"
-    assert stored.read_bytes() == job.read_bytes()
-    before = stored.stat()
-    assert prusalink.state() not in ("PRINTING", "PAUSED")  # staging never moves the printer
-    assert driver.status().state is MachineState.IDLE
-    driver.start("fq-s.gcode", job)
-    running = until(driver, lambda s: s.state is MachineState.RUNNING or s.outcome, "printing")
-    assert running.job_name == "fq-s.gcode"
-    done = until(driver, lambda s: s.outcome is not None, "the print to end")
-    assert done.outcome is Outcome.DONE
-    after = stored.stat()  # the file PrusaLink started is the one staged, not sent again
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    # a program changed since it was staged (sliced again) is sent with the start
-    changed = program(tmp_path, 500)
-    driver.stage("fq-t.gcode", job)
-    driver.start("fq-t.gcode", changed)
-    until(driver, lambda s: s.outcome is not None and s.job_name == "fq-t.gcode",
-          "the changed program to end")
-    assert (prusalink.gcodes / "fq-t.gcode").read_bytes() == changed.read_bytes()
-
-
 def test_a_start_while_finished_lingers_waits_and_starts_once(
         driver: PrusaLinkDriver, prusalink: PrusaLinkPeer, tmp_path: Path) -> None:  # noqa: F811
     driver.start("fq-a.gcode", program(tmp_path, 500))

@@ -148,27 +148,3 @@ def test_the_answers_the_driver_uses_match_the_spec(
     assert writable_storage({"storage": {"name": "USB", "path": "/usb", "read_only": False}}
                             ) == "usb"
     assert PrusaLinkDriver(prusalink.url, prusalink.api_key).storage() == "local"
-
-
-def test_a_stored_file_and_its_start_match_the_spec(
-        spec: OpenAPI, prusalink: PrusaLinkPeer, tmp_path: Path) -> None:  # noqa: F811
-    """Staging (the driver's ``stage``, then ``start``): the upload without
-    ``Print-After-Upload`` stores the file and starts nothing; POST starts the stored file."""
-    program = tmp_path / "staged.gcode"
-    program.write_text(gcode_lines(40_000))  # ~20 s of streaming: printing when asked
-    r = check(spec, prusalink, "PUT", "/api/v1/files/local/fq-staged.gcode",
-              content=program.read_bytes(),
-              headers={"Overwrite": "?1", "Content-Type": "text/x.gcode"})
-    assert r.status_code == 201
-    assert prusalink.state() not in ("PRINTING", "PAUSED")
-    # listed a moment after the 201 (0.8.1: its file list follows the disk): HEAD says when
-    wait_for(lambda: prusalink.call("HEAD", "/api/v1/files/local/fq-staged.gcode"
-                                    ).status_code == 200, timeout=10, interval=0.05,
-             what="the stored file listed")
-    check(spec, prusalink, "HEAD", "/api/v1/files/local/fq-staged.gcode")
-    assert check(spec, prusalink, "POST", "/api/v1/files/local/fq-staged.gcode"
-                 ).status_code == 204
-    wait_for(lambda: prusalink.state() == "PRINTING", what="the stored file printing")
-    job = check(spec, prusalink, "GET", "/api/v1/job").json()
-    assert job["file"]["display_name"] == "fq-staged.gcode"
-    assert check(spec, prusalink, "DELETE", f"/api/v1/job/{job['id']}").status_code == 204
