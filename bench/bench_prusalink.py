@@ -71,33 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("CI", "true")  # a missing peer is an error here, not a skip
     require_prusalink()
-    ref: list[float] = []
-    fq: list[float] = []
     (PEER / "runs").mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-", dir=PEER / "runs"))  # not under /tmp
     with tempfile.TemporaryDirectory(prefix="fq-bench-prusalink-") as tmp:
-        root = Path(tmp)
         peer = PrusaLinkPeer(base).start()
         rig = None
         try:
-            rig = HostRig(root, {"id": "pl-bench", "driver": "prusalink", "url": peer.url,
-                                 "api_key_env": "FQ_BENCH_PRUSALINK_KEY",
-                                 "build_volume_mm": (250, 210, 220)},
+            rig = HostRig(Path(tmp), {"id": "pl-bench", "driver": "prusalink",
+                                      "url": peer.url, "api_key_env": "FQ_BENCH_PRUSALINK_KEY",
+                                      "build_volume_mm": (250, 210, 220)},
                           ("FQ_BENCH_PRUSALINK_KEY", peer.api_key), jobs=args.repeats + 1,
                           lines=args.lines)
-
-            def to_needs_bed_clear() -> None:
-                rig.stop_and_wait()
-                stop_print(peer)
-
-            wait_printing(peer, timeout_s=120)  # the warm-up job
-            to_needs_bed_clear()
-            for n in range(1, args.repeats + 1):
-                ref.append(reference_run(peer, rig.program, n))
-                started = rig.bed_cleared()
-                fq.append(wait_printing(peer) - started)
-                to_needs_bed_clear()
-                print(f"run {n}: reference {ref[-1]:.3f} s, FabQueue {fq[-1]:.3f} s")
+            program = rig.program
+            ref, fq = rig.interleave(lambda n: reference_run(peer, program, n),
+                                     lambda _job: wait_printing(peer, timeout_s=120),
+                                     lambda: stop_print(peer))
         finally:
             if rig is not None:
                 rig.close()
