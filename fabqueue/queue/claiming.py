@@ -84,17 +84,17 @@ class Claiming(DeviceWorkerBase):
         """While the bed waits to be cleared, send the program of the job this machine
         would pick now to a file host, one upload at a time (see
         :mod:`~fabqueue.queue.staging`). Never a start: that waits for the bed-clear."""
-        driver, pre = self.driver, self._prestaged
+        driver = self.driver
         if not isinstance(driver, Stages) or not self.ctx.settings.prestage:
             return
-        if pre is not None and pre.driver is driver and pre.running:
+        pre = self._prestaged if self._prestaged and self._prestaged.driver is driver else None
+        if pre is not None and pre.running:
             return
         if time.monotonic() - self._prestage_at < PRESTAGE_EVERY_S:
             return
         self._prestage_at = time.monotonic()
         cand = self.next_job(d)
-        if cand is None or (pre is not None and pre.driver is driver and pre.ok
-                            and pre.job_id == cand.job_id):
+        if cand is None or (pre is not None and pre.ok and pre.job_id == cand.job_id):
             return  # nothing waits, or its program is on the machine already
         self._prestaged = Staging(self, cand.job_id, driver)
 
