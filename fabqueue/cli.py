@@ -102,6 +102,7 @@ def serve(
         device_worker_children(sup, ctx)
         sup.start_children()
         sup.start_reconciler(ctx)
+        sup.start_periodic(ctx)
         typer.echo(f"FabQueue on http://{host}:{port}/  (data: {settings.data_path})")
         # uvicorn re-raises the signal it caught once it has shut down; let that become an
         # exception here so the children and Redis are stopped below, in order.

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -20,13 +21,35 @@ DEFAULT_LOCALE = "lt"
 LANGUAGE_NAMES = {"lt": "Lietuvių", "ru": "Русский", "en": "English"}
 
 
+def catalog_files(locale: str) -> list[Path]:
+    """``messages.po`` first, then each domain's own catalog (``trainings.po``, ``pickup.po``
+    …): a domain keeps its strings in a file of its own so that work on two domains never
+    rewrites the same catalog; a later file's translation wins over an empty one."""
+    folder = CATALOGS / locale / "LC_MESSAGES"
+    main = folder / "messages.po"
+    others = sorted(p for p in folder.glob("*.po") if p != main)
+    return [p for p in (main, *others) if p.exists()]
+
+
+def read_catalog(locale: str) -> Catalog:
+    """Every catalog file of a locale merged into one (non-empty translations win)."""
+    merged = Catalog(locale=locale)
+    for po in catalog_files(locale):
+        with po.open("rb") as f:
+            for message in read_po(f, locale=locale):
+                if not message.id:
+                    continue
+                have = merged.get(message.id)
+                if have is None or not have.string:
+                    merged[message.id] = message
+    return merged
+
+
 @cache
 def translations(locale: str) -> NullTranslations:
-    po = CATALOGS / locale / "LC_MESSAGES" / "messages.po"
-    if not po.exists():
+    if not catalog_files(locale):
         return NullTranslations()
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=locale)
+    catalog = read_catalog(locale)
     buf = io.BytesIO()
     write_mo(buf, catalog)
     buf.seek(0)

@@ -214,6 +214,12 @@ class Supervisor:
         t.start()
         self._threads.append(t)
 
+    def start_periodic(self, ctx: Context) -> None:
+        """Reminders, expiring trainings, the purge: ``fabqueue.queue.periodic``."""
+        from fabqueue.queue import periodic
+
+        self._threads.append(periodic.start(ctx, self._stop))
+
     def stop(self) -> None:
         with self._lock:  # the watcher must not restart what we are stopping
             self._stop.set()

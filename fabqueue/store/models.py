@@ -177,3 +177,13 @@ class Notification(Base):
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     read: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Each later domain keeps its tables in a module of its own; importing them here puts them on
+# Base.metadata for Alembic and create_all (they import Base from this module, defined above).
+from fabqueue.store import (  # noqa: E402, F401
+    models_pickup,
+    models_privacy,
+    models_spools,
+    models_trainings,
+)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
 
-from fabqueue.i18n import gettext, negotiate
+from fabqueue.i18n import gettext, negotiate, read_catalog
 from fabqueue.web.i18n import refresh
 
 CATALOGS = refresh.HERE
@@ -38,8 +37,8 @@ def extracted() -> set[str]:
 
 
 def catalog(locale: str) -> dict[str, str]:
-    with (CATALOGS / locale / "LC_MESSAGES" / "messages.po").open("rb") as f:
-        return {m.id: m.string for m in read_po(f, locale=locale) if m.id}
+    """messages.po and every domain catalog beside it, as the application reads them."""
+    return {m.id: m.string for m in read_catalog(locale) if m.id}
 
 
 def fields(text: str) -> set[str]:

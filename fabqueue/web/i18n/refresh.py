@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from babel.messages.frontend import CommandLineInterface
+from babel.messages.pofile import read_po, write_po
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -29,6 +30,32 @@ def extract_args() -> list[str]:
     return [*args, str(ROOT)]
 
 
+def domain_ids(locale: str) -> set[str]:
+    """msgids that a domain's own catalog (``<locale>/LC_MESSAGES/<domain>.po``) holds."""
+    ids: set[str] = set()
+    folder = HERE / locale / "LC_MESSAGES"
+    for po in folder.glob("*.po"):
+        if po.name != "messages.po":
+            with po.open("rb") as f:
+                ids |= {m.id for m in read_po(f, locale=locale) if m.id}
+    return ids
+
+
+def drop_domain_messages(locale: str) -> None:
+    """messages.po keeps only what no domain catalog holds, so a string lives in one file."""
+    po = HERE / locale / "LC_MESSAGES" / "messages.po"
+    owned = domain_ids(locale)
+    if not owned or not po.exists():
+        return
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=locale)
+    for msgid in owned:
+        if msgid in catalog:
+            del catalog[msgid]
+    with po.open("wb") as f:
+        write_po(f, catalog, width=100, omit_header=False)
+
+
 def main() -> None:
     cli = CommandLineInterface()
     cli.run(extract_args())
@@ -39,6 +66,7 @@ def main() -> None:
         if verb == "update":
             args.append("--no-fuzzy-matching")
         cli.run(args)
+        drop_domain_messages(locale)
 
 
 if __name__ == "__main__":
