@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -23,6 +35,11 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(200))
     colour_map: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # pickup shelf places in the order staff fill them, staff notification channels (Apprise
+    # URLs) and quiet hours ("21:00-08:00"; None: the lab's default), from the devices file
+    places: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    apprise_urls: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    quiet_hours: Mapped[str | None] = mapped_column(String(20), default=None)
 
 
 class User(Base):
@@ -39,6 +56,10 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # in every token and session cookie: raised to revoke them all (password, disable, logout)
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # privacy (issue 21): the last sign-in, for the inactive-account purge; and when the
+    # account was erased (then only its id and role are left, as "deleted user")
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class Material(Base):
@@ -84,6 +105,8 @@ class Device(Base):
     temperatures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     loaded_material: Mapped[str | None] = mapped_column(String(64), default=None)
+    # the spool staff loaded (store.models_spools); loaded_material follows it
+    spool_id: Mapped[int | None] = mapped_column(Integer, default=None)
     # laser: the operator's checklist confirmation for one job, valid until it expires
     confirmation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # the device worker that drives it (queue.lease): one at a time; every write it makes
@@ -103,6 +126,13 @@ class Batch(Base):
     material_id: Mapped[str | None] = mapped_column(String(64), default=None)
     budget_g: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # privacy (issue 21): the teacher confirmed the school's basis for handing in the
+    # pupils' work; the class ends (default 30 June); its names were replaced for good
+    basis_confirmed: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                  server_default=sa_false())
+    ends_on: Mapped[date | None] = mapped_column(Date, default=None)
+    names_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             default=None)
     jobs: Mapped[list[Job]] = relationship(back_populates="batch", order_by="Job.id")
 
 
@@ -142,6 +172,11 @@ class Job(Base):
     device_id: Mapped[str | None] = mapped_column(String(64), default=None)  # where it runs/ran
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), default=None)
     student_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    # the pupil's pseudonym in its class batch (``10B-07``): all that others ever see
+    pupil: Mapped[str | None] = mapped_column(String(20), default=None)
+    # retention removed the upload, thumbnail and program (the row stays for statistics)
+    files_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
