@@ -248,11 +248,15 @@ def _prepare_laser(ctx: Context, job_id: int, model: Path, device_id: str,
     if refused is not None:
         raise PreparationError(refused.code, reason(refused.code, refused.text,
                                                     **refused.params))
+    from fabqueue.laser.beam import beam_seconds
+
     sha = ctx.files.put_bytes(program.text.encode())
     timing_sha = ctx.files.put_bytes(json.dumps(program.line_seconds).encode())
     data = {"ok": True, "device": device_id, "material": key, "lines": len(program.lines),
             "estimated_seconds": round(program.total_seconds, 1),
             "cut_length_mm": round(program.cut_length_mm, 1),
+            # maintenance counts beam-on time (lens, mirrors, tube), not the job's length
+            "beam_seconds": beam_seconds(program.lines, program.line_seconds),
             "travel_length_mm": round(program.travel_length_mm, 1),
             "bbox": program.bbox, "line_seconds_sha256": timing_sha,
             "notes": program.notes}
