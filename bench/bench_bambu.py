@@ -98,10 +98,10 @@ def measure(root: Path, peer: BambuPeer, lines: int, repeats: int, *, prestage: 
             ) -> tuple[list[float], list[float]]:
     """Interleaved runs for one program size and path: (reference s, FabQueue s) per run."""
     rig = HostRig(root, {"id": "bb-bench", "driver": "bambu", "host": "127.0.0.1",
-                         "serial": peer.serial, "access_code_env": "FQ_BENCH_BAMBU_CODE",
+                         "serial": peer.serial, "access_code_env": "FABQUEUE_DEVICE_BENCH_BB_CODE",
                          "mqtt_port": peer.mqtt_port, "ftps_port": peer.ftps_port,
                          "build_volume_mm": (256, 256, 256)},
-                  ("FQ_BENCH_BAMBU_CODE", peer.access_code), jobs=repeats + 1,
+                  ("FABQUEUE_DEVICE_BENCH_BB_CODE", peer.access_code), jobs=repeats + 1,
                   lines=lines, worker_env={"FABQUEUE_PRESTAGE": str(prestage).lower()})
     try:
         reference = Reference(peer)

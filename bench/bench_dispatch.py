@@ -202,7 +202,7 @@ class Farm:
         self.env = dict(self.stack.env)
         devices = []
         for device_id, instance in zip(self.ids, self.instances, strict=True):
-            env_name = f"FQ_BENCH_KEY_{secrets.token_hex(4).upper()}"
+            env_name = f"FABQUEUE_DEVICE_BENCH_KEY_{secrets.token_hex(4).upper()}"
             os.environ[env_name] = self.env[env_name] = instance.api_key
             devices.append({"id": device_id, "site": "", "kind": "printer",
                             "driver": "octoprint", "url": instance.url,

@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         rig = None
         try:
             rig = HostRig(root, {"id": "kl-bench", "driver": "moonraker", "url": peer.url,
-                                 "api_key_env": "FQ_BENCH_MOONRAKER_KEY",
+                                 "api_key_env": "FABQUEUE_DEVICE_BENCH_MOONRAKER_KEY",
                                  "build_volume_mm": (250, 210, 220)},
-                          ("FQ_BENCH_MOONRAKER_KEY", peer.api_key),
+                          ("FABQUEUE_DEVICE_BENCH_MOONRAKER_KEY", peer.api_key),
                           jobs=args.repeats + 1 + SPARE_JOBS, lines=args.lines)
             device_state = rig.state
 

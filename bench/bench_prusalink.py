@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         rig = None
         try:
             rig = HostRig(Path(tmp), {"id": "pl-bench", "driver": "prusalink",
-                                      "url": peer.url, "api_key_env": "FQ_BENCH_PRUSALINK_KEY",
+                                      "url": peer.url, "api_key_env": "FABQUEUE_DEVICE_BENCH_PL",
                                       "build_volume_mm": (250, 210, 220)},
-                          ("FQ_BENCH_PRUSALINK_KEY", peer.api_key), jobs=args.repeats + 1,
+                          ("FABQUEUE_DEVICE_BENCH_PL", peer.api_key), jobs=args.repeats + 1,
                           lines=args.lines)
             program = rig.program
             ref, fq = rig.interleave(lambda n: reference_run(peer, program, n),

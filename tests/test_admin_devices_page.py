@@ -27,13 +27,14 @@ def test_admin_adds_and_changes_a_machine_on_the_web(stack: Stack) -> None:
     form = {"csrf_token": token, "device_id": "web-mk4", "site": "kc", "name": "Web MK4",
             "kind": "printer", "driver": "octoprint", "size": "250x210x220",
             "materials": "PLA, PETG", "profile": "prusa_mk4", "url": "http://127.0.0.1:5999",
-            "api_key_env": "FQ_WEB_MK4_KEY"}
+            "api_key_env": "FABQUEUE_DEVICE_WEB_MK4_KEY"}
     r = client.post("/admin/devices", data=form, follow_redirects=False)
     assert r.status_code == 303, r.text
     with stack.ctx.db.session() as s:
         d = s.get(Device, "web-mk4")
         assert d is not None and d.size_mm == [250, 210, 220]
-        assert d.materials == ["PLA", "PETG"] and d.connection["api_key_env"] == "FQ_WEB_MK4_KEY"
+        assert d.materials == ["PLA", "PETG"]
+        assert d.connection["api_key_env"] == "FABQUEUE_DEVICE_WEB_MK4_KEY"
     r = client.post("/admin/devices", data={**form, "materials": "PLA"}, follow_redirects=False)
     assert r.status_code == 303
     with stack.ctx.db.session() as s:
@@ -59,7 +60,7 @@ def test_admin_adds_a_bambu_printer_with_its_serial_and_code_variable(stack: Sta
     client, token = signed_in(stack, "admin")
     form = {"csrf_token": token, "device_id": "web-p1s", "site": "kc", "kind": "printer",
             "driver": "bambu", "size": "256x256x256", "url": "http://192.0.2.9",
-            "serial": "01P00A000000009", "access_code_env": "FQ_WEB_P1S_CODE"}
+            "serial": "01P00A000000009", "access_code_env": "FABQUEUE_DEVICE_WEB_P1S_CODE"}
     page = client.get("/admin")
     assert '<option value="bambu">Bambu Lab</option>' in page.text and 'name="serial"' in page.text
     r = client.post("/admin/devices", data=form, follow_redirects=False)
@@ -68,7 +69,7 @@ def test_admin_adds_a_bambu_printer_with_its_serial_and_code_variable(stack: Sta
         d = s.get(Device, "web-p1s")
         assert d is not None and d.driver == "bambu"
         assert d.connection == {"url": "http://192.0.2.9", "serial": "01P00A000000009",
-                                "access_code_env": "FQ_WEB_P1S_CODE"}
+                                "access_code_env": "FABQUEUE_DEVICE_WEB_P1S_CODE"}
     bad = client.post("/admin/devices", data={**form, "device_id": "web-p1s-bad", "serial": ""},
                       headers={"Accept-Language": "en"})
     assert bad.status_code == 422 and "serial" in bad.text

@@ -25,7 +25,7 @@ site = "kc"
 kind = "printer"
 driver = "octoprint"              # or "simulated"
 url = "http://127.0.0.1:5000"
-api_key_env = "FABQUEUE_MK4_1_KEY" # the secret stays in the environment
+api_key_env = "FABQUEUE_DEVICE_MK4_1_KEY" # the secret stays in the environment
 build_volume_mm = [250, 210, 220]
 materials = ["PLA", "PETG"]
 profile = "prusa_mk4"
@@ -80,7 +80,7 @@ def test_import_the_issue_example(data_dir: Path, imported: Path) -> None:
     assert devices == {"mk4-1": "printer octoprint kc", "laser-1": "laser grbl kc"}
     assert rows(data_dir, "SELECT name FROM sites") == [("Visagino kultūros centras",)]
     (connection,) = rows(data_dir, "SELECT connection FROM devices WHERE id='mk4-1'")[0]
-    assert "FABQUEUE_MK4_1_KEY" in connection and "api_key\"" not in connection
+    assert "FABQUEUE_DEVICE_MK4_1_KEY" in connection and "api_key\"" not in connection
 
 
 def test_reimport_updates(data_dir: Path, imported: Path) -> None:
@@ -98,12 +98,14 @@ def test_reimport_updates(data_dir: Path, imported: Path) -> None:
 
 
 @pytest.mark.parametrize(("change", "named"), [
-    (('api_key_env = "FABQUEUE_MK4_1_KEY"', 'api_key = "s3cr3t-key"'), "api_key"),
+    (('api_key_env = "FABQUEUE_DEVICE_MK4_1_KEY"', 'api_key = "s3cr3t-key"'), "api_key"),
+    (('api_key_env = "FABQUEUE_DEVICE_MK4_1_KEY"', 'api_key_env = "FABQUEUE_SECRET_KEY"'),
+     "FABQUEUE_DEVICE_"),
     (("build_volume_mm", "build_volum_mm"), "build_volum_mm"),
     (('kind = "laser"', 'kind = "plasma"'), "kind"),
     (('site = "kc"\nkind = "laser"', 'site = "nowhere"\nkind = "laser"'), "nowhere"),
     (('baud = 115200', 'baud = "fast"'), "baud"),
-], ids=["secret", "typo", "bad-kind", "unknown-site", "bad-baud"])
+], ids=["secret", "settings-variable", "typo", "bad-kind", "unknown-site", "bad-baud"])
 def test_bad_toml_is_refused_naming_the_key(tmp_path: Path, change: tuple[str, str],
                                             named: str) -> None:
     toml = tmp_path / "bad.toml"

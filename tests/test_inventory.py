@@ -24,7 +24,7 @@ def admin(stack: Stack) -> dict[str, str]:
 
 
 PRINTER = {"id": "inv-mk4", "site": "kc", "kind": "printer", "driver": "octoprint",
-           "url": "http://127.0.0.1:5999", "api_key_env": "FABQUEUE_INV_MK4_KEY",
+           "url": "http://127.0.0.1:5999", "api_key_env": "FABQUEUE_DEVICE_INV_MK4_KEY",
            "build_volume_mm": [250, 210, 220], "materials": ["PLA"], "profile": "prusa_mk4",
            "enabled": False}
 
@@ -34,7 +34,7 @@ def test_put_device_then_update_it(client: TestClient, admin: dict[str, str]) ->
     assert r.status_code == 200, r.text
     assert r.json()["build_volume_mm"] == [250, 210, 220]
     assert r.json()["connection"] == {"url": "http://127.0.0.1:5999",
-                                      "api_key_env": "FABQUEUE_INV_MK4_KEY"}
+                                      "api_key_env": "FABQUEUE_DEVICE_INV_MK4_KEY"}
     r = client.put("/api/devices/inv-mk4", headers=admin,
                    json={**PRINTER, "materials": ["PLA", "PETG"], "name": "MK4 by the door"})
     assert r.status_code == 200

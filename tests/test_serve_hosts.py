@@ -63,9 +63,9 @@ class Host:
 def moonraker_host(k: Any) -> Host:
     return Host(
         "kl", "voron-1",
-        f'driver = "moonraker"\nurl = "{k.url}"\napi_key_env = "FQ_SERVE_VORON_KEY"\n'
+        f'driver = "moonraker"\nurl = "{k.url}"\napi_key_env = "FABQUEUE_DEVICE_SERVE_VORON_KEY"\n'
         "build_volume_mm = [250, 210, 220]",
-        ("FQ_SERVE_VORON_KEY", k.api_key),
+        ("FABQUEUE_DEVICE_SERVE_VORON_KEY", k.api_key),
         k.hold,
         lambda: k.print_state()["state"] == "paused",
         lambda job: k.print_state()["filename"] == f"fabqueue/fq-{job}.gcode",
@@ -76,8 +76,8 @@ def prusalink_host(p: Any) -> Host:
     return Host(
         "pl", "mk3s-1",
         f'driver = "prusalink"\nurl = "{p.url}"\n'
-        'password_env = "FQ_SERVE_MK3S_PASSWORD"\nbuild_volume_mm = [250, 210, 220]',
-        ("FQ_SERVE_MK3S_PASSWORD", p.password),
+        'password_env = "FABQUEUE_DEVICE_SERVE_MK3S_PASSWORD"\nbuild_volume_mm = [250, 210, 220]',
+        ("FABQUEUE_DEVICE_SERVE_MK3S_PASSWORD", p.password),
         p.hold,
         lambda: p.state() == "PAUSED",
         lambda job: (p.job() or {})["file"]["display_name"] == f"fq-{job}.gcode",
@@ -91,9 +91,9 @@ def bambu_host(b: Any) -> Host:
     return Host(
         "bb", "p1s-1",
         f'driver = "bambu"\nhost = "127.0.0.1"\nserial = "{b.serial}"\n'
-        f'access_code_env = "FQ_SERVE_BAMBU_CODE"\nmqtt_port = {b.mqtt_port}\n'
+        f'access_code_env = "FABQUEUE_DEVICE_SERVE_BAMBU_CODE"\nmqtt_port = {b.mqtt_port}\n'
         f"ftps_port = {b.ftps_port}\nbuild_volume_mm = [256, 256, 256]",
-        ("FQ_SERVE_BAMBU_CODE", b.access_code),
+        ("FABQUEUE_DEVICE_SERVE_BAMBU_CODE", b.access_code),
         hold,
         lambda: b.state()["gcode_state"] == "PAUSE",
         lambda job: b.state()["gcode_file"] == f"fq-{job}.gcode",

@@ -9,8 +9,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from fabqueue.core.device_secrets import DEVICE_SECRET_PREFIX, secret_name_problem
 from fabqueue.core.reasons import N_, reason
 from fabqueue.drivers.base import Driver, DriverError
+
+
+def check_secret_name(variable: str) -> None:
+    """A DriverError unless ``variable`` is meant for device keys. A row written before the
+    rule (or by hand) must not send FABQUEUE_SECRET_KEY or DATABASE_URL to a host: such a
+    variable is not even read."""
+    if secret_name_problem(variable):
+        raise DriverError(reason("secret_name_refused", N_(
+            "the key variable {variable} is not a device key: its name must start with "
+            "{prefix}"), variable=variable, prefix=DEVICE_SECRET_PREFIX), code="no_api_key")
 
 
 def secret(variable: str | None, *, required: bool) -> str | None:
@@ -20,6 +31,7 @@ def secret(variable: str | None, *, required: bool) -> str | None:
             raise DriverError(reason("no_secret_named", N_(
                 "no environment variable is named for this machine's key")), code="no_api_key")
         return None
+    check_secret_name(variable)
     value = os.environ.get(variable, "")
     if not value:
         raise DriverError(reason("secret_not_set", N_(

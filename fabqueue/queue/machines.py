@@ -38,9 +38,12 @@ def build_driver(device: Device) -> Driver:
         speed = float(settings.get("simulated_speed") or 20.0)
         return SimulatedPrinterDriver(device.id, speed=speed)
     if device.driver == "octoprint":
+        from fabqueue.drivers.hosts import check_secret_name
         from fabqueue.drivers.octoprint import OctoPrintDriver
 
         env_name = conn.get("api_key_env")
+        if env_name:
+            check_secret_name(env_name)  # never read FabQueue's own settings for a host
         key = os.environ.get(env_name or "", "")
         if not key:
             raise DriverError(reason("no_api_key", N_(

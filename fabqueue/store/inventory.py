@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fabqueue.core.device_secrets import secret_name_problem
 from fabqueue.store.models import Device, Material, Site
+from fabqueue.store.trainings_file import MaintenanceIn, TrainingIn
 
 SECRET_WORDS = ("api_key", "password", "secret", "token")
 
@@ -21,6 +23,21 @@ class SiteIn(BaseModel):
     name: str = Field("", max_length=200)
     colours: dict[str, str] | None = Field(
         None, description="laser colour convention, e.g. {'#ff0000': 'cut'}")
+    # pickup shelf places in the order they are filled: places = ["A1", "A2", "B1"]
+    places: list[str] | None = Field(None, max_length=500)
+    # staff notification channels: Apprise URLs (ntfy://…, tgram://…, mailto://…)
+    apprise_urls: list[str] | None = Field(None, max_length=20)
+    quiet_hours: str | None = Field(None, description="e.g. '21:00-08:00', or 'off'")
+
+    @model_validator(mode="after")
+    def _pickup_and_quiet(self) -> SiteIn:
+        from fabqueue.core.pickup import check_places
+        from fabqueue.core.quiet import parse_span
+
+        if self.places is not None:
+            self.places = check_places(self.places)
+        parse_span(self.quiet_hours)  # raises with what a good value looks like
+        return self
 
 
 class MaterialIn(BaseModel):
@@ -80,6 +97,15 @@ class DeviceIn(BaseModel):
     simulated_speed: float | None = Field(None, gt=0)
     enabled: bool = True
 
+    @field_validator("api_key_env", "password_env", "access_code_env")
+    @classmethod
+    def _device_key_variable(cls, name: str | None) -> str | None:
+        # the worker sends this variable's value to the device's URL: never a FabQueue setting
+        problem = secret_name_problem(name) if name else None
+        if problem:
+            raise ValueError(problem)
+        return name
+
     @model_validator(mode="after")
     def _size_for_kind(self) -> DeviceIn:
         if self.kind == "printer" and not self.build_volume_mm:
@@ -138,16 +164,23 @@ class Inventory(BaseModel):
     site: list[SiteIn] = Field(default_factory=list)
     material: list[MaterialIn] = Field(default_factory=list)
     device: list[DeviceIn] = Field(default_factory=list)
+    # who may run which machine, and when it needs service (fabqueue.store.trainings_file)
+    training: list[TrainingIn] = Field(default_factory=list)
+    maintenance: list[MaintenanceIn] = Field(default_factory=list)
 
 
 def upsert_site(session: Session, s: SiteIn) -> str:
     row = session.get(Site, s.id)
     if row is None:
-        session.add(Site(id=s.id, name=s.name or s.id, colour_map=s.colours))
+        session.add(Site(id=s.id, name=s.name or s.id, colour_map=s.colours, places=s.places,
+                         apprise_urls=s.apprise_urls, quiet_hours=s.quiet_hours))
         return "added"
     row.name = s.name or row.name
     if s.colours is not None:
         row.colour_map = s.colours
+    for key in ("places", "apprise_urls", "quiet_hours"):  # pickup and notifications
+        if getattr(s, key) is not None:
+            setattr(row, key, getattr(s, key))
     return "updated"
 
 
@@ -233,4 +266,9 @@ def apply(session: Session, doc: dict[str, Any]) -> dict[str, list[str]]:
     for d in inv.device:
         summary[upsert_device(session, d)].append(f"device {d.id}")
     session.flush()
+    if inv.training or inv.maintenance:
+        from fabqueue.store import trainings_file
+
+        for k, v in trainings_file.apply(session, inv.training, inv.maintenance).items():
+            summary[k].extend(v)
     return summary

@@ -102,7 +102,7 @@ class Lab:
 
     def __post_init__(self) -> None:
         self.data_dir = (self.root / "data").resolve()
-        key_env = f"FQ_FAULT_KEY_{secrets.token_hex(3).upper()}"
+        key_env = f"FABQUEUE_DEVICE_FAULT_KEY_{secrets.token_hex(3).upper()}"
         env = {k: v for k, v in os.environ.items()
                if k not in ("FABQUEUE_DATA_DIR", "DATABASE_URL", "REDIS_URL")}
         env[key_env] = self.octoprint.api_key

@@ -48,7 +48,7 @@ class WorkerProc:
 
 def start_worker(stack: Stack, device_id: str, tag: str, **env_extra: str) -> WorkerProc:
     env = dict(stack.env)
-    env.update({k: v for k, v in os.environ.items() if k.startswith("FQ_TEST_KEY_")})
+    env.update({k: v for k, v in os.environ.items() if k.startswith("FABQUEUE_DEVICE_TEST_KEY_")})
     env["FABQUEUE_LEASE_TTL_S"] = str(TTL_S)
     env.update(env_extra)
     log = stack.data_dir / f"dw-{device_id}-{tag}.log"

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.skipif(shutil.which("prusa-slicer") is None,
 
 
 def bambu_printer(device_id: str, peer: BambuPeer, code: str | None = None) -> dict[str, Any]:
-    env_name = f"FQ_TEST_CODE_{secrets.token_hex(4).upper()}"
+    env_name = f"FABQUEUE_DEVICE_TEST_CODE_{secrets.token_hex(4).upper()}"
     os.environ[env_name] = code if code is not None else peer.access_code
     return {"id": device_id, "site": "", "kind": "printer", "driver": "bambu",
             "host": "127.0.0.1", "serial": peer.serial, "access_code_env": env_name,

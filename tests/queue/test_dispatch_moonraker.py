@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.skipif(shutil.which("prusa-slicer") is None,
 
 def klipper_printer(device_id: str, peer: KlipperPeer, key: str | None = None,
                     materials: tuple[str, ...] = ("PLA",)) -> dict[str, Any]:
-    env_name = f"FQ_TEST_KEY_{secrets.token_hex(4).upper()}"
+    env_name = f"FABQUEUE_DEVICE_TEST_KEY_{secrets.token_hex(4).upper()}"
     os.environ[env_name] = key if key is not None else peer.api_key
     return {"id": device_id, "site": "", "kind": "printer", "driver": "moonraker",
             "url": peer.url, "api_key_env": env_name, "build_volume_mm": (250, 210, 220),

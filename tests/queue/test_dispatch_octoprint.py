@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.octoprint,
 
 
 def octo_printer(device_id: str, instance, materials=("PLA",)):  # type: ignore[no-untyped-def]
-    env_name = f"FQ_TEST_KEY_{secrets.token_hex(4).upper()}"
+    env_name = f"FABQUEUE_DEVICE_TEST_KEY_{secrets.token_hex(4).upper()}"
     os.environ[env_name] = instance.api_key
     return {"id": device_id, "site": "", "kind": "printer", "driver": "octoprint",
             "url": instance.url, "api_key_env": env_name, "build_volume_mm": (250, 210, 220),
@@ -104,7 +104,7 @@ def test_killed_device_worker_reattaches_and_the_print_finishes_once(
     site = new_site(stack, [octo_printer("op-reattach", octoprint_instance)])
     job, r, s = ready_print(stack, client, site, tmp_path, size=20)
     env = dict(stack.env)
-    env.update({k: v for k, v in os.environ.items() if k.startswith("FQ_TEST_KEY_")})
+    env.update({k: v for k, v in os.environ.items() if k.startswith("FABQUEUE_DEVICE_TEST_KEY_")})
 
     def still_running() -> None:  # no worker: the job stays running, nothing decides alone
         time.sleep(1)

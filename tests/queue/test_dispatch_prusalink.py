@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.skipif(shutil.which("prusa-slicer") is None,
 
 def prusa_printer(device_id: str, peer: PrusaLinkPeer, key: str | None = None,
                   password: bool = False) -> dict[str, Any]:
-    env_name = f"FQ_TEST_KEY_{secrets.token_hex(4).upper()}"
+    env_name = f"FABQUEUE_DEVICE_TEST_KEY_{secrets.token_hex(4).upper()}"
     os.environ[env_name] = (peer.password if password else key if key is not None
                             else peer.api_key)
     auth = {"password_env": env_name} if password else {"api_key_env": env_name}

@@ -136,7 +136,7 @@ def lab_day(server: Server) -> dict[str, Any]:
         r = c.put("/api/devices/op-nokey", json={
             "id": "op-nokey", "site": "school-b", "kind": "printer", "driver": "octoprint",
             "name": "MK4 without a key", "url": "http://127.0.0.1:9", "build_volume_mm":
-            [250, 210, 220], "api_key_env": "FABQUEUE_LAB_DAY_UNSET_KEY",
+            [250, 210, 220], "api_key_env": "FABQUEUE_DEVICE_LAB_DAY_UNSET_KEY",
             "materials": ["PLA"], "profile": "prusa_mk4"})
         assert r.status_code == 200, r.text
         deadline = time.monotonic() + 60
