@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     login_backoff_max_s: float = 300.0  # the longest a sign-in lockout lasts
     public_url: str | None = None  # the address people reach FabQueue at, for e-mail links
 
+    # privacy (issue 21): how long personal data is kept (the purge runs daily in serve).
+    # Files of ended jobs, counted from pickup or end; pupils' names after their class's
+    # end date; accounts without a sign-in or job (told 30 days before being erased).
+    retain_files_days: int = Field(90, ge=1)
+    retain_pupil_names_days: int = Field(30, ge=0)
+    retain_inactive_accounts_days: int = Field(730, ge=31)
+
     @cached_property
     def data_path(self) -> Path:
         path = self.data_dir.expanduser().resolve()

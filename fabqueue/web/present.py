@@ -67,7 +67,12 @@ def analysis_out(analysis: dict[str, Any] | None, locale: str) -> dict[str, Any]
     return out
 
 
-def job_out(job: Job, locale: str, *, full: bool = True) -> dict[str, Any]:
+def job_out(job: Job, locale: str, *, full: bool = True, names: bool = False
+            ) -> dict[str, Any]:
+    """``names``: the reader may read a class pupil's name (``web.pupils``); otherwise a
+    pupil is only its pseudonym, in the file name too."""
+    from fabqueue.web.pupils import shown_file_name
+
     data: dict[str, Any] = {
         "id": job.id,
         "kind": job.kind,
@@ -79,14 +84,16 @@ def job_out(job: Job, locale: str, *, full: bool = True) -> dict[str, Any]:
         "quality": job.quality,
         "copies": job.copies,
         "note": job.note,
-        "file_name": job.file_name,
+        "file_name": shown_file_name(job, names),
         "file_format": job.file_format,
         "size_bytes": job.size_bytes,
         "priority": job.priority,
         "device": job.device_id,
         "pinned_device": job.pinned_device_id,
         "batch": job.batch_id,
-        "student_name": job.student_name,
+        "student_name": job.student_name if names else None,
+        "pupil": job.pupil,
+        "files_purged": job.files_purged_at is not None,
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at),

@@ -25,6 +25,13 @@ from fabqueue.web.deps import ApiError, current_user, get_db, request_locale
 from fabqueue.web.intake import FORMATS, display_name, enqueue_analysis_safely, submit
 from fabqueue.web.params import IdPath
 from fabqueue.web.present import iso, job_out
+from fabqueue.web.pupils import (
+    Pupils,
+    batch_names_visible,
+    ends_on_field,
+    form_flag,
+    iso_day,
+)
 from fabqueue.web.storage import check_quota, refused_leaves_nothing
 from fabqueue.web.uploads import ParsedUpload, parse_upload
 
@@ -43,6 +50,12 @@ BATCH_SCHEMA = {
             "students": {"type": "string",
                          "description": "optional CSV 'file,student' naming each file's pupil"},
             "budget_g": {"type": "number"},
+            "basis_confirmed": {"type": "boolean", "default": False,
+                                "description": "the teacher confirms the school's basis for "
+                                               "handing in the pupils' work"},
+            "ends_on": {"type": "string", "format": "date",
+                        "description": "the class's end date (default: 30 June of the "
+                                       "school year); pupils' names go 30 days later"},
         }}}}}
 }
 STUDENT_CSV_NAMES = ("students.csv", "mokiniai.csv", "ucheniki.csv")
@@ -105,8 +118,9 @@ def _zip_entries(ctx: Any, sha: str) -> tuple[list[tuple[str, str, int]], str | 
     return entries, csv_text
 
 
-def batch_out(batch: Batch, locale: str, db: Session) -> dict[str, Any]:
+def batch_out(batch: Batch, locale: str, db: Session, viewer: User) -> dict[str, Any]:
     jobs = list(db.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.id)))
+    names = batch_names_visible(viewer, batch)
     counts: dict[str, int] = {}
     grams = cost = seconds = 0.0
     for j in jobs:
@@ -119,7 +133,9 @@ def batch_out(batch: Batch, locale: str, db: Session) -> dict[str, Any]:
         "id": batch.id, "class_name": batch.class_name, "teacher": batch.teacher_id,
         "site": batch.site_id, "material": batch.material_id, "created_at": iso(batch.created_at),
         "budget_g": batch.budget_g,
-        "jobs": [job_out(j, locale, full=False) for j in jobs],
+        "basis_confirmed": batch.basis_confirmed, "ends_on": iso_day(batch.ends_on),
+        "names_purged": batch.names_purged_at is not None,
+        "jobs": [job_out(j, locale, full=False, names=names) for j in jobs],
         "totals": {"jobs": len(jobs), "by_status": counts, "material_g": round(grams, 1),
                    "cost": round(cost, 2), "estimated_seconds": round(seconds)},
     }
@@ -169,12 +185,14 @@ def _create(request: Request, user: User, db: Session, ctx: Any, form: ParsedUpl
     budget = form.get("budget_g")
     batch = Batch(teacher_id=user.id, site_id=site, class_name=class_name[:200],
                   material_id=form.get("material"),
-                  budget_g=_budget(budget))
+                  budget_g=_budget(budget), basis_confirmed=form_flag(form.get("basis_confirmed")),
+                  ends_on=ends_on_field(form.get("ends_on"), ctx.settings))
     db.add(batch)
     db.flush()
     locale = request_locale(request, user)
     skipped: list[dict[str, str]] = []
     created: list[Job] = []
+    pupils = Pupils(batch.class_name)
     for name, sha, size in entries:
         if PurePosixPath(name.lower()).suffix not in FORMATS or (name.lower().endswith(
                 (".gcode", ".gco", ".g")) and not is_staff(user.role)):
@@ -188,6 +206,7 @@ def _create(request: Request, user: User, db: Session, ctx: Any, form: ParsedUpl
                          material_id=form.get("material"), copies=form.get("copies"),
                          site_id=site, batch_id=batch.id, student_name=student,
                          enqueue=False)
+            job.pupil = pupils.of(student)
         except ApiError as exc:
             if exc.status_code == 422 and "material" in exc.message.lower():
                 raise  # the whole class has the wrong material: say it once
@@ -200,7 +219,7 @@ def _create(request: Request, user: User, db: Session, ctx: Any, form: ParsedUpl
     db.commit()
     for job in created:
         enqueue_analysis_safely(ctx, job.id)
-    out = batch_out(batch, locale, db)
+    out = batch_out(batch, locale, db, user)
     out["skipped"] = skipped
     return out
 
@@ -231,13 +250,13 @@ def _handle_list(request: Request, user: User = Depends(current_user),
                  db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     locale = request_locale(request, user)
     batches = db.scalars(visible_batches(user).order_by(Batch.id.desc()).limit(200))
-    return [batch_out(b, locale, db) for b in batches]
+    return [batch_out(b, locale, db, user) for b in batches]
 
 
 @router.get("/{batch_id}")
 def _handle_get(batch_id: IdPath, request: Request, user: User = Depends(current_user),
                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
-    return batch_out(_load_batch(db, user, batch_id), request_locale(request, user), db)
+    return batch_out(_load_batch(db, user, batch_id), request_locale(request, user), db, user)
 
 
 class BatchDecision(BaseModel):
@@ -267,7 +286,7 @@ def _decide(request: Request, db: Session, user: User, batch_id: int,
         except ApiError as exc:
             problems.append({"job": job.id, "reason": exc.render(locale)})
     db.commit()
-    out = batch_out(batch, locale, db)
+    out = batch_out(batch, locale, db, user)
     out["decided"] = done
     out["problems"] = problems
     return out

@@ -21,6 +21,7 @@ from fabqueue.web.deps import ApiError, current_user, get_db, request_locale
 from fabqueue.web.intake import submit
 from fabqueue.web.params import IdPath, IdQuery, OffsetQuery
 from fabqueue.web.present import event_out, job_out
+from fabqueue.web.pupils import job_names_visible, shown_file_name
 from fabqueue.web.storage import check_quota, refused_leaves_nothing
 from fabqueue.web.uploads import parse_upload
 
@@ -57,6 +58,13 @@ def load_visible(db: Session, user: User, job_id: int) -> Job:
     return job
 
 
+def files_kept(job: Job) -> None:
+    """Retention or erasure removed this job's files; its row stays for the statistics."""
+    if job.files_purged_at is not None:
+        raise ApiError(410, "This job's files were removed: FabQueue keeps them only for a "
+                            "while after the job ended.")
+
+
 def load_managed(db: Session, user: User, job_id: int) -> Job:
     job = load_visible(db, user, job_id)
     if not can_manage_job(role=user.role, user_site=user.site_id, job_site=job.site_id):
@@ -78,7 +86,8 @@ async def _handle_upload(request: Request, user: User = Depends(current_user),
                      filename=upload.filename, material_id=form.get("material"),
                      copies=form.get("copies"), site_id=form.get("site") or None,
                      note=form.get("note"), quality=form.get("quality") or None)
-    return job_out(job, request_locale(request, user))
+    return job_out(job, request_locale(request, user),
+                   names=job_names_visible(user, job))
 
 
 @router.get("")
@@ -107,7 +116,8 @@ def _handle_list(
     total = db.scalar(q.with_only_columns(func.count(), maintain_column_froms=True))
     rows = db.scalars(q.order_by(Job.id.desc()).limit(limit).offset(offset))
     locale = request_locale(request, user)
-    return {"items": [job_out(j, locale, full=False) for j in rows], "total": total,
+    return {"items": [job_out(j, locale, full=False, names=job_names_visible(user, j))
+                      for j in rows], "total": total,
             "limit": limit, "offset": offset}
 
 
@@ -115,7 +125,8 @@ def _handle_list(
 def _handle_get(job_id: IdPath, request: Request, user: User = Depends(current_user),
                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_visible(db, user, job_id)
-    out = job_out(job, request_locale(request, user))
+    out = job_out(job, request_locale(request, user),
+                   names=job_names_visible(user, job))
     out["queue"] = None
     if job.status in QUEUED:
         from fabqueue.store.forecast import site_forecast
@@ -146,8 +157,10 @@ DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff",
 def _handle_file(job_id: IdPath, request: Request, user: User = Depends(current_user),
                  db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
+    files_kept(job)
     path = request.app.state.files.path(job.file_sha256)
-    return FileResponse(path, media_type="application/octet-stream", filename=job.file_name,
+    return FileResponse(path, media_type="application/octet-stream",
+                        filename=shown_file_name(job, job_names_visible(user, job)),
                         headers=DOWNLOAD_HEADERS, content_disposition_type="attachment")
 
 
@@ -155,6 +168,7 @@ def _handle_file(job_id: IdPath, request: Request, user: User = Depends(current_
 def _handle_thumbnail(job_id: IdPath, request: Request, user: User = Depends(current_user),
                       db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
+    files_kept(job)
     if not job.thumbnail_sha256:
         raise ApiError(404, "There is no picture of this job yet.")
     return FileResponse(request.app.state.files.path(job.thumbnail_sha256),
@@ -165,6 +179,7 @@ def _handle_thumbnail(job_id: IdPath, request: Request, user: User = Depends(cur
 def _handle_program(job_id: IdPath, request: Request, user: User = Depends(current_user),
                     db: Session = Depends(get_db, scope="function")) -> Response:
     job = load_visible(db, user, job_id)
+    files_kept(job)
     if not job.program_sha256:
         raise ApiError(404, "This job has no machine program yet.")
     return FileResponse(request.app.state.files.path(job.program_sha256),
@@ -193,7 +208,8 @@ def _handle_approve(job_id: IdPath, request: Request, body: ApproveIn | None = N
     approval.approve(request.app.state.ctx, db, job, user, device=body.device,
                      priority=body.priority, front=body.front, quality=body.quality,
                      note=body.note)
-    return job_out(job, request_locale(request, user))
+    return job_out(job, request_locale(request, user),
+                   names=job_names_visible(user, job))
 
 
 @router.post("/{job_id}/reject")
@@ -202,7 +218,8 @@ def _handle_reject(job_id: IdPath, body: RejectIn, request: Request,
                    db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     job = load_managed(db, user, job_id)
     approval.reject(db, job, user, body.reason)
-    return job_out(job, request_locale(request, user))
+    return job_out(job, request_locale(request, user),
+                   names=job_names_visible(user, job))
 
 
 @router.post("/{job_id}/cancel")
@@ -217,7 +234,8 @@ def _handle_cancel(job_id: IdPath, request: Request, user: User = Depends(curren
         raise ApiError(409, "This job can't be cancelled now: it is {status}.",
                        status=job.status)
     approval.cancel(request.app.state.ctx, db, job, user)
-    return job_out(job, request_locale(request, user))
+    return job_out(job, request_locale(request, user),
+                   names=job_names_visible(user, job))
 
 
 class DecisionIn(BaseModel):
@@ -231,7 +249,8 @@ def _handle_requeue(job_id: IdPath, request: Request, body: DecisionIn | None = 
     """Staff decide an interrupted (or failed) job runs again: it waits for a machine."""
     job = load_managed(db, user, job_id)
     approval.requeue(request.app.state.ctx, db, job, user, body.reason if body else None)
-    return job_out(job, request_locale(request, user))
+    return job_out(job, request_locale(request, user),
+                   names=job_names_visible(user, job))
 
 
 @router.post("/{job_id}/fail")
@@ -246,7 +265,8 @@ def _handle_fail(job_id: IdPath, request: Request, body: DecisionIn | None = Non
     change_status(db, job, JobStatus.FAILED, actor_id=user.id,
                   reason=(body.reason if body else None) or reason(
                       "failed_by_staff", N_("marked failed by staff")))
-    return job_out(job, request_locale(request, user))
+    return job_out(job, request_locale(request, user),
+                   names=job_names_visible(user, job))
 
 
 class MoveIn(BaseModel):
@@ -264,4 +284,5 @@ def _handle_move(job_id: IdPath, body: MoveIn, request: Request,
                        status=job.status)
     job.priority = 10 if body.front else 0
     record(db, job, "moved_to_front" if body.front else "moved_back", actor_id=user.id)
-    return job_out(job, request_locale(request, user))
+    return job_out(job, request_locale(request, user),
+                   names=job_names_visible(user, job))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from babel.dates import format_date
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from fabqueue.core.access import Role
 from fabqueue.core.findings import N_
-from fabqueue.i18n import gettext
+from fabqueue.core.pupils import default_ends_on
+from fabqueue.i18n import babel_locale, gettext
 from fabqueue.store.models import Batch, Material, User
 from fabqueue.store.queries import visible_batches
 from fabqueue.web.csv_export import SafeWriter
@@ -21,6 +23,7 @@ from fabqueue.web.pages.common import error_page, redirect
 from fabqueue.web.pages.render import render
 from fabqueue.web.params import IdPath
 from fabqueue.web.present import render_findings
+from fabqueue.web.pupils import batch_names_visible, lab_today, shown_file_name
 
 router = APIRouter(include_in_schema=False)
 FINISHED = ("done",)
@@ -51,7 +54,8 @@ def classes(request: Request, user: User | None = Depends(optional_user),
     batches = list(db.scalars(visible_batches(user).order_by(Batch.id.desc()).limit(100)))
     mats = list(db.scalars(select(Material).order_by(Material.kind, Material.id)))
     return render(request, "classes.html", user=user, batches=batches, materials=mats,
-                  totals={b.id: batch_totals(b) for b in batches})
+                  totals={b.id: batch_totals(b) for b in batches},
+                  default_ends_on=default_ends_on(lab_today(request.app.state.settings)))
 
 
 def _load(db: Session, user: User, batch_id: int) -> Batch | None:
@@ -71,8 +75,11 @@ def class_board(batch_id: IdPath, request: Request, user: User | None = Depends(
     # What a teacher decides on: each pupil's problems (errors) and warnings, in words.
     findings = {j.id: {k: render_findings((j.analysis or {}).get(k), locale)
                        for k in ("errors", "warnings")} for j in batch.jobs}
+    ends = (format_date(batch.ends_on, "medium", locale=babel_locale(locale))
+            if batch.ends_on else "–")
     return render(request, "class_board.html", user=user, batch=batch,
-                  totals=batch_totals(batch), findings=findings)
+                  totals=batch_totals(batch), findings=findings,
+                  names=batch_names_visible(user, batch), ends_on_text=ends)
 
 
 @router.get("/classes/{batch_id}/export.csv")
@@ -87,15 +94,17 @@ def class_csv(batch_id: IdPath, request: Request, user: User | None = Depends(op
     t = lambda s: gettext(locale, s)  # noqa: E731
     out = io.StringIO()
     w = SafeWriter(out)  # names and file names are the users' own text
+    names = batch_names_visible(user, batch)
     w.writerow([t(N_("Pupil")), t(N_("File")), t(N_("Job")), t(N_("Status")),
-                t(N_("Material")), "g", t(N_("Time")) + " (min)", t(N_("Cost"))])
+                t(N_("Material")), "g", t(N_("Time")) + " (min)", t(N_("Cost")),
+                t(N_("Pseudonym"))])
     for j in batch.jobs:
         a = j.analysis or {}
-        w.writerow([j.student_name or "", j.file_name, j.id,
+        w.writerow([(j.student_name or "") if names else "", shown_file_name(j, names), j.id,
                     t(labels.JOB_STATUS.get(j.status, j.status)), j.material_id,
                     a.get("material_g") or "",
                     round(a["estimated_seconds"] / 60) if a.get("estimated_seconds") else "",
-                    a.get("cost") if a.get("cost") is not None else ""])
+                    a.get("cost") if a.get("cost") is not None else "", j.pupil or ""])
     name = f"class-{batch.id}.csv"
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
