@@ -298,17 +298,43 @@ def restore(
     data_dir: DataDir = None,
 ) -> None:
     """Bring a backup back into an empty data folder (stop FabQueue first)."""
+    from fabqueue.queue.instance import AlreadyRunning, held_quietly
     from fabqueue.store.backup import BackupError
     from fabqueue.store.backup import restore as restore_backup
 
     settings = settings_for(data_dir)
     try:
-        manifest = restore_backup(settings, archive, force=force)
-    except BackupError as exc:
+        # a running serve would go on writing into what is being replaced
+        with held_quietly(settings.data_dir):
+            manifest = restore_backup(settings, archive, force=force)
+    except (BackupError, AlreadyRunning) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     open_db(settings)  # a backup from an older FabQueue is brought up to this one's schema
     typer.echo(f"restored {archive} (made {manifest['created']}) into {settings.data_path}")
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="only count what would be removed")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Remove what the retention settings no longer keep (serve does this daily): files
+    of ended jobs, pupils' names after their class, inactive accounts. Prints counts."""
+    from datetime import UTC, datetime
+
+    from fabqueue.store.files import FileStore
+    from fabqueue.store.retention import purge as run_purge
+
+    settings = settings_for(data_dir)
+    db = open_db(settings)
+    with db.session() as s:
+        counts = run_purge(s, FileStore(settings.files_path), settings, datetime.now(UTC),
+                           dry_run=dry_run)
+    typer.echo("dry run: nothing removed; would remove:" if dry_run else "removed:")
+    for kind, count in counts.items():
+        typer.echo(f"{kind}\t{count}")
 
 
 @db_app.command("migrate")

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -148,3 +148,26 @@ class InstanceLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
         self._fd = None
+
+
+@contextlib.contextmanager
+def held_quietly(data_dir: Path) -> Iterator[None]:
+    """Hold the data folder's lock while replacing what is in it (``restore --force``):
+    :class:`AlreadyRunning` while a ``serve`` holds it. Unlike :meth:`InstanceLock.acquire`
+    this ends nothing, and creates no lock file in a folder that has none (an empty folder
+    stays empty; a folder without the file has never had a ``serve``)."""
+    path = data_dir.expanduser().resolve() / "serve.lock"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(f"a fabqueue serve runs on {path.parent} (it holds {path}): "
+                                 "stop it before restoring") from None
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock

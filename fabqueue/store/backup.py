@@ -46,10 +46,17 @@ def _is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _libpq_url(url: str) -> str:
-    """pg_dump wants a plain libpq URL, without SQLAlchemy's driver name."""
-    u = make_url(url).set(drivername="postgresql")
-    return u.render_as_string(hide_password=False)
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """A plain libpq URL for pg_dump/pg_restore (without SQLAlchemy's driver name) and the
+    environment to run them in: the password goes in ``PGPASSWORD``, never on the command
+    line, where every user of the host reads it in ``/proc/*/cmdline``."""
+    u = make_url(url)
+    env = dict(os.environ)
+    if u.password is not None:
+        env["PGPASSWORD"] = str(u.password)
+    # URL.set ignores None, so the password is dropped by the namedtuple's _replace
+    bare = u.set(drivername="postgresql")._replace(password=None)
+    return bare.render_as_string(hide_password=False), env
 
 
 def _sqlite_path(url: str) -> Path:
@@ -59,9 +66,9 @@ def _sqlite_path(url: str) -> Path:
     return Path(database)
 
 
-def _run(argv: list[str], what: str) -> None:
+def _run(argv: list[str], what: str, env: dict[str, str]) -> None:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, env=env)
     except FileNotFoundError:
         raise BackupError(f"{argv[0]} is not installed (Debian: apt-get install "
                           "postgresql-client)") from None
@@ -104,14 +111,18 @@ def backup(settings: Settings, dest: Path) -> dict[str, Any]:
                 src.close()
         else:
             db_file = work / PGDUMP_NAME
+            conninfo, env = _libpq(url)
             _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges",
-                  f"--file={db_file}", _libpq_url(url)], "pg_dump")
+                  f"--file={db_file}", conninfo], "pg_dump", env)
         files = settings.files_path
         manifest["files"] = sum(1 for p in files.rglob("*") if p.is_file()
                                 and "tmp" not in p.relative_to(files).parts[:1])
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
         partial = work / "archive.tar.gz"
-        with tarfile.open(partial, "w:gz") as tar:
+        # the archive holds secret.key (whoever reads it can sign admin tokens): created
+        # 0600 from its first byte, not chmod-ed afterwards
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             tar.add(work / "manifest.json", "manifest.json")
             tar.add(db_file, f"db/{db_file.name}")
             if files.is_dir():
@@ -187,11 +198,12 @@ def restore(settings: Settings, archive: Path, *, force: bool = False) -> dict[s
                     Path(f"{target}{suffix}").unlink()
             shutil.copyfile(work / "db" / SQLITE_NAME, target)
         else:
+            conninfo, env = _libpq(url)
             argv = ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
-                    f"--dbname={_libpq_url(url)}"]
+                    f"--dbname={conninfo}"]
             if force:
                 argv += ["--clean", "--if-exists"]
-            _run([*argv, str(work / "db" / PGDUMP_NAME)], "pg_restore")
+            _run([*argv, str(work / "db" / PGDUMP_NAME)], "pg_restore", env)
         files = work / "files"
         if files.is_dir():
             shutil.copytree(files, settings.data_dir.expanduser().resolve() / "files",
