@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     login_backoff_max_s: float = 300.0  # the longest a sign-in lockout lasts
     public_url: str | None = None  # the address people reach FabQueue at, for e-mail links
 
+    # spools (issue 18): staff hear ``filament_low`` when a site's spools of a material hold
+    # less than this together; per material or site+material in JSON, e.g.
+    # FABQUEUE_SPOOL_LOW_THRESHOLDS='{"PLA": 1000, "kc:PETG": 500}'
+    spool_low_g: float = 250.0
+    spool_low_thresholds: dict[str, float] = Field(default_factory=dict)
+    # optional Spoolman (https://github.com/Donkie/Spoolman): its spools are the truth, and
+    # each job's use is sent to it once from the ledger (queue.spoolman_sync)
+    spoolman_url: str | None = None
+
     # privacy (issue 21): how long personal data is kept (the purge runs daily in serve).
     # Files of ended jobs, counted from pickup or end; pupils' names after their class's
     # end date; accounts without a sign-in or job (told 30 days before being erased).

@@ -67,8 +67,21 @@ class Claiming(DeviceWorkerBase):
 
     def next_job(self, d: Device) -> Candidate | None:
         caps = MachineCaps(d.id, tuple(d.materials or ()), d.loaded_material)
-        return pick(self.candidates(self.own), self.candidates(self.pool), caps,
-                    self.recent_starts())
+        own, pool = self.candidates(self.own), self.candidates(self.pool)
+        held = self.held_for_filament(d, [c.job_id for c in (*own, *pool)])
+        if held:  # they wait (filament_low); another machine of the pool may take them
+            own = [c for c in own if c.job_id not in held]
+            pool = [c for c in pool if c.job_id not in held]
+        return pick(own, pool, caps, self.recent_starts())
+
+    def held_for_filament(self, d: Device, job_ids: list[int]) -> set[int]:
+        """Jobs the spool loaded here is too light for (:mod:`~fabqueue.queue.spool_gate`)."""
+        if d.spool_id is None or not job_ids:
+            return set()
+        from fabqueue.queue.spool_gate import held_for_filament
+
+        with self.ctx.db.session() as s:
+            return held_for_filament(s, d, job_ids)
 
     def claim(self, job_id: int) -> bool:
         """Take the job's entry off whichever queue holds it (after the database claim in

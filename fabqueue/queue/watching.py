@@ -116,6 +116,13 @@ class Watching(DeviceWorkerBase):
                 change_status(s, job, target, reason=reason, action=f"ended_{outcome.value}",
                               data={"device": self.device_id,
                                     "seconds": round(job.actual_seconds, 1)})
+                # its grams come off the loaded spool in the same commit, once (ledger)
+                from fabqueue.queue.spool_gate import take_off_spool
+
+                progress = s.scalar(select(Device.progress).where(
+                    Device.id == self.device_id))
+                take_off_spool(s, self.ctx.settings, job, self.device_id, outcome.value,
+                               progress)
         self.job_id = None
         self.stopped_by_operator = False
         if device_state is None:

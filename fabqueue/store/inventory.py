@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from fabqueue.core.device_secrets import secret_name_problem
 from fabqueue.store.models import Device, Material, Site
+from fabqueue.store.spools import SpoolIn
 from fabqueue.store.trainings_file import MaintenanceIn, TrainingIn
 
 SECRET_WORDS = ("api_key", "password", "secret", "token")
@@ -167,6 +168,8 @@ class Inventory(BaseModel):
     # who may run which machine, and when it needs service (fabqueue.store.trainings_file)
     training: list[TrainingIn] = Field(default_factory=list)
     maintenance: list[MaintenanceIn] = Field(default_factory=list)
+    # a first import of the spools on the shelves (fabqueue.store.spools)
+    spool: list[SpoolIn] = Field(default_factory=list)
 
 
 def upsert_site(session: Session, s: SiteIn) -> str:
@@ -271,4 +274,10 @@ def apply(session: Session, doc: dict[str, Any]) -> dict[str, list[str]]:
 
         for k, v in trainings_file.apply(session, inv.training, inv.maintenance).items():
             summary[k].extend(v)
+    if inv.spool:
+        from fabqueue.store.spools import upsert_spool
+
+        for sp in inv.spool:
+            summary[upsert_spool(session, sp)[0]].append(f"spool {sp.id or sp.material}")
+        session.flush()
     return summary
