@@ -126,10 +126,12 @@ def create_app(ctx: Context) -> FastAPI:
         materials,
         queue,
         sites,
+        spools,
         users,
     )
 
-    for module in (auth, jobs, colours, batches, devices, queue, sites, materials, users, events):
+    for module in (auth, jobs, colours, batches, devices, queue, sites, materials, users, events,
+                   spools):
         app.include_router(module.router)
     from fabqueue.web.pages import routes as pages
 
