@@ -9,7 +9,11 @@ Use from a test module::
 (``scripts/install_prusalink_peer.sh`` installs it under ``<repo>/.peers/prusalink``;
 started through tests/peers/prusalink_launch.py: no mDNS, no 8 s boot wait) on a free
 loopback port. ``prusalink`` is the same peer, reset for the test: running, idle, no files.
-PrusaLink refuses storage under /tmp, so its folder is under ``<repo>/.peers/prusalink/runs``.
+PrusaLink refuses storage under /dev, /sys, /proc and /tmp (every upload then answers 500),
+so its folder goes where it accepts one wherever the checkout lives (:func:`runs_root`:
+``$FABQUEUE_PRUSALINK_RUNS``, ``<repo>/.peers/prusalink/runs``, ``~/.cache``, ``/var/tmp``), one
+per session. A peer that cannot start, or starts without its storage, fails the first test
+with its log's tail, and every later one at once with the same reason.
 Without the installed peer the tests skip, except under CI (``CI=true``): there it fails.
 
 Our responder answers every move at once: PrusaLink's own line-by-line streaming (N…*chk,
@@ -41,8 +45,58 @@ PEER = Path(os.environ.get("FABQUEUE_PRUSALINK_PEER", REPO / ".peers" / "prusali
 PYTHON = PEER / "venv" / "bin" / "python"
 HERE = Path(__file__).resolve().parent / "peers"
 READY_TIMEOUT_S = 60.0
+STORAGE_GRACE_S = 15.0  # from its first answer to its storage attached
 REALM = "Administrator"  # prusa/link/web/lib/auth.py
 PASSWORD = "fabqueue-test-pass"
+
+
+# prusa/link/const.py BLACKLISTED_PATHS: PrusaLink attaches no storage under these (its status
+# then shows a storage without a name, and every PUT answers 500)
+REFUSED_ROOTS = (Path("/dev"), Path("/sys"), Path("/proc"), Path("/tmp"))
+
+
+def refused(path: Path) -> bool:
+    return any(path == root or root in path.parents for root in REFUSED_ROOTS)
+
+
+def runs_root() -> Path:
+    """A writable folder for the peer's runs that PrusaLink accepts as storage, wherever the
+    checkout lives (a clone under /tmp too). Paths are resolved: PrusaLink is given real ones."""
+    explicit = os.environ.get("FABQUEUE_PRUSALINK_RUNS")
+    if explicit:
+        path = Path(explicit).resolve()
+        if refused(path):
+            raise RuntimeError(f"FABQUEUE_PRUSALINK_RUNS={explicit} is under a folder PrusaLink "
+                               f"refuses as storage ({', '.join(map(str, REFUSED_ROOTS))})")
+        candidates = [path]
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        candidates = [PEER / "runs", cache / "fabqueue-tests" / "prusalink",
+                      Path("/var/tmp") / f"fabqueue-tests-{os.getuid()}" / "prusalink"]
+    for candidate in candidates:
+        path = candidate.resolve()
+        if refused(path):
+            continue
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(path, os.W_OK):
+            return path
+    raise RuntimeError("no folder for the PrusaLink peer outside "
+                       f"{', '.join(map(str, REFUSED_ROOTS))}: tried "
+                       f"{', '.join(map(str, candidates))}; set FABQUEUE_PRUSALINK_RUNS")
+
+
+def prune_runs(root: Path) -> None:
+    """Folders of earlier sessions that were killed before their teardown (run-<pid>-…)."""
+    for old in root.glob("run-*-*"):
+        try:
+            os.kill(int(old.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
 
 
 def require_prusalink() -> None:
@@ -75,6 +129,8 @@ class PrusaLinkPeer:
     password: str = PASSWORD
     firmware: subprocess.Popen[bytes] | None = None
     link: subprocess.Popen[bytes] | None = None
+    # why the peer could not be brought back: later tests fail at once with it
+    broken: str | None = None
 
     @property
     def url(self) -> str:
@@ -154,15 +210,43 @@ class PrusaLinkPeer:
         r = self.call("GET", "/api/v1/job")
         return r.json() if r.status_code == 200 else None
 
+    def logs(self) -> str:
+        """The tails of the peer's two logs, for an error that says why it failed."""
+        out = []
+        for name in ("prusalink.out", "firmware.out"):
+            path = self.base / name
+            text = path.read_text(errors="replace")[-2500:] if path.exists() else "(none)"
+            out.append(f"--- {path} (tail) ---\n{text}")
+        return "\n".join(out)
+
+    def storage_ready(self) -> bool:
+        """PrusaLink attached its local storage (named): else every upload answers 500."""
+        try:
+            storages = self.status().get("storage", [])
+        except (httpx.HTTPError, ValueError):
+            return False
+        return any(s.get("path") == "/local" and s.get("name") for s in storages)
+
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
-        while self.state() not in ("IDLE", "READY", "FINISHED", "STOPPED"):
+        no_storage = False
+        while (state := self.state()) not in ("IDLE", "READY", "FINISHED", "STOPPED") \
+                or not self.storage_ready():
+            if state in ("IDLE", "READY", "FINISHED", "STOPPED"):
+                # up and idle, but its storage is not attached: it attaches at once with the
+                # printer, so this is a refused folder, not a slow start; say so soon
+                no_storage = True
+                deadline = min(deadline, time.monotonic() + STORAGE_GRACE_S)
             if time.monotonic() > deadline:
-                tail = (self.base / "prusalink.out").read_text(errors="replace")[-3000:]
-                raise TimeoutError(f"PrusaLink peer not ready on {self.url}: {tail}")
+                why = ("answers, but attached no local storage (it refuses a folder under "
+                       f"{', '.join(map(str, REFUSED_ROOTS))})" if no_storage
+                       else f"is not ready after {timeout:g} s (state {state})")
+                raise TimeoutError(f"PrusaLink peer on {self.url} {why}; folder {self.base}\n"
+                                   f"{self.logs()}")
             for proc in (self.firmware, self.link):
                 if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"a PrusaLink peer process exited ({proc.args[1]})")
+                    raise RuntimeError(f"a PrusaLink peer process exited with {proc.returncode}"
+                                       f" ({proc.args[1]})\n{self.logs()}")
             time.sleep(0.2)
 
     def wait_idle(self, timeout: float = 40) -> None:
@@ -183,13 +267,19 @@ class PrusaLinkPeer:
         running is stopped; a pair that stays stuck (seen once on a heavily overloaded
         machine: a print that never ended) is started afresh, so one test's trouble does not
         fail every test after it."""
+        if self.broken:
+            raise RuntimeError(f"the PrusaLink peer failed earlier in this session: {self.broken}")
         self.hold(False)
         try:
             self._back_to_idle()
         except (TimeoutError, RuntimeError, httpx.HTTPError):
             stop_process(self.link, signal.SIGKILL)
             stop_process(self.firmware, signal.SIGKILL)
-            self._back_to_idle()
+            try:
+                self._back_to_idle()
+            except (TimeoutError, RuntimeError, httpx.HTTPError) as exc:
+                self.broken = str(exc)
+                raise
         for path in self.gcodes.glob("*.gcode"):
             path.unlink()
 
@@ -209,8 +299,8 @@ class PrusaLinkPeer:
 @pytest.fixture(scope="session")
 def prusalink_peer() -> Iterator[PrusaLinkPeer]:
     require_prusalink()
-    runs = PEER / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = runs_root()
+    prune_runs(runs)
     base = runs / f"run-{os.getpid()}-{secrets.token_hex(3)}"
     base.mkdir()
     peer = PrusaLinkPeer(base)
