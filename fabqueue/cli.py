@@ -314,6 +314,29 @@ def restore(
     typer.echo(f"restored {archive} (made {manifest['created']}) into {settings.data_path}")
 
 
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="only count what would be removed")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Remove what the retention settings no longer keep (serve does this daily): files
+    of ended jobs, pupils' names after their class, inactive accounts. Prints counts."""
+    from datetime import UTC, datetime
+
+    from fabqueue.store.files import FileStore
+    from fabqueue.store.retention import purge as run_purge
+
+    settings = settings_for(data_dir)
+    db = open_db(settings)
+    with db.session() as s:
+        counts = run_purge(s, FileStore(settings.files_path), settings, datetime.now(UTC),
+                           dry_run=dry_run)
+    typer.echo("dry run: nothing removed; would remove:" if dry_run else "removed:")
+    for kind, count in counts.items():
+        typer.echo(f"{kind}\t{count}")
+
+
 @db_app.command("migrate")
 def db_migrate(data_dir: DataDir = None) -> None:
     """Create or upgrade the database schema."""

@@ -32,6 +32,9 @@ class Periodic:
 def _tasks() -> list[Periodic]:
     """The registered tasks, imported late so that this module stays import-light."""
     tasks: list[Periodic] = []
+    from fabqueue.store.retention import run_periodic as purge
+
+    tasks.append(Periodic("privacy:purge", 24 * 3600, purge))
     # Domains add their task here, e.g.:
     # from fabqueue.queue.pickup_reminders import remind
     # tasks.append(Periodic("pickup:remind", 15 * 60, remind))

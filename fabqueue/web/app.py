@@ -133,6 +133,11 @@ def create_app(ctx: Context) -> FastAPI:
     for module in (auth, jobs, colours, batches, devices, queue, sites, materials, users, events,
                    spools):
         app.include_router(module.router)
+    from fabqueue.web.api import privacy  # export and erasure (issue 21)
+    from fabqueue.web.pages import privacy as privacy_page
+
+    app.include_router(privacy.router)
+    app.include_router(privacy_page.router)
     from fabqueue.web.pages import routes as pages
 
     app.include_router(pages.router)

@@ -3,6 +3,8 @@ throttled (``throttle.LoginThrottle``) and hashed in the bounded Argon2 pool."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import Request
 
 from fabqueue.store.models import User
@@ -41,6 +43,8 @@ def _check(db: object, name: str, password: str, locale: str | None) -> User | N
             return None
         if user.locale is None and locale:
             user.locale = locale
+        # the inactive-account purge counts from here (issue 21)
+        user.last_seen_at = datetime.now(UTC)
         s.flush()
         s.expunge(user)  # a plain record for the caller: id, token version, locale
         return user

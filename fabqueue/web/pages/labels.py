@@ -70,6 +70,9 @@ NOTIFICATIONS = {
     "job_invalid": N_("Job #{job} can't be used: see what to fix."),
     "job_failed": N_("Job #{job} failed: {reason}"),
     "job_interrupted": N_("Job #{job} was interrupted; the lab staff will decide what next."),
+    # privacy (issue 21): told 30 days before an inactive account is erased
+    "account_expires": N_("Your account has not been used for a long time: sign in within "
+                          "30 days, or it will be erased."),
 }
 
 REJECT_REASONS = (
