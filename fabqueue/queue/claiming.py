@@ -127,6 +127,10 @@ class Claiming(DeviceWorkerBase):
         receives the program meanwhile, unless it did while the bed waited to be cleared
         (:mod:`~fabqueue.queue.staging`)."""
         assert self.driver is not None
+        from fabqueue.queue.gate import machine_blocked
+
+        if machine_blocked(self, fresh=True):  # the start gate, asked once more at the start
+            return False
         staging = self._staging_for(job_id)
         try:
             claimed = self._claim_in_db(job_id)

@@ -12,6 +12,7 @@ from fabqueue.core.jobs import JobStatus
 from fabqueue.core.scheduling import may_start_heating
 from fabqueue.drivers.base import MachineState
 from fabqueue.queue.device_base import DeviceWorkerBase
+from fabqueue.queue.gate import machine_blocked
 from fabqueue.queue.laser_ops import CONFIRMATION_EXPIRED, frame_busy
 from fabqueue.queue.machines import LEFT_BUSY
 from fabqueue.store.models import Device, Job
@@ -35,6 +36,8 @@ class Interlocks(DeviceWorkerBase):
             return
         if d.state in LEFT_BUSY and self.job_id is None:
             self.repair(d)  # e.g. a print nobody tracks ended: the machine is free again
+            return
+        if machine_blocked(self):  # out of order or maintenance due: no new job (issue 17)
             return
         if self.kind == "laser":
             self.offer_to_operator(d)
@@ -80,6 +83,8 @@ class Interlocks(DeviceWorkerBase):
             self._set_device(confirmation=None, state_reason=CONFIRMATION_EXPIRED)
             return
         if self.job_id is not None:
+            return
+        if machine_blocked(self, fresh=True):  # the reason is on the board; nothing starts
             return
         if frame_busy(self.driver):
             self.frames.hold_start(self, job_id)  # GRBL would refuse it as busy

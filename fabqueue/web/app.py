@@ -138,6 +138,9 @@ def create_app(ctx: Context) -> FastAPI:
 
     app.include_router(privacy.router)
     app.include_router(privacy_page.router)
+    from fabqueue.web.api import trainings  # trainings, maintenance, out of order (issue 17)
+
+    app.include_router(trainings.router)
     from fabqueue.web.pages import routes as pages
 
     app.include_router(pages.router)
@@ -192,8 +195,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})  # e.g. Retry-After of a throttled sign-in
         if exc.status_code == 401:
             headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse({"detail": exc.render(locale(request))}, exc.status_code,
-                            headers=headers)
+        body = {"detail": exc.render(locale(request))}
+        if getattr(exc, "code", None):  # a reason code scripts can test (training_required …)
+            body["code"] = exc.code  # type: ignore[attr-defined]
+        return JSONResponse(body, exc.status_code, headers=headers)
 
     @app.exception_handler(TooLarge)
     async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:

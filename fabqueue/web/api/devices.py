@@ -23,6 +23,7 @@ from fabqueue.queue import control
 from fabqueue.store.inventory import DeviceIn, upsert_device
 from fabqueue.store.jobs import queue_event, record
 from fabqueue.store.models import Device, Job, User
+from fabqueue.web.api import trainings as gate
 from fabqueue.web.deps import ApiError, admin_user, current_user, get_db, request_locale
 from fabqueue.web.params import MAX_INT
 from fabqueue.web.present import reason_fields
@@ -124,12 +125,19 @@ def _publish_state(db: Session, d: Device) -> None:
 @router.post("/{device_id}/bed-cleared")
 def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(current_user),
                         db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
-    d = _managed(db, user, device_id)
+    d = _load(db, device_id)
     if d.kind != "printer":
         raise ApiError(409, "Only printers have a bed to clear.")
+    # staff, or a trained owner of the finished print (the start gate; a due machine still
+    # gets its bed cleared: the worker asks the gate again before it takes the next job)
+    finished = db.get(Job, d.current_job_id) if d.current_job_id else None
+    gate.enforce(request, db, d, finished, user, check_machine=False)
     if d.state != DeviceState.NEEDS_BED_CLEAR:
         raise ApiError(409, "The printer {id} is {state}: there is no finished print to "
                             "clear.", id=d.id, state=d.state)
+    if finished is not None:  # who confirmed it, in the job's history
+        record(db, finished, "bed_cleared", actor_id=user.id, data={"device": d.id})
+    gate.used(request, db, user, d)
     d.state = DeviceState.IDLE.value
     d.state_reason = None
     d.current_job_id = None
@@ -139,7 +147,7 @@ def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(c
     db.commit()
     # wake the device worker now rather than at its next poll: the next print starts at once
     control.send(request.app.state.ctx.redis, d.id, "bed_cleared", by=user.id)
-    return device_out(d, staff=True)
+    return device_out(d, staff=is_staff(user.role))
 
 
 class StartIn(BaseModel):
@@ -151,10 +159,12 @@ class StartIn(BaseModel):
 def _handle_start(device_id: str, body: StartIn, request: Request,
                   user: User = Depends(current_user),
                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
-    """Staff at the laser confirm the checklist; the laser starts only on this."""
-    d = _managed(db, user, device_id)
+    """Staff, or a trained owner of the job, at the laser confirm the checklist; the laser
+    starts only on this (after the start gate: the machine, then the operator)."""
+    d = _load(db, device_id)
     if d.kind != "laser":
         raise ApiError(409, "Printers start by themselves once their bed is cleared.")
+    gate.enforce(request, db, d, db.get(Job, body.job), user)
     missing = [item for item in CHECKLIST if body.checklist.get(item) is not True]
     if missing:
         from fabqueue.web.pages.board import CHECKLIST_ITEMS
@@ -184,10 +194,11 @@ def _handle_start(device_id: str, body: StartIn, request: Request,
                       "checklist": {k: True for k in CHECKLIST}}
     record(db, job, "operator_confirmed", actor_id=user.id,
            data={"device": d.id, "expires_in_s": ttl})
+    gate.used(request, db, user, d)
     db.commit()
     control.send(request.app.state.ctx.redis, d.id, "start", job=job.id, by=user.id,
                  expires=now + ttl)
-    return device_out(d, staff=True)
+    return device_out(d, staff=is_staff(user.role))
 
 
 def _command(request: Request, db: Session, user: User, device_id: str, command: str,
