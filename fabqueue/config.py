@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     login_backoff_max_s: float = 300.0  # the longest a sign-in lockout lasts
     public_url: str | None = None  # the address people reach FabQueue at, for e-mail links
 
+    # pickup (issue 18): the owner is reminded after these days on the shelf; after the
+    # keeping days the part is uncollected and goes on the staff disposal list
+    pickup_remind_days: str = "3,10"
+    pickup_keep_days: int = 21
+    # notifications: no message in these hours (the lab's time zone; a site may set its own);
+    # a failing channel is tried again with back-off this many times, then shown to admins
+    quiet_hours: str = "21:00-08:00"
+    notify_attempts: int = 8
+
     # spools (issue 18): staff hear ``filament_low`` when a site's spools of a material hold
     # less than this together; per material or site+material in JSON, e.g.
     # FABQUEUE_SPOOL_LOW_THRESHOLDS='{"PLA": 1000, "kc:PETG": 500}'

@@ -44,3 +44,17 @@ def reminder_due(since: datetime, now: datetime, remind_days: Sequence[int],
 
 def uncollected_due(since: datetime, now: datetime, keep_days: int) -> bool:
     return now >= since + timedelta(days=keep_days)
+
+
+def check_places(places: Sequence[str]) -> list[str]:
+    """A site's places as given, refused when one is empty, too long or listed twice (a
+    label and a shelf must agree on one name)."""
+    out: list[str] = []
+    for p in places:
+        name = p.strip()
+        if not name or len(name) > 40:
+            raise ValueError(f"a pickup place needs a name of 1–40 characters: {p!r}")
+        if name in out:
+            raise ValueError(f"the pickup place {name!r} is listed twice")
+        out.append(name)
+    return out

@@ -34,6 +34,13 @@ class Context:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url)
 
+    def __post_init__(self) -> None:
+        # job changes in this process become notifications in the same commit (notify's
+        # outbox hook), with this process's quiet hours, language and SMTP settings
+        from fabqueue import notify
+
+        notify.configure(self.settings)
+
     def install_publisher(self) -> None:
         events.set_publisher(events.redis_publisher(self.redis))
 

@@ -38,6 +38,11 @@ def _tasks() -> list[Periodic]:
     # Domains add their task here, e.g.:
     # from fabqueue.queue.pickup_reminders import remind
     # tasks.append(Periodic("pickup:remind", 15 * 60, remind))
+    from fabqueue.notify import sender
+    from fabqueue.queue import pickup
+
+    tasks.append(Periodic("pickup:remind", 15 * 60, pickup.remind))
+    tasks.append(Periodic("notify:deliver", 20, sender.deliver))  # every tick of the loop
     return tasks
 
 

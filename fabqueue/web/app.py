@@ -141,6 +141,11 @@ def create_app(ctx: Context) -> FastAPI:
     from fabqueue.web.api import trainings  # trainings, maintenance, out of order (issue 17)
 
     app.include_router(trainings.router)
+    from fabqueue import notify
+    from fabqueue.web.api import pickup  # pickup, labels, notification choices (issue 18)
+
+    notify.configure(ctx.settings)
+    app.include_router(pickup.router)
     from fabqueue.web.pages import routes as pages
 
     app.include_router(pages.router)

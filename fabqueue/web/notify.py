@@ -19,6 +19,7 @@ from fabqueue.config import Settings
 from fabqueue.core.findings import N_
 from fabqueue.core.reasons import render
 from fabqueue.i18n import DEFAULT_LOCALE, gettext
+from fabqueue.notify.email import send  # the one SMTP sender (the outbox uses it too)
 from fabqueue.store.jobs import NOTIFY_ON
 from fabqueue.store.models import Job, User
 from fabqueue.web.broker import Broker
@@ -43,13 +44,6 @@ def compose(kind: str, *, job_id: int, file_name: str, reason: str | None, local
             t(FOOTER).format(url=f"{base_url.rstrip('/')}/jobs/{job_id}"), "", t(SIGNATURE)]
     msg.set_content("\n".join(body))
     return msg
-
-
-def send(settings: Settings, message: EmailMessage, timeout_s: float = 10.0) -> None:
-    if not settings.smtp_host:
-        raise RuntimeError("SMTP is not configured (FABQUEUE_SMTP_HOST)")
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout_s) as smtp:
-        smtp.send_message(message)
 
 
 def message_for_event(db: Any, settings: Settings, event: dict[str, Any],

@@ -138,6 +138,9 @@ def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(c
     if finished is not None:  # who confirmed it, in the job's history
         record(db, finished, "bed_cleared", actor_id=user.id, data={"device": d.id})
     gate.used(request, db, user, d)
+    from fabqueue.queue.pickup import part_off_the_bed
+
+    part_off_the_bed(db, d.current_job_id, actor_id=user.id)  # the part waits for pickup
     d.state = DeviceState.IDLE.value
     d.state_reason = None
     d.current_job_id = None

@@ -127,6 +127,11 @@ def _handle_get(job_id: IdPath, request: Request, user: User = Depends(current_u
     job = load_visible(db, user, job_id)
     out = job_out(job, request_locale(request, user),
                    names=job_names_visible(user, job))
+    from fabqueue.store.models_pickup import Pickup
+    from fabqueue.web.api.pickup import pickup_out
+
+    out["pickup"] = pickup_out(db.get(Pickup, job.id), staff=can_manage_job(
+        role=user.role, user_site=user.site_id, job_site=job.site_id))
     out["queue"] = None
     if job.status in QUEUED:
         from fabqueue.store.forecast import site_forecast
