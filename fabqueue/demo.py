@@ -53,6 +53,16 @@ DEMO_INVENTORY: dict[str, Any] = {
          "kind": "printer", "driver": "simulated", "build_volume_mm": (220, 220, 220),
          "materials": ["PLA", "PETG"], "profile": "generic_220"},
     ],
+    # spools on the shelf (none loaded: a demo printer takes any job of its materials)
+    "spool": [
+        {"id": "kc-pla-1", "site": "kc", "material": "PLA", "colour": "orange",
+         "brand": "Prusament", "net_g": 1000, "empty_g": 200, "remaining_g": 740,
+         "place": "A1"},
+        {"id": "kc-petg-1", "site": "kc", "material": "PETG", "colour": "black",
+         "brand": "Prusament", "net_g": 1000, "empty_g": 200, "place": "A2"},
+        {"id": "b-pla-1", "site": "school-b", "material": "PLA", "colour": "white",
+         "net_g": 750, "empty_g": 180, "remaining_g": 120, "place": "B1"},
+    ],
 }
 
 DEMO_USERS = [("admin", "admin", None), ("staff", "staff", "kc"),

@@ -87,13 +87,13 @@ def weigh(spool: Spool, gross_g: float) -> float:
 def load(session: Session, device: Device, spool: Spool | None) -> None:
     """Put ``spool`` on the printer (None: take it off). The printer's loaded material
     follows the spool, so the scheduler only offers it jobs of that material; a spool
-    loaded on another printer leaves that one (it is in one place at a time)."""
+    loaded on another printer leaves that one (it is in one place at a time). Its shelf
+    ``place`` stays: that is where it goes back."""
     if spool is not None:
         for other in session.scalars(select(Device).where(Device.spool_id == spool.id,
                                                           Device.id != device.id)):
             other.spool_id = None
         device.loaded_material = spool.material
-        spool.place = device.id
     device.spool_id = spool.id if spool is not None else None
 
 

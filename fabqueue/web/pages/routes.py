@@ -12,3 +12,6 @@ from fabqueue.web.pages import account, admin, common, resident, staff, stats, t
 router = APIRouter(include_in_schema=False)
 for area in (common, resident, staff, teacher, admin, stats, account):
     router.include_router(area.router)
+from fabqueue.web.pages import spools as spool_pages  # noqa: E402 (issue 18)
+
+router.include_router(spool_pages.router)
