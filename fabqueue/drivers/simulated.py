@@ -57,9 +57,15 @@ class SimulatedPrinterDriver:
     first created; a driver made again for the same device re-attaches to the same printer.
     """
 
-    def __init__(self, device_id: str, **options: object) -> None:
+    def __init__(self, device_id: str, *, laser_max_s: float | None = None,
+                 **options: object) -> None:
         self.device_id = device_id
         self.printer: SimulatedPrinter = get_printer(device_id, **options)
+        # A simulated laser answers like a GRBL set up for it (laser mode, S scaled to the
+        # configured maximum): the worker checks these before a laser may start, and an empty
+        # answer left the demo's laser in error with "$32=None".
+        self.settings: dict[int, float] = (
+            {} if laser_max_s is None else {32: 1.0, 30: float(laser_max_s)})
 
     def _do(self, action: str) -> None:
         try:

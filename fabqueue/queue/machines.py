@@ -36,7 +36,8 @@ def build_driver(device: Device) -> Driver:
         from fabqueue.drivers.simulated import SimulatedPrinterDriver
 
         speed = float(settings.get("simulated_speed") or 20.0)
-        return SimulatedPrinterDriver(device.id, speed=speed)
+        laser_max_s = float(settings.get("max_power_s", 1000)) if device.kind == "laser" else None
+        return SimulatedPrinterDriver(device.id, laser_max_s=laser_max_s, speed=speed)
     if device.driver == "octoprint":
         from fabqueue.drivers.hosts import check_secret_name
         from fabqueue.drivers.octoprint import OctoPrintDriver
