@@ -30,7 +30,7 @@ import paho.mqtt.client as mqtt
 from fabqueue.core.reasons import N_, reason
 from fabqueue.drivers.bambu_hms import hms_reason
 from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
-from fabqueue.drivers.ftps import ImplicitFTPS, tls_context
+from fabqueue.drivers.ftps import ImplicitFTPS, WrongPrinter, tls_context
 from fabqueue.drivers.octoprint import remote_name
 from fabqueue.drivers.tracking import TrackedPrint
 
@@ -71,7 +71,7 @@ class BambuDriver:
                  timeout_s: float = 5.0) -> None:
         self.host, self.serial, self.access_code = host, serial, access_code
         self.mqtt_port, self.ftps_port, self.timeout_s = mqtt_port, ftps_port, timeout_s
-        self.context = tls_context(ca_file)
+        self.context = tls_context(ca_file, serial)
         self._lock = threading.Condition()
         self._state: dict[str, Any] = {}
         self._replies: dict[str, dict[str, Any]] = {}
@@ -142,6 +142,12 @@ class BambuDriver:
                                               "({detail})"),
                       host=self.host, port=self.mqtt_port, detail=detail)
 
+    def _wrong_printer(self, exc: WrongPrinter) -> DriverError:
+        return DriverError(reason("bambu_wrong_printer", N_(
+            "the printer at {host} is not {serial}: its certificate names {named}; nothing "
+            "was sent to it"), host=self.host, serial=self.serial,
+            named=", ".join(exc.named) or "–"), code="bad_certificate")
+
     # -- Driver protocol --------------------------------------------------------------------
 
     def connect(self) -> None:
@@ -154,7 +160,11 @@ class BambuDriver:
         client.on_connect, client.on_disconnect = self._on_connect, self._on_disconnect
         client.on_message = self._on_message
         try:
+            # the context checks the certificate names self.serial in the TLS handshake,
+            # before paho sends the login with the access code
             client.connect(self.host, self.mqtt_port, keepalive=15)
+        except WrongPrinter as exc:
+            raise self._wrong_printer(exc) from exc
         except (OSError, ssl.SSLError) as exc:
             raise DriverOffline(self._unreachable(str(exc) or type(exc).__name__)) from exc
         self._client = client
@@ -344,6 +354,8 @@ class BambuDriver:
             ftp.prot_p()
             with program.open("rb") as handle:
                 ftp.store(name, handle)
+        except WrongPrinter as exc:
+            raise self._wrong_printer(exc) from exc
         except ftplib.error_perm as exc:
             raise DriverError(reason("bambu_upload_refused", N_(
                 "the printer refused the upload: {detail}"), detail=str(exc)),

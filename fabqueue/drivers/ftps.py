@@ -14,15 +14,60 @@ import ssl
 from typing import Any
 
 
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
+class WrongPrinter(ssl.SSLError):
+    """The certificate is valid but names another printer."""
+
+    def __init__(self, named: list[str], serial: str) -> None:
+        super().__init__(f"the certificate names {', '.join(named) or 'no printer'}, "
+                         f"not {serial}")
+        self.named, self.serial = named, serial
+
+
+def certificate_names(sock: ssl.SSLSocket) -> list[str]:
+    """The names a verified peer certificate gives: its subject CN(s) and DNS alt names."""
+    cert = sock.getpeercert() or {}
+    names = [value for rdn in cert.get("subject", ()) for key, value in rdn
+             if key == "commonName"]
+    names += [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
+    return [str(n) for n in names]
+
+
+def check_printer(sock: ssl.SSLSocket, serial: str | None) -> None:
+    """With a pinned CA, the certificate must name this printer: Bambu's CA signs every
+    printer's certificate (CN = its serial), so a valid chain alone would accept any printer
+    (or anyone holding one's key) at the configured address. Without a CA file nothing was
+    verified and there is nothing to compare (``getpeercert`` is empty)."""
+    if not serial or sock.context.verify_mode == ssl.CERT_NONE:
+        return
+    named = certificate_names(sock)
+    if serial.casefold() not in (n.casefold() for n in named):
+        raise WrongPrinter(named, serial)
+
+
+def tls_context(ca_file: str | None, serial: str | None = None) -> ssl.SSLContext:
     """Bambu printers present a self-signed certificate (CN = serial): accept it unless the
-    lab pins a CA file. The host name is never checked (the certificate names the serial)."""
+    lab pins a CA file. The host name is not checked (the printer is reached by address and
+    its certificate names its serial): with a CA file, the serial is compared instead, in
+    the handshake itself (MQTT and FTPS send the access code right after it)."""
     context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.SSLContext(
         ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     if not ca_file:
         context.verify_mode = ssl.CERT_NONE
+    elif serial:
+        context.sslsocket_class = _printer_socket(serial)
     return context
+
+
+def _printer_socket(serial: str) -> type[ssl.SSLSocket]:
+    class PrinterSocket(ssl.SSLSocket):
+        """A TLS socket whose handshake also checks the certificate names ``serial``."""
+
+        def do_handshake(self, block: bool = False) -> None:
+            super().do_handshake(block)
+            check_printer(self, serial)
+
+    return PrinterSocket
 
 
 BLOCK = 1 << 20  # bytes per send: ftplib's 8 KiB means a GIL hand-over per 8 KiB, slow
