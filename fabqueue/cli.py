@@ -22,6 +22,9 @@ db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
 app.add_typer(db_app, name="db")
+from fabqueue.cli_trainings import trainings_app  # noqa: E402  (issue 17)
+
+app.add_typer(trainings_app, name="trainings")
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="data folder (default: $FABQUEUE_DATA_DIR or ./data)")]

@@ -43,6 +43,9 @@ def _tasks() -> list[Periodic]:
 
     tasks.append(Periodic("pickup:remind", 15 * 60, pickup.remind))
     tasks.append(Periodic("notify:deliver", 20, sender.deliver))  # every tick of the loop
+    from fabqueue.queue.trainings_notify import notify_due
+
+    tasks.append(Periodic("trainings:notify", 15 * 60, notify_due))  # lapsing, maintenance
     return tasks
 
 

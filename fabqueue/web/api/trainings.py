@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
@@ -35,7 +35,8 @@ from fabqueue.web.present import iso
 
 router = APIRouter(tags=["trainings"])
 
-TrainingPath = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+# an id of the devices file (a training's, a maintenance task's)
+FileId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class GateError(ApiError):
@@ -149,7 +150,7 @@ def _handle_grant(user_id: IdPath, body: GrantIn, request: Request,
 
 
 @router.delete("/api/users/{user_id}/trainings/{training}")
-def _handle_revoke(user_id: IdPath, request: Request, training: str = TrainingPath,
+def _handle_revoke(user_id: IdPath, training: FileId, request: Request,
                    user: User = Depends(current_user),
                    db: Session = Depends(get_db, scope="function")) -> list[dict[str, Any]]:
     t = _training(db, training)
@@ -224,7 +225,7 @@ def _publish(db: Session, d: Device, what: str) -> None:
 
 
 @router.post("/api/devices/{device_id}/maintenance/{task}/done")
-def _handle_done(device_id: str, body: DoneIn, request: Request, task: str = TrainingPath,
+def _handle_done(device_id: str, task: FileId, body: DoneIn, request: Request,
                  user: User = Depends(current_user),
                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     d = _managed(db, user, device_id)

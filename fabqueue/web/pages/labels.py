@@ -73,6 +73,9 @@ NOTIFICATIONS = {
     # privacy (issue 21): told 30 days before an inactive account is erased
     "account_expires": N_("Your account has not been used for a long time: sign in within "
                           "30 days, or it will be erased."),
+    # trainings and maintenance (issue 17); {reason} says which training or machine
+    "training_expiring": N_("A training of yours is about to lapse: {reason}."),
+    "maintenance_due": N_("Maintenance: {reason}."),
 }
 
 REJECT_REASONS = (
