@@ -14,10 +14,10 @@ import zxingcpp
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
+from fabqueue.notify import DEFAULT_EVENTS
 from fabqueue.queue import periodic
 from fabqueue.queue import pickup as service
 from fabqueue.store.models import Device, Job, Site
-from fabqueue.notify import DEFAULT_EVENTS
 from fabqueue.store.models_pickup import Delivery, NotificationPrefs, Pickup
 from tests.conftest import Stack
 from tests.helpers import insert_batch, insert_job, user_id

@@ -83,7 +83,7 @@ def publish(db: Session, event: str, *, site: str | None = None,
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
     cfg = settings()
-    now = now or datetime.now(UTC)
+    now = (now or datetime.now(UTC)).astimezone(UTC)  # SQLite compares times as text
     clean = {k: v for k, v in (params or {}).items() if k not in PRIVATE_PARAMS}
     if job_id is None and isinstance(clean.get("job"), int):
         job_id = clean["job"]

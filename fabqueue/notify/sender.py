@@ -98,7 +98,8 @@ def _due(db: Any, now: datetime) -> list[Due]:
 
 def deliver_due(db: Any, cfg: Settings, now: datetime | None = None) -> dict[str, int]:
     """Send every due message once; returns counts (sent, retry, failed)."""
-    now = now or datetime.now(UTC)
+    # in UTC: SQLite keeps times as text without their zone, so they compare as written
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     counts = {"sent": 0, "retry": 0, "failed": 0}
     for due in _due(db, now):
         error = send_one(due, cfg)
