@@ -41,9 +41,13 @@ def _number(raw: str | None) -> float | None:
         return None
 
 
-def printer_limits(printer: PrinterSpec, temperatures: tuple[float, float]) -> MachineLimits:
+def printer_limits(printer: PrinterSpec, temperatures: tuple[float, float], *,
+                   sliced: bool = False) -> MachineLimits:
+    """``sliced``: the program is PrusaSlicer's from FabQueue's profiles, whose motion limits
+    are allowed; staff G-code may not change settings that outlive the print."""
     return MachineLimits(MachineKind.PRINTER, tuple(printer.build_volume_mm),  # type: ignore[arg-type]
-                         nozzle_max_c=temperatures[0], bed_max_c=temperatures[1])
+                         nozzle_max_c=temperatures[0], bed_max_c=temperatures[1],
+                         sliced=sliced)
 
 
 def laser_limits(laser: LaserSpec) -> MachineLimits:

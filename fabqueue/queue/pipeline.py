@@ -121,8 +121,9 @@ def prepare_job(job_id: int) -> str:
             if kind == "laser":
                 result, program_sha = _prepare_laser(ctx, job_id, model, device_id, material_id)
             elif fmt == "gcode":
-                result, program_sha = {"ok": True, "source": "uploaded"}, sha
                 check_program_file(ctx, model, device_id, material_id)
+                result = {"ok": True, "source": "uploaded"}
+                program_sha = store_printer_program(ctx, model)
             else:
                 result, program_sha = _slice(ctx, model, Path(tmp), device_id, material_id,
                                              quality, copies)
@@ -177,18 +178,43 @@ def _slice(ctx: Context, model: Path, tmp: Path, device_id: str, material: str, 
     except SliceError as exc:
         raise PreparationError(exc.code, reason("slicer_failed", N_(
             "the slicer could not make this job: {error}"), error=exc.reason)) from None
-    check_program_file(ctx, out, device_id, material, volume=volume)  # type: ignore[arg-type]
-    sha = ctx.files.put_file(out)
+    check_program_file(ctx, out, device_id, material, volume=volume,  # type: ignore[arg-type]
+                       sliced=True)
+    sha = store_printer_program(ctx, out)
     data = {k: getattr(result, k, None) for k in (
         "estimated_seconds", "filament_mm", "filament_cm3", "filament_g", "cost")}
     data.update(ok=True, device=device_id, profile=profile, quality=quality, copies=copies)
     return data, sha
 
 
+def store_printer_program(ctx: Context, program: Path) -> str:
+    """Store a checked printer program as it will be sent: the file, then FabQueue's own safe
+    ending (heaters and fan off, motors released) whatever the file's ending said. The one
+    place where sliced and staff programs become what a printer gets (``program_sha256``)."""
+    from fabqueue.core.gcode.rules import safe_ending
+
+    writer = ctx.files.writer()
+    try:
+        last = b"\n"
+        with program.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                writer.write(chunk)
+                last = chunk[-1:]
+        ending = "".join(f"{line}\n" for line in safe_ending())
+        writer.write(("" if last == b"\n" else "\n").encode()
+                     + f"; FabQueue's safe ending\n{ending}".encode())
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit()[0]
+
+
 def check_program_file(ctx: Context, program: Path, device_id: str, material: str, *,
-                       volume: tuple[float, float, float] | None = None) -> None:
+                       volume: tuple[float, float, float] | None = None,
+                       sliced: bool = False) -> None:
     """The G-code check against the machine it goes to, right before it is queued: for
-    staff uploads again (the machine may differ from the analysis) and for sliced programs."""
+    staff uploads again (the machine may differ from the analysis) and for sliced programs
+    (``sliced``: PrusaSlicer's motion limits from our profiles are allowed)."""
     from fabqueue.analysis.machine_check import check_file, printer_limits
     from fabqueue.queue.tasks import material_temperatures_for
     from fabqueue.store.specs import printer_spec
@@ -200,7 +226,8 @@ def check_program_file(ctx: Context, program: Path, device_id: str, material: st
         raise PreparationError("no_machine", f"the machine {device_id} is gone")
     if volume is not None:
         spec = replace(spec, build_volume_mm=volume)
-    refused = check_file(program, printer_limits(spec, material_temperatures_for(ctx, material)))
+    refused = check_file(program, printer_limits(spec, material_temperatures_for(ctx, material),
+                                                 sliced=sliced))
     if refused is not None:
         raise PreparationError(refused.code, reason(refused.code, refused.text,
                                                     **refused.params))

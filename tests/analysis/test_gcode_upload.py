@@ -41,9 +41,9 @@ def test_a_move_that_fits_only_the_large_printer(tmp_path: Path) -> None:
     ("G0\tX-500\n", "gcode_outside"),
     ("N10 G1 Z-50*17\n", "gcode_outside"),
     ("G53 G0 X0\n", "gcode_command_refused"),
-    ("M92 E9999\n", "gcode_command_refused"),
-    ("M500\n", "gcode_command_refused"),
-    ("M502\n", "gcode_command_refused"),
+    ("M92 E9999\n", "gcode_persistent_setting"),
+    ("M500\n", "gcode_persistent_setting"),
+    ("M502\n", "gcode_persistent_setting"),
     ("M211 S0\n", "gcode_command_refused"),
     ("M104 S290\n", "gcode_temperature"),
 ])

@@ -20,7 +20,7 @@ def problem(lines: list[str], limits: MachineLimits = PRINTER) -> tuple[str, int
 def test_a_plain_program_passes() -> None:
     lines = [*START, "G1 X5 Y5 F6000", "G1 X60 E6 F1000", "M106 S255", "G2 X70 Y5 I5 J0",
              "M117 M500 printing", "G1 X10 Y10 ; X999 is only a comment", "M73 P50 R3",
-             "M204 P1000 R1000 T1000", "M201 X1000 Y1000 Z200 E5000", "G28 X Y", "M84"]
+             "G28 X Y", "M84"]
     assert check_program(lines, PRINTER) is None
 
 
@@ -41,7 +41,8 @@ def test_compact_or_odd_spellings_are_still_moves(line: str) -> None:
 def test_commands_outside_the_list_are_refused(line: str) -> None:
     found = check_program([*START, line], PRINTER)
     assert found is not None and found.params["line"] == len(START) + 1
-    assert found.code in ("gcode_command_refused", "gcode_word_refused", "gcode_unreadable")
+    assert found.code in ("gcode_command_refused", "gcode_word_refused", "gcode_unreadable",
+                          "gcode_persistent_setting")
 
 
 def test_temperatures_follow_the_material_limit() -> None:
@@ -99,4 +100,7 @@ def test_comments_and_laser_rules() -> None:
     # Marlin would read the X999 inside the parentheses: a printer refuses them.
     assert problem([*START, "G1 (X999) X10"]) == ("gcode_unreadable", 8)
     assert problem([*START, "G1 X10 X999"]) == ("gcode_repeated_word", 8)
-    assert problem([*START, "G0 G1 X10"]) == ("gcode_two_moves", 8)
+    assert problem([*START, "G0 G1 X10"]) == ("gcode_two_commands", 8)
+    # GRBL reads several modal groups on one line: the laser keeps that, one move at most.
+    assert problem([*program[:4], "G90 G1 X20 Y20"], LASER) is None
+    assert problem([*program[:4], "G0 G1 X10"], LASER) == ("gcode_two_moves", 5)

@@ -24,7 +24,7 @@ PROFILES = load_profiles(default_profiles_folder())
 MK4_PLA = PROFILES.profile_files("prusa_mk4", "PLA", "normal")
 MK4_VOLUME = PROFILES.build_volume("prusa_mk4")
 MK4_PLA_LIMITS = printer_limits(PrinterSpec("mk4", "site", MK4_VOLUME),
-                                material_temperatures(PROFILES, "PLA"))
+                                material_temperatures(PROFILES, "PLA"), sliced=True)
 
 
 def box(tmp_path: Path, name: str, extents: tuple[float, float, float]) -> Path:

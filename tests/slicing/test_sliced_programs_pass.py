@@ -42,7 +42,7 @@ def test_sliced_sample_passes_the_check(tmp_path: Path, name: str, printer: str,
                          PROFILES.profile_files(printer, material, "draft"), copies=copies)
     volume = PROFILES.build_volume(printer)
     limits = printer_limits(PrinterSpec(printer, "site", volume),
-                            material_temperatures(PROFILES, material))
+                            material_temperatures(PROFILES, material), sliced=True)
     assert check_file(result.gcode, limits) is None
     # ... and the same check does catch a program that leaves this printer's bed.
     text = result.gcode.read_text()

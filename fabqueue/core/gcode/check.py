@@ -15,7 +15,16 @@ import re
 from collections.abc import Iterable
 
 from fabqueue.core.findings import N_, Finding, finding
-from fabqueue.core.gcode.rules import MachineKind, MachineLimits, allowed_commands, allowed_words
+from fabqueue.core.gcode.rules import (
+    FLAG_WORDS,
+    MAX_COMMAND_CHARS,
+    PERSISTENT_SETTINGS,
+    SLICER_SETTINGS,
+    MachineKind,
+    MachineLimits,
+    allowed_commands,
+    allowed_words,
+)
 from fabqueue.core.gcode.tokens import TokenError, command_name, tokenize
 
 AXES = "XYZ"
@@ -39,14 +48,21 @@ class Refusal(Exception):
 
 def check_program(lines: Iterable[str], limits: MachineLimits) -> Finding | None:
     """The first problem (a Finding with ``line``), or None when every line is allowed."""
+    return follow_program(lines, limits)[0]
+
+
+def follow_program(lines: Iterable[str], limits: MachineLimits
+                   ) -> tuple[Finding | None, dict[str, float | None]]:
+    """The first problem (or None) and where the head is when the check stops, in machine mm
+    (None: not known yet): the check's model of the machine, compared with a real firmware's
+    in the tests."""
     state = State(limits)
-    number = 0
     try:
         for number, raw in enumerate(lines, start=1):
             state.line(raw, number)
     except Refusal as refusal:
-        return refusal.finding
-    return None
+        return refusal.finding, dict(state.position)
+    return None, dict(state.position)
 
 
 class State:
@@ -66,6 +82,8 @@ class State:
             for axis, size in zip(AXES, limits.volume_mm, strict=True)}
 
     def line(self, raw: str, number: int) -> None:
+        if self.printer and len(raw) > MAX_COMMAND_CHARS:
+            self.length(raw, number)
         plain = PLAIN_MOVE_RE.fullmatch(raw)
         if plain is not None:
             words = plain.group(2).split()
@@ -79,6 +97,8 @@ class State:
         except TokenError as error:
             raise Refusal(finding("gcode_unreadable", error.text, line=number,
                                   gcode=raw.strip()[:80])) from None
+        if self.printer:
+            self.one_command(parsed.words, raw, number)
         commands: list[str] = []
         params: dict[str, float] = {}
         for letter, value, written in parsed.words:
@@ -97,16 +117,17 @@ class State:
             else:
                 params[letter] = value
         for command in commands:
-            if command not in self.commands:
-                raise Refusal(finding("gcode_command_refused", N_(
-                    "Line {line}: {command} is not allowed on this machine (FabQueue sends "
-                    "only the commands listed in its documentation)."),
-                    line=number, command=command, kind=str(self.limits.kind)))
+            self.allowed(command, number)
         for letter in params:
             if letter not in self.words:
                 raise Refusal(finding("gcode_word_refused", N_(
                     "Line {line}: the word {letter} is not allowed on this machine."),
                     line=number, letter=letter, kind=str(self.limits.kind)))
+        if "G29" in commands and "S" in params:
+            # UBL: G29 S stores the mesh in an EEPROM slot; MBL: G29 S3-S5 edit or reset it.
+            raise Refusal(finding("gcode_mesh_saved", N_(
+                "Line {line}: G29 S saves or changes the printer's stored bed mesh, which "
+                "stays after this print."), line=number))
         moves = [c for c in commands if c in MOTION or c in ("G28", "G92")]
         if len(moves) > 1:
             raise Refusal(finding("gcode_two_moves", N_(
@@ -129,6 +150,56 @@ class State:
             self.set_position(params, number)
         if not self.printer and "S" in params:
             self.power(params["S"], number)
+
+    def allowed(self, command: str, number: int) -> None:
+        if self.printer and command in PERSISTENT_SETTINGS and not (
+                self.limits.sliced and command in SLICER_SETTINGS):
+            raise Refusal(finding("gcode_persistent_setting", N_(
+                "Line {line}: {command} changes a printer setting that stays after this "
+                "print and would change the next person's print; FabQueue does not send "
+                "it."), line=number, command=command))
+        if command not in self.commands and not (
+                self.limits.sliced and command in SLICER_SETTINGS):
+            raise Refusal(finding("gcode_command_refused", N_(
+                "Line {line}: {command} is not allowed on this machine (FabQueue sends "
+                "only the commands listed in its documentation)."),
+                line=number, command=command, kind=str(self.limits.kind)))
+
+    def length(self, raw: str, number: int) -> None:
+        code = raw.split(";", 1)[0].rstrip()
+        if len(code) > MAX_COMMAND_CHARS:
+            raise Refusal(finding("gcode_line_too_long", N_(
+                "Line {line} has {count} characters before its comment; the printer reads "
+                "only the first {limit} and would run the cut-off rest."),
+                line=number, count=len(code), limit=MAX_COMMAND_CHARS))
+
+    def one_command(self, words: tuple[tuple[str, float, str], ...], raw: str,
+                    number: int) -> None:
+        """Marlin and Klipper run a line's first word as its command and read every later
+        word as a parameter (Marlin/src/gcode/parser.cpp, GCodeParser::parse; Klipper's
+        gcode.py _process_commands), so a second G or M word is never run: refuse the line
+        rather than guess. A letter without a number is ignored by Marlin's seenval() and an
+        error to Klipper, unless it is a flag such as G28's axes."""
+        if not words:
+            return
+        first = command_name(words[0][0], words[0][2]) if words[0][0] in "GMT" else None
+        for letter, _value, written in words:
+            if letter in "GM":  # a refused command is the clearer reason, wherever it is
+                self.allowed(command_name(letter, written), number)
+        for letter, _value, written in words[1:]:
+            if letter in "GM":
+                raise Refusal(finding("gcode_two_commands", N_(
+                    "Line {line} has a second command ({command}); the printer runs only a "
+                    "line's first command and reads the rest as its settings. Put each "
+                    "command on its own line."),
+                    line=number, command=command_name(letter, written)))
+        flags = FLAG_WORDS.get(first or "", frozenset())
+        for letter, _value, written in words[1:]:
+            if not written and letter not in flags:
+                raise Refusal(finding("gcode_letter_without_value", N_(
+                    "Line {line}: {letter} has no number; the printer would ignore it, so the "
+                    "line does not do what it seems to: {gcode}"),
+                    line=number, letter=letter, gcode=raw.strip()[:80]))
 
     def modal(self, command: str) -> None:
         if command == "G90":
@@ -220,6 +291,17 @@ class State:
                 "Line {line}: the arc has neither a centre (I, J) nor a radius (R)."),
                 line=number))
         low, high = arc_extent((x0, y0), (x1, y1), centre, clockwise)
+        circles = params.get("P")
+        if circles is not None:
+            # Marlin's ARC_P_CIRCLES: P more full turns before the arc itself.
+            if circles != int(circles) or circles < 0:
+                raise Refusal(finding("gcode_bad_arc", N_(
+                    "Line {line}: an arc's number of full circles (P) must be a whole "
+                    "number."), line=number))
+            if circles >= 1:
+                radius = math.hypot(x0 - centre[0], y0 - centre[1])
+                low = (centre[0] - radius, centre[1] - radius)
+                high = (centre[0] + radius, centre[1] + radius)
         for axis, index in (("X", 0), ("Y", 1)):
             self.inside(axis, low[index], number)
             self.inside(axis, high[index], number)

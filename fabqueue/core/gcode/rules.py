@@ -33,12 +33,33 @@ PRINTER_COMMANDS = frozenset({
     "M105",  # report temperatures
     "M106", "M107",  # part fan
     "M117",  # message on the display
-    "M201", "M203", "M204", "M205",  # motion limits for this print (not saved)
-    "M220", "M221",  # speed and flow factor
     "M400",  # wait for moves
     "M486",  # label objects (cancel object)
-    "M900",  # linear advance for this print (not saved)
 })
+# Settings that stay in the printer after the print (RAM until a reset, or saved by M500) and
+# change the next person's job: refused with their own reason, so staff know why.
+PERSISTENT_SETTINGS = frozenset({
+    "M92",  # steps per mm
+    "M201", "M202", "M203", "M204", "M205",  # acceleration, speed and jerk limits
+    "M220", "M221",  # speed and flow factor
+    "M851",  # probe offset
+    "M900",  # linear advance
+    "M500", "M502",  # save settings to EEPROM / reset them to the firmware's defaults
+})
+# What PrusaSlicer itself writes from FabQueue's profiles (machine limits, acceleration):
+# accepted in a program FabQueue sliced, never in staff G-code.
+SLICER_SETTINGS = frozenset({"M201", "M203", "M204", "M205", "M220", "M221", "M900"})
+# Bare letters Marlin reads as flags (``G28 X Y`` homes X and Y); anywhere else a letter
+# without a number is ignored by Marlin (``parser.seenval``) while it looks like a value.
+FLAG_WORDS = {"G28": frozenset("XYZ"), "M84": frozenset("XYZE"), "M18": frozenset("XYZE")}
+# Marlin's serial and SD readers keep MAX_CMD_SIZE - 1 characters of a line and skip the rest
+# (Marlin/src/gcode/queue.cpp, process_stream_char: "Skip the rest on overflow"; MAX_CMD_SIZE
+# is 96 in Marlin/src/inc/Conditionals_adv.h and Configuration_adv.h). A comment after ";" is
+# not stored, so only the command part counts.
+MAX_COMMAND_CHARS = 95
+# What every printer program ends with, whatever the file said: wait for the last move,
+# heaters off (nozzle, bed), part fan off, motors released.
+SAFE_ENDING = ("M400", "M104 S0", "M140 S0", "M107", "M84")
 LASER_COMMANDS = frozenset({
     "G0", "G1", "G2", "G3",  # moves and arcs (checked against the bed)
     "G4",  # dwell
@@ -70,6 +91,7 @@ class MachineLimits:
     tools: int = 1
     max_power_s: float | None = None  # lasers: GRBL $30
     tolerance_mm: float = TOLERANCE_MM
+    sliced: bool = False  # a program FabQueue's slicer wrote (SLICER_SETTINGS allowed)
 
 
 def allowed_commands(kind: MachineKind | str) -> frozenset[str]:
@@ -83,3 +105,10 @@ def allowed_words(kind: MachineKind | str) -> frozenset[str]:
 def temperature_limit(*temperatures: float, margin: float = TEMPERATURE_MARGIN_C) -> float:
     """The most a program may ask for, given a material profile's temperatures."""
     return max(temperatures) + margin
+
+
+def safe_ending(tools: int = 1) -> tuple[str, ...]:
+    """FabQueue's own last lines of a printer program; every nozzle's heater when there are
+    several (``M104 S0`` alone switches off only the active tool's)."""
+    nozzles = tuple(f"M104 T{tool} S0" for tool in range(1, tools))
+    return (*SAFE_ENDING[:2], *nozzles, *SAFE_ENDING[2:])
