@@ -146,6 +146,9 @@ def create_app(ctx: Context) -> FastAPI:
 
     notify.configure(ctx.settings)
     app.include_router(pickup.router)
+    from fabqueue.web.pages import pickup as pickup_pages
+
+    app.include_router(pickup_pages.router)
     from fabqueue.web.pages import routes as pages
 
     app.include_router(pages.router)

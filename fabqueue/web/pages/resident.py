@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from fabqueue.core.access import can_manage_job
 from fabqueue.core.jobs import OWNER_CANCELLABLE
 from fabqueue.store.models import Device, Job, JobEvent, Material, Notification, User
+from fabqueue.store.models_pickup import Pickup
 from fabqueue.store.queries import visible_jobs
 from fabqueue.web import approval
 from fabqueue.web.api.jobs import load_visible
@@ -85,6 +86,7 @@ def job_page(job_id: IdPath, request: Request, user: User | None = Depends(optio
     return render(request, "job.html", user=user, job=job,
                   analysis=analysis_out(job.analysis, locale), staff=staff,
                   queue=position_of(db, job), device=device, events=job_events(db, job.id, locale),
+                  pickup=db.get(Pickup, job.id),
                   can_cancel=(job.owner_id == user.id or staff)
                   and job.status in OWNER_CANCELLABLE)
 
