@@ -15,3 +15,6 @@ for area in (common, resident, staff, teacher, admin, stats, account):
 from fabqueue.web.pages import spools as spool_pages  # noqa: E402 (issue 18)
 
 router.include_router(spool_pages.router)
+from fabqueue.web.pages import trainings as training_pages  # noqa: E402 (issue 17)
+
+router.include_router(training_pages.router)
