@@ -46,12 +46,14 @@ if (( want_test )); then
   # the real GRBL 1.1h firmware (grbl-sim) the laser tests run against.
   mkdir -p .peers
   pids=()
-  names=(project octoprint klipper prusalink grbl)
+  names=(project octoprint klipper prusalink grbl spoolman)
   .venv/bin/pip install --quiet -e ".[test]" >.peers/setup-project.log 2>&1 & pids+=($!)
   scripts/install_octoprint.sh >.peers/setup-octoprint.log 2>&1 & pids+=($!)
   scripts/install_klipper_peer.sh >.peers/setup-klipper.log 2>&1 & pids+=($!)
   scripts/install_prusalink_peer.sh >.peers/setup-prusalink.log 2>&1 & pids+=($!)
   scripts/install_grbl_peer.sh >.peers/setup-grbl.log 2>&1 & pids+=($!)
+  # the real Spoolman server (issue 18), from ../shared/peers/spoolman
+  scripts/install_spoolman_peer.sh >.peers/setup-spoolman.log 2>&1 & pids+=($!)
   failed=0
   for i in "${!pids[@]}"; do
     if wait "${pids[$i]}"; then

@@ -46,6 +46,10 @@ def _tasks() -> list[Periodic]:
     from fabqueue.queue.trainings_notify import notify_due
 
     tasks.append(Periodic("trainings:notify", 15 * 60, notify_due))  # lapsing, maintenance
+    from fabqueue.queue.spoolman_sync import sync as spoolman_sync
+
+    # with FABQUEUE_SPOOLMAN_URL: uses sent once, weighings, the mirror (else it does nothing)
+    tasks.append(Periodic("spoolman:sync", 30, spoolman_sync))
     return tasks
 
 

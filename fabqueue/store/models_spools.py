@@ -29,6 +29,8 @@ class Spool(Base):
     remaining_g: Mapped[float] = mapped_column(Float, default=0.0)
     place: Mapped[str] = mapped_column(String(100), default="")
     spoolman_id: Mapped[int | None] = mapped_column(Integer, unique=True, default=None)
+    # a weighing staff made that Spoolman has not been told yet (queue.spoolman_sync sends it)
+    spoolman_measure_g: Mapped[float | None] = mapped_column(Float, default=None)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -47,6 +49,9 @@ class SpoolUsage(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Spoolman's used_weight just before the use was sent: a send whose answer was lost is
+    # seen to have landed (used_weight grew by the grams) and is not sent a second time
+    spoolman_used_before: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class FilamentRisk(Base):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -84,10 +84,17 @@ def _handle_list(site: str | None = None, material: str | None = None,
     return [spool_out(sp, on.get(sp.id)) for sp in db.scalars(q)]
 
 
+def _not_in_spoolman(request: Request, sp: Spool | None = None) -> None:
+    """With Spoolman, its spools are changed there (the mirror would undo a change here)."""
+    if request.app.state.settings.spoolman_url and (sp is None or sp.spoolman_id is not None):
+        raise ApiError(409, "Spools are kept in Spoolman: change them there.")
+
+
 @router.post("/api/spools", status_code=201)
-def _handle_add(body: SpoolIn, user: User = Depends(staff_user),
+def _handle_add(body: SpoolIn, request: Request, user: User = Depends(staff_user),
                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     _may_manage(user, body.site)
+    _not_in_spoolman(request)
     try:
         _, sp = upsert_spool(db, body)
     except ValueError as exc:
@@ -108,10 +115,12 @@ def _handle_get(spool_id: int, user: User = Depends(current_user),
 
 
 @router.patch("/api/spools/{spool_id}")
-def _handle_patch(spool_id: int, body: SpoolPatch, user: User = Depends(staff_user),
+def _handle_patch(spool_id: int, body: SpoolPatch, request: Request,
+                  user: User = Depends(staff_user),
                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     sp = _spool(db, spool_id)
     _may_manage(user, sp.site_id)
+    _not_in_spoolman(request, sp)
     patch_spool(sp, body)
     if body.remaining_g is not None:
         clear_filament_low(db, sp.site_id)
@@ -125,6 +134,8 @@ def _handle_weigh(spool_id: int, body: WeighIn, user: User = Depends(staff_user)
     sp = _spool(db, spool_id)
     _may_manage(user, sp.site_id)
     weigh(sp, body.gross_g)
+    if sp.spoolman_id is not None:  # sent to Spoolman from the queue side (spoolman_sync)
+        sp.spoolman_measure_g = body.gross_g
     clear_filament_low(db, sp.site_id)
     db.flush()
     return spool_out(sp, _loaded_on(db).get(sp.id))
