@@ -239,3 +239,75 @@ def test_reminders_then_uncollected_then_disposal_on_a_faked_clock(
     assert client.get("/api/pickup?state=uncollected", headers=h_staff).json() == []
     clock.run(since + timedelta(days=40))
     assert reminders() == 2
+
+
+def signed_in(stack: Stack, name: str, locale: str = "en") -> TestClient:
+    """A browser-like client signed in through the page form, in ``locale``."""
+    from fabqueue.store.models import User
+
+    with stack.ctx.db.session() as s:
+        s.get(User, user_id(stack, name)).locale = locale
+    browser = TestClient(stack.app)
+    form = browser.get("/login").text
+    csrf = form.split('name="csrf_token" value="')[1].split('"')[0]
+    r = browser.post("/login", data={"username": name, "password": stack.passwords[name],
+                                     "csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return browser
+
+
+def test_the_pages_shelve_hand_over_and_tell_the_owner_where_in_each_language(
+        stack: Stack, client: TestClient) -> None:
+    site = lab(stack, ["A1", "A2"])
+    staff = stack.user("staff", site)
+    resident = stack.user("resident")
+    job = insert_job(stack, resident, site, "done")
+    device = finish_on_printer(stack, site, job)
+    h_staff = stack.token(client, staff)
+    assert client.post(f"/api/devices/{device}/bed-cleared", headers=h_staff,
+                       json={"job": job}).status_code == 200
+
+    shelf = signed_in(stack, staff, "lt").get("/staff/pickup")
+    assert shelf.status_code == 200
+    assert f'id="place-{job}-suggested"' in shelf.text and "Padėti į A1" in shelf.text
+    assert f'data-post="/api/jobs/{job}/pickup/place"' in shelf.text
+    client.post(f"/api/jobs/{job}/pickup/place", headers=h_staff, json={"place": "A1"})
+
+    expected = {"lt": "Galima atsiimti vietoje A1 nuo", "ru": "Можно забрать на месте A1 с",
+                "en": "Ready for pickup at A1 since"}
+    for locale, text in expected.items():
+        page = signed_in(stack, resident, locale).get(f"/jobs/{job}")
+        assert page.status_code == 200 and text in page.text, locale
+        assert "/p/" not in page.text  # the owner never gets the hand-over code
+
+    token = pickup(stack, job).token
+    owner_view = signed_in(stack, resident, "ru").get(f"/p/{token}")
+    assert owner_view.status_code == 200 and "handover-confirm" not in owner_view.text
+    staff_view = signed_in(stack, staff, "ru").get(f"/p/{token}")
+    assert 'id="handover-confirm"' in staff_view.text and "Ждёт выдачи с" in staff_view.text
+    stranger = signed_in(stack, stack.user("resident")).get(f"/p/{token}")
+    assert stranger.status_code == 403
+    assert signed_in(stack, staff).get("/p/nothing-here").status_code == 404
+    assert signed_in(stack, resident).get("/staff/pickup").status_code == 403
+
+
+def test_the_account_page_saves_channels_and_events_and_explains_a_refusal(
+        stack: Stack) -> None:
+    name = stack.user("resident")
+    browser = signed_in(stack, name, "lt")
+    page = browser.get("/account/notifications")
+    assert page.status_code == 200 and "Mano darbą galima atsiimti" in page.text
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    r = browser.post("/account/notifications", data={
+        "csrf_token": csrf, "apprise_urls": "ntfy://ntfy.sh/fabqueue-x\n",
+        "event_ready_for_pickup": "1", "event_pickup_reminder": "1"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    with stack.ctx.db.session() as s:
+        prefs = s.get(NotificationPrefs, user_id(stack, name))
+        assert prefs.apprise_urls == ["ntfy://ntfy.sh/fabqueue-x"]
+        assert prefs.events == ["ready_for_pickup", "pickup_reminder"]
+    bad = browser.post("/account/notifications", data={
+        "csrf_token": csrf, "apprise_urls": "http://127.0.0.1:6379/"})
+    assert bad.status_code == 422 and "FabQueue negali naudoti šio pranešimų adreso" in bad.text
+    assert browser.post("/account/notifications", data={"apprise_urls": ""}).status_code in (
+        400, 403)
