@@ -92,6 +92,8 @@ def test_arcs_with_full_circles_are_checked_over_their_turns() -> None:
     assert problem(["G28", "G1 X215 Y100 Z1", "G2 X235 Y120 R20 P1"]) == ("gcode_outside", 3)
     assert problem([*base, "G2 X50 Y120 I20 J0 P1.5"]) == ("gcode_bad_arc", 3)
     assert problem([*base, "G2 X50 Y120 I20 J0 P-1"]) == ("gcode_bad_arc", 3)
+    assert problem([*base, "G2 X50 Y120 I20 J0 P101"]) == ("gcode_bad_arc", 3)
+    assert problem([*base, "G2 X50 Y120 I20 J0 P100"]) is None
     assert problem(["G21", "G90", "G0 X10 Y10", "G2 X10 Y10 I390 J0 P1"], LASER) == (
         "gcode_outside", 4)
 

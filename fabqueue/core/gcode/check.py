@@ -176,10 +176,14 @@ class State:
     def one_command(self, words: tuple[tuple[str, float, str], ...], raw: str,
                     number: int) -> None:
         """Marlin and Klipper run a line's first word as its command and read every later
-        word as a parameter (Marlin/src/gcode/parser.cpp, GCodeParser::parse; Klipper's
-        gcode.py _process_commands), so a second G or M word is never run: refuse the line
-        rather than guess. A letter without a number is ignored by Marlin's seenval() and an
-        error to Klipper, unless it is a flag such as G28's axes."""
+        word as a parameter, so a second G or M word is never run: refuse the line rather
+        than guess. Marlin/src/gcode/parser.cpp, GCodeParser::parse() (read at
+        MarlinFirmware/Marlin 0007ebf): "Get the command letter, which must be G, M, or T"
+        from the start of the line, then its number, then "Find all parameters": every later
+        letter, G and M included, is only a parameter. Klipper (klippy/gcode.py,
+        _process_commands) splits the line into letters and takes ``parts[1] + parts[2]`` as
+        the command, the rest as parameters. A letter without a number is ignored by Marlin
+        (rules.FLAG_WORDS) and an error to Klipper, unless it is a flag such as G28's axes."""
         if not words:
             return
         first = command_name(words[0][0], words[0][2]) if words[0][0] in "GMT" else None
@@ -293,11 +297,13 @@ class State:
         low, high = arc_extent((x0, y0), (x1, y1), centre, clockwise)
         circles = params.get("P")
         if circles is not None:
-            # Marlin's ARC_P_CIRCLES: P more full turns before the arc itself.
-            if circles != int(circles) or circles < 0:
+            # Marlin's ARC_P_CIRCLES (Marlin/src/gcode/motion/G2_G3.cpp): "P indicates
+            # number of circles to do", read with parser.byteval('P') (a fraction is cut,
+            # outside 0..100 an error): P full turns before the arc itself.
+            if circles != int(circles) or not 0 <= circles <= 100:
                 raise Refusal(finding("gcode_bad_arc", N_(
                     "Line {line}: an arc's number of full circles (P) must be a whole "
-                    "number."), line=number))
+                    "number from 0 to 100."), line=number))
             if circles >= 1:
                 radius = math.hypot(x0 - centre[0], y0 - centre[1])
                 low = (centre[0] - radius, centre[1] - radius)

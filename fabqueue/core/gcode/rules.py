@@ -50,12 +50,21 @@ PERSISTENT_SETTINGS = frozenset({
 # accepted in a program FabQueue sliced, never in staff G-code.
 SLICER_SETTINGS = frozenset({"M201", "M203", "M204", "M205", "M220", "M221", "M900"})
 # Bare letters Marlin reads as flags (``G28 X Y`` homes X and Y); anywhere else a letter
-# without a number is ignored by Marlin (``parser.seenval``) while it looks like a value.
+# without a number is ignored by Marlin while it looks like a value: moves and G92 take an axis
+# only if ``parser.seenval()`` (Marlin/src/gcode/gcode.cpp, get_destination_from_command():
+# ``if ( (seen[i] = parser.seenval(AXIS_CHAR(i))) )``; G92.cpp the same), and Klipper stops
+# with "Unable to parse move".
 FLAG_WORDS = {"G28": frozenset("XYZ"), "M84": frozenset("XYZE"), "M18": frozenset("XYZE")}
-# Marlin's serial and SD readers keep MAX_CMD_SIZE - 1 characters of a line and skip the rest
-# (Marlin/src/gcode/queue.cpp, process_stream_char: "Skip the rest on overflow"; MAX_CMD_SIZE
-# is 96 in Marlin/src/inc/Conditionals_adv.h and Configuration_adv.h). A comment after ";" is
-# not stored, so only the command part counts.
+# Marlin's serial and SD readers keep MAX_CMD_SIZE - 1 characters of a line and skip the rest:
+# Marlin/src/gcode/queue.cpp, process_stream_char() (read at MarlinFirmware/Marlin 012c1a4):
+#     buff[ind++] = c;
+#     if (ind >= MAX_CMD_SIZE - 1)
+#       sis = PS_EOL;             // Skip the rest on overflow
+# and Marlin/Configuration_adv.h, "@section serial" (at c612b56):
+#     // The ASCII buffer for serial input
+#     #define MAX_CMD_SIZE 96
+# Characters after ";" are never stored (same function: "Start end-of-line comment"), so only
+# the command part counts.
 MAX_COMMAND_CHARS = 95
 # What every printer program ends with, whatever the file said: wait for the last move,
 # heaters off (nozzle, bed), part fan off, motors released.
