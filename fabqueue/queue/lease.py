@@ -16,8 +16,11 @@ renews only while the loop has come round within ``stall_s``: a loop stuck for l
 and its lease lapses so that another worker can take over. A paused process (SIGSTOP, a
 suspended VM) renews nothing, keeper included.
 
-Expiry is compared with each worker's own UTC clock: the workers of one FabQueue run on one
-computer, so they share it.
+Expiry is set and compared by the database's clock (:mod:`fabqueue.store.leases`), so a
+``device-worker`` on another computer may run with its clock off by any amount: it neither
+takes a live lease nor keeps a lapsed one. Renewal is paced by each worker's monotonic clock
+(every third of the time to live), which tolerates clocks running at different rates by far
+more than any real computer's drift.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -71,13 +73,9 @@ class Lease:
         """How often a waiting worker tries again (and a holder renews)."""
         return max(0.2, min(self.ttl_s / 3, 5.0))
 
-    def _expiry(self) -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=self.ttl_s)
-
     def acquire(self) -> bool:
         with self.db.session() as s:
-            token = leases.try_acquire(s, self.device_id, self.owner, self.ttl_s,
-                                       datetime.now(UTC))
+            token = leases.try_acquire(s, self.device_id, self.owner, self.ttl_s)
             if token is None:
                 holder, until, _ = leases.holder(s, self.device_id)
         if token is None:
@@ -96,7 +94,7 @@ class Lease:
         if self.token is None:
             raise LeaseLost(self.device_id)
         if not leases.fenced_update(session, self.device_id, self.token,
-                                    lease_expires_at=self._expiry(), **values):
+                                    extend_s=self.ttl_s, **values):
             self.lost()
         self._renewed = time.monotonic()
 
@@ -128,8 +126,7 @@ class Lease:
                 continue  # not ours, hung, or a write of the loop renewed it lately
             try:
                 with self.db.session() as s:
-                    if leases.fenced_update(s, self.device_id, token,
-                                            lease_expires_at=self._expiry()):
+                    if leases.fenced_update(s, self.device_id, token, extend_s=self.ttl_s):
                         self._renewed = time.monotonic()
                 # a stale token: the loop finds out at its next write (LeaseLost) and stops
             except Exception:  # the database away for a moment: the next round tries again
