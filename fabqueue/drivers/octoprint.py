@@ -2,7 +2,8 @@
 
 Built on ``octorest`` 0.4 where it works, with plain REST calls where it is broken (see
 /work/shared/notes/octoprint.md): uploads with form fields, folder creation, file info. Its
-``requests.Session`` gets a timeout on every request, so a hung OctoPrint can't hang a worker.
+``requests.Session`` gives every request a deadline for the whole exchange and a cap on the
+answer's size (:mod:`.requests_deadline`), so a hung or dripping OctoPrint can't hang a worker.
 
 Files go to the ``fabqueue/`` folder named after the job (``fq-<job id>.gcode``), so a
 restarted worker finds its print again by name (``find``). How a print ended is read from the
@@ -24,6 +25,7 @@ from octorest import OctoRest
 
 from fabqueue.core.reasons import N_, reason
 from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, MachineStatus, Outcome
+from fabqueue.drivers.requests_deadline import AnswerTooBig, DeadlineSession
 
 T = TypeVar("T")
 FILE_PREFIX = "fq-"
@@ -54,16 +56,11 @@ def remote_name(job_name: str) -> str:
     return name if name.lower().endswith(".gcode") else f"{name}.gcode"
 
 
-class TimeoutSession(requests.Session):
-    """A session that never waits forever: octorest passes no timeout of its own."""
-
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__()
-        self.timeout_s = timeout_s
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self.timeout_s)
-        return super().request(method, url, *args, **kwargs)
+def too_big(exc: AnswerTooBig) -> DriverError:
+    return DriverError(reason(
+        "host_answer_too_big", N_("{host} answered {path} with more than {limit} bytes; the "
+                                  "answer was cut off"),
+        host="OctoPrint", path=urlparse(exc.url).path, limit=exc.limit), code="bad_answer")
 
 
 def state_from_text(text: str) -> MachineState:
@@ -97,7 +94,7 @@ class OctoPrintDriver:
         self.timeout_s = timeout_s
         self.folder = folder.strip("/")
         self._client: OctoRest | None = None
-        self._session = TimeoutSession(timeout_s)
+        self._session = DeadlineSession(timeout_s)  # octorest passes no timeout of its own
         self._current: str | None = None  # path of the file we started or re-attached to
         self._prints_before = 0  # that file's finished-print count when we started it
         self._started_at = 0.0
@@ -114,6 +111,8 @@ class OctoPrintDriver:
                 self._client = OctoRest(url=self.url, apikey=self.api_key, session=self._session)
             except RuntimeError as exc:
                 raise self._error(exc) from exc
+            except AnswerTooBig as exc:
+                raise too_big(exc) from exc
             except requests.RequestException as exc:
                 raise DriverOffline(reason("octoprint_unreachable", N_(
                     "OctoPrint at {url} cannot be reached"), url=self.url)) from exc
@@ -125,6 +124,8 @@ class OctoPrintDriver:
             return action(client)
         except RuntimeError as exc:
             raise self._error(exc) from exc
+        except AnswerTooBig as exc:
+            raise too_big(exc) from exc
         except requests.RequestException as exc:
             raise DriverOffline(reason("octoprint_no_answer", N_(
                 "OctoPrint at {url} did not answer ({error})"), url=self.url, error=str(exc))) \
@@ -155,6 +156,8 @@ class OctoPrintDriver:
         self._session.headers["X-Api-Key"] = self.api_key
         try:
             response = self._session.request(method, f"{self.url}{path}", **kwargs)
+        except AnswerTooBig as exc:
+            raise too_big(exc) from exc
         except requests.RequestException as exc:
             raise DriverOffline(reason("octoprint_no_answer", N_(
                 "OctoPrint at {url} did not answer ({error})"), url=self.url, error=str(exc))) \

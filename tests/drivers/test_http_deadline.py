@@ -5,7 +5,8 @@ bodies had no cap).
 The servers here are emulators of faults, not printer hosts: no real peer (Moonraker,
 PrusaLink, OctoPrint) can be made to drip its answer or send an endless body, so a plain
 socket server plays the broken host. The drivers' own calls go through the same client
-(``HttpHost``), shown with MoonrakerDriver and PrusaLinkDriver at the end."""
+(``HttpHost``), shown with MoonrakerDriver and PrusaLinkDriver; OctoPrint's octorest goes
+through ``DeadlineSession``, tested at the end."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from fabqueue.core.reasons import decode
 from fabqueue.drivers.base import DriverError, DriverOffline
 from fabqueue.drivers.http import HttpHost
 from fabqueue.drivers.moonraker import MoonrakerDriver
+from fabqueue.drivers.octoprint import OctoPrintDriver
 from fabqueue.drivers.prusalink import PrusaLinkDriver
+from fabqueue.drivers.requests_deadline import AnswerTooBig, DeadlineSession
 
 BODY = b'{"result": {"klippy_state": "ready"}}'
 
@@ -167,3 +170,40 @@ def test_the_host_drivers_use_the_deadline(faulty: Callable[..., FaultyHost]) ->
     finally:
         moonraker.close()
         prusalink.close()
+
+
+# -- OctoPrint: octorest on requests, with the same deadline and cap ---------------------------
+def test_octoprint_gives_up_a_dripping_host_at_the_deadline(
+        faulty: Callable[..., FaultyHost]) -> None:
+    body = b'{"api": "0.1", "server": "1.11.0", "text": "OctoPrint 1.11.0"}'
+    head = HEADERS % len(body)
+    host = faulty(lambda conn, h: (h.send(conn, head), drip(body)(conn, h)))
+    octoprint = OctoPrintDriver(host.url, "key", timeout_s=1.0)
+    try:
+        with pytest.raises(DriverOffline):
+            octoprint.connect()
+    finally:
+        octoprint.close()
+    assert host.client_left.wait(30)
+    assert host.sent - len(head) < len(body) / 2, host.sent  # hung up early
+
+
+@pytest.mark.parametrize("answer", [endless, bomb], ids=["endless", "gzip-bomb"])
+def test_octoprint_cuts_off_a_huge_answer(
+        answer: Callable[[socket.socket, FaultyHost], None],
+        faulty: Callable[..., FaultyHost]) -> None:
+    host = faulty(answer)
+    session = DeadlineSession(60.0, max_response_bytes=1024 * 1024)
+    with pytest.raises(AnswerTooBig):
+        session.get(f"{host.url}/api/version")
+    session.close()
+    octoprint = OctoPrintDriver(host.url, "key", timeout_s=60.0)
+    octoprint._session.max_response_bytes = 1024 * 1024
+    try:
+        with pytest.raises(DriverError) as err:
+            octoprint._raw("GET", "/api/files/local/fabqueue")
+    finally:
+        octoprint.close()
+    found = decode(err.value.reason)
+    assert found is not None and found.code == "host_answer_too_big", err.value.reason
+    assert found.params["host"] == "OctoPrint"
