@@ -71,6 +71,8 @@ class State:
         self.printer = limits.kind == MachineKind.PRINTER
         self.commands = allowed_commands(limits.kind)
         self.words = allowed_words(limits.kind)
+        # Marlin's line buffer; GRBL (lasers) gets FabQueue's own short lines.
+        self.max_chars = MAX_COMMAND_CHARS if self.printer else math.inf
         self.relative = False
         self.scale = 1.0  # mm per program unit
         self.position: dict[str, float | None] = dict.fromkeys(AXES)  # machine mm
@@ -82,7 +84,7 @@ class State:
             for axis, size in zip(AXES, limits.volume_mm, strict=True)}
 
     def line(self, raw: str, number: int) -> None:
-        if self.printer and len(raw) > MAX_COMMAND_CHARS:
+        if len(raw) > self.max_chars:
             self.length(raw, number)
         plain = PLAIN_MOVE_RE.fullmatch(raw)
         if plain is not None:
