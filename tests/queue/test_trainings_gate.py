@@ -15,6 +15,11 @@ import pytest
 from fabqueue.store import inventory
 from tests.conftest import Stack, wait_for
 from tests.grbl_fixtures import GrblFirmware, make_grbl_firmware, make_grbl_relay  # noqa: F401
+from tests.octoprint_fixtures import (  # noqa: F401
+    ensure_idle,
+    octoprint_instance,
+    octoprint_instance_module,
+)
 from tests.queue.helpers import (
     cube_file,
     device,
@@ -25,6 +30,7 @@ from tests.queue.helpers import (
     wait_status,
 )
 from tests.queue.test_dispatch_lasers import FULL, Firmware, Relay, fired, ready_laser_job
+from tests.queue.test_dispatch_octoprint import octo_printer, ready_print
 
 needs_slicer = pytest.mark.skipif(shutil.which("prusa-slicer") is None,
                                   reason="PrusaSlicer is not installed (scripts/setup.sh --test)")
@@ -143,3 +149,33 @@ def test_due_printer_takes_no_job_pinned_job_waits_with_maintenance_due(
     # a resident can't record maintenance
     assert client.post("/api/devices/p-mt/maintenance/build_plate/done", headers=r,
                        json={}).status_code == 403
+
+
+@needs_slicer
+@pytest.mark.octoprint
+def test_out_of_order_octoprint_printer_receives_nothing_until_back(
+        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:  # noqa: F811
+    ensure_idle(octoprint_instance)
+    site = new_site(stack, [octo_printer("op-ooo", octoprint_instance)])
+    staff = stack.token(client, stack.user("staff", site))
+    assert client.post("/api/devices/op-ooo/out-of-order", headers=staff,
+                       json={"reason": "hotend clogged"}).status_code == 200
+    job, r, s = ready_print(stack, client, site, tmp_path, size=10)
+    request = octoprint_instance_module.request
+
+    def octoprint_job() -> dict:
+        status, body = request(f"{octoprint_instance.url}/api/job", octoprint_instance.api_key)
+        assert status == 200
+        return body
+
+    with device_workers(stack, ["op-ooo"], poll_s=0.3):
+        wait_for(lambda: device(client, s, "op-ooo")["state_reason_code"] == "out_of_order",
+                 timeout=30, what="the board to say the printer is out of order")
+        time.sleep(2.0)  # several polls of the worker: it must send nothing
+        assert client.get(f"/api/jobs/{job}", headers=r).json()["status"] == "ready"
+        seen = octoprint_job()
+        assert seen["state"] == "Operational", seen
+        assert str(job) not in str((seen.get("job") or {}).get("file", {}).get("name"))
+        assert client.delete("/api/devices/op-ooo/out-of-order", headers=s).status_code == 200
+        wait_status(client, r, job, {"running", "done"}, timeout=60)
+    ensure_idle(octoprint_instance)
