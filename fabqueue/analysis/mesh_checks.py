@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 
 from fabqueue.analysis import topology
-from fabqueue.analysis.footprint import footprints_for_fit
 from fabqueue.core.estimates import PrintParams, estimate_print
 from fabqueue.core.findings import N_, Finding, Refused, finding
-from fabqueue.core.fit import fit_orientation
+from fabqueue.core.placement import placement
 from fabqueue.core.specs import MaterialSpec, PrinterSpec
 from fabqueue.core.units import guess_units
 
@@ -177,28 +176,29 @@ def check_fit(
     material: MaterialSpec | None,
     printers: Sequence[PrinterSpec],
 ) -> None:
-    size = (bbox[0], bbox[1], bbox[2])
+    # The slicer turns the part by the same rule (core.placement): what fits here slices.
     candidates = [p for p in printers if material is None or material.id in p.materials]
-    footprints = None
     for printer in candidates:
-        orientation = fit_orientation(size, printer.build_volume_mm)
-        if orientation is None:
-            if footprints is None:  # the convex hull only when the box does not fit
-                footprints = footprints_for_fit(vertices)
-            orientation = fit_orientation(size, printer.build_volume_mm, footprints)
-        if orientation is not None:
+        placed = placement(vertices, printer.build_volume_mm)
+        if placed is not None:
             report["fits"].append(printer.id)
-            report["orientation"][printer.id] = orientation
+            report["orientation"][printer.id] = placed.recipe
     if candidates and not report["fits"]:
         largest = max(candidates, key=lambda p: float(np.prod(p.build_volume_mm)))
+        sizes = {"x": round(bbox[0], 1), "y": round(bbox[1], 1), "z": round(bbox[2], 1),
+                 "bx": largest.build_volume_mm[0], "by": largest.build_volume_mm[1],
+                 "bz": largest.build_volume_mm[2]}
+        # Two sentences, not an English " for PLA" spliced into a translated one.
         warn(report, finding(
             "fits_no_printer",
-            N_("At {x} × {y} × {z} mm the model does not fit any printer{for_material} (the "
+            N_("At {x} × {y} × {z} mm the model does not fit any printer for {material} (the "
                "largest takes {bx} × {by} × {bz} mm). Scale it down or cut it into parts."),
-            x=round(bbox[0], 1), y=round(bbox[1], 1), z=round(bbox[2], 1),
-            for_material=f" for {material.id}" if material else "",
-            bx=largest.build_volume_mm[0], by=largest.build_volume_mm[1],
-            bz=largest.build_volume_mm[2],
+            material=material.id, **sizes,
+        ) if material else finding(
+            "fits_no_printer",
+            N_("At {x} × {y} × {z} mm the model does not fit any printer (the largest takes "
+               "{bx} × {by} × {bz} mm). Scale it down or cut it into parts."),
+            **sizes,
         ))
     elif printers and not candidates and material is not None:
         warn(report, finding(

@@ -22,6 +22,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy import select
 
+from fabqueue.core.findings import Finding
 from fabqueue.core.jobs import JobStatus
 from fabqueue.core.reasons import N_, reason
 from fabqueue.queue import names
@@ -176,8 +177,7 @@ def _slice(ctx: Context, model: Path, tmp: Path, device_id: str, material: str, 
         result = slice_model(model, out, files, copies=copies, timeout_s=SLICE_TIMEOUT_S,
                              build_volume=volume)  # type: ignore[arg-type]
     except SliceError as exc:
-        raise PreparationError(exc.code, reason("slicer_failed", N_(
-            "the slicer could not make this job: {error}"), error=exc.reason)) from None
+        raise PreparationError(exc.code, slicer_failed(exc.finding)) from None
     check_program_file(ctx, out, device_id, material, volume=volume,  # type: ignore[arg-type]
                        sliced=True)
     sha = store_printer_program(ctx, out)
@@ -185,6 +185,14 @@ def _slice(ctx: Context, model: Path, tmp: Path, device_id: str, material: str, 
         "estimated_seconds", "filament_mm", "filament_cm3", "filament_g", "cost")}
     data.update(ok=True, device=device_id, profile=profile, quality=quality, copies=copies)
     return data, sha
+
+
+def slicer_failed(cause: Finding) -> str:
+    """The job's reason when the slicer failed. Its own failure goes in as a nested reason
+    (code, template, params), so the reader gets it in their language, not as English text
+    inside a translated sentence."""
+    return reason("slicer_failed", N_("the slicer could not make this job: {error}"),
+                  error=reason(cause.code, cause.text, **cause.params))
 
 
 def store_printer_program(ctx: Context, program: Path) -> str:

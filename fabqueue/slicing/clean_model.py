@@ -45,8 +45,13 @@ def unreadable() -> Refused:
     return Refused("unreadable", N_("PrusaSlicer could not read the model file."))
 
 
-def rewrite_model(model: Path, fmt: str, folder: Path) -> Path:
+def rewrite_model(model: Path, fmt: str, folder: Path,
+                  volume: tuple[float, float, float] | None = None) -> Path:
     """Parse ``model`` (format ``fmt``: stl, obj, 3mf) and write a clean copy into ``folder``.
+
+    With ``volume`` (the printer's build volume, mm) the copy is turned to fit it by the rule
+    the analysis judged by (``core.placement``): lying down or turned on the bed as the job's
+    analysis said, so that what was approved as fitting also slices.
 
     Raises ``Refused`` (code ``unreadable``) when the file holds no usable mesh.
     """
@@ -62,11 +67,14 @@ def rewrite_model(model: Path, fmt: str, folder: Path) -> Path:
     parts = placed_parts(loaded)
     if not parts:
         raise unreadable()
+    scale = 1.0
     if fmt == "3mf":
-        scale = 1.0
         units = getattr(loaded, "units", None)
         if units:
             scale = float(trimesh.units.unit_conversion(units, "mm"))
+    if volume is not None:
+        parts = turned_to_fit(parts, volume, scale)
+    if fmt == "3mf":
         out = folder / "clean.3mf"
         write_3mf(out, parts, scale)
     else:
@@ -101,6 +109,23 @@ def placed_parts(loaded: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]
             continue
         parts.append((vertices, faces, transform))
     return parts
+
+
+def turned_to_fit(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  volume: tuple[float, float, float],
+                  scale: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The parts turned as one, by ``core.placement``, to fit ``volume`` (mm; the parts are in
+    the file's units, ``scale`` to mm). Unchanged when they fit as drawn or fit no way at all
+    (the slicer then says so)."""
+    from fabqueue.core.placement import placement
+
+    points = np.concatenate([apply(t, v) for v, _, t in parts]) * scale
+    placed = placement(points, volume)
+    if placed is None or placed.recipe == "as_is":
+        return parts
+    turn = np.eye(4)
+    turn[:3, :3] = placed.rotation
+    return [(v, f, turn @ t) for v, f, t in parts]
 
 
 def apply(transform: np.ndarray, vertices: np.ndarray) -> np.ndarray:

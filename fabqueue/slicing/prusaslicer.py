@@ -195,10 +195,12 @@ def write_guards(folder: Path) -> tuple[Path, Path]:
     return first, last
 
 
-def clean_copy(model: Path, folder: Path) -> Path:
-    """The model as FabQueue rewrote it from its geometry (see ``clean_model``)."""
+def clean_copy(model: Path, folder: Path,
+               volume: tuple[float, float, float] | None = None) -> Path:
+    """The model as FabQueue rewrote it from its geometry (see ``clean_model``), turned to
+    fit ``volume`` as the analysis judged it would."""
     try:
-        return rewrite_model(model, model.suffix, folder)
+        return rewrite_model(model, model.suffix, folder, volume)
     except (Refused, OSError, MemoryError) as exc:
         raise SliceError("unreadable", N_("PrusaSlicer could not read the model file.")) from exc
 
@@ -237,7 +239,7 @@ def slice_model(
     volume = build_volume or volume_from_files(files)
     with tempfile.TemporaryDirectory(prefix="fabqueue-slice-") as tmp:
         work = Path(tmp)
-        model = clean_copy(model, work)
+        model = clean_copy(model, work, volume)
         guard_first, guard_last = write_guards(work)
         return run_slice(model, out, [guard_first, *files, guard_last], copies=copies,
                          timeout_s=timeout_s, memory_limit_mb=memory_limit_mb, volume=volume,

@@ -118,3 +118,41 @@ def test_staff_gcode_is_checked_again_for_the_machine_it_goes_to(stack: Stack, c
     assert failed["status"] == "failed"
     assert failed["status_reason_code"] == "gcode_outside", failed["status_reason"]
     assert failed["slicing"]["code"] == "gcode_outside"
+
+
+@needs_slicer
+def test_a_part_that_fits_only_turned_is_sliced_turned(stack: Stack, client,
+                                                        tmp_path: Path) -> None:
+    """203 × 305 mm on a 250 × 210 printer fits only stood on its edge and turned: the
+    analysis says so, and the slicer gets it turned the same way, so an approved job is
+    prepared instead of failing with PrusaSlicer's "does not fit on the printer's bed"."""
+    site = new_site(stack, [printer("edge-1", ["PLA"])])
+    r = stack.token(client, stack.user("resident"))
+    s = stack.token(client, stack.user("staff", site))
+    path = tmp_path / "sign.stl"
+    trimesh.creation.box(extents=(203, 305, 3)).export(path)
+    job = upload(client, r, path, "PLA", site)
+    analysed = wait_status(client, r, job, {"awaiting_approval", "invalid"})
+    assert analysed["analysis"]["fits"] == ["edge-1"]
+    assert analysed["analysis"]["orientation"]["edge-1"].startswith("y90+z")
+    assert client.post(f"/api/jobs/{job}/approve", headers=s).status_code == 200
+    prepared = wait_status(client, r, job, {"failed", "ready"}, timeout=240)
+    assert prepared["status"] == "ready", prepared.get("status_reason")
+
+
+def test_a_slicer_failure_reads_whole_in_the_readers_language() -> None:
+    """No PrusaSlicer English inside a Lithuanian or Russian reason (issue 19)."""
+    from fabqueue.core.reasons import render
+    from fabqueue.i18n import gettext
+    from fabqueue.queue.pipeline import slicer_failed
+    from fabqueue.slicing.prusaslicer import explain_failure
+
+    cause = explain_failure(1, "Objects could not fit on the bed", 2048).finding
+    assert cause.code == "too_big"
+    stored = slicer_failed(cause)
+    english = render(stored)
+    assert "does not fit on the printer's bed" in english
+    for locale in ("lt", "ru"):
+        text = render(stored, lambda m, loc=locale: gettext(loc, m))
+        assert "printer" not in text and "bed" not in text, text
+        assert gettext(locale, cause.text) in text

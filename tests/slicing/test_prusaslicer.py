@@ -10,6 +10,7 @@ import pytest
 import trimesh
 
 from fabqueue.analysis.machine_check import check_file, material_temperatures, printer_limits
+from fabqueue.core.placement import placement
 from fabqueue.core.specs import PrinterSpec
 from fabqueue.slicing.profiles import default_profiles_folder, load_profiles
 from fabqueue.slicing.prusaslicer import SliceError, slice_model
@@ -85,7 +86,7 @@ def test_overrides_win_over_the_profiles(tmp_path: Path) -> None:
 
 
 def test_too_wide_for_the_bed_is_refused_in_plain_words(tmp_path: Path) -> None:
-    wide = box(tmp_path, "wide.stl", (300, 20, 10))
+    wide = box(tmp_path, "wide.stl", (340, 20, 10))  # longer than the bed's diagonal
     with pytest.raises(SliceError) as raised:
         slice_model(wide, tmp_path / "w.gcode", MK4_PLA)
     assert raised.value.code == "too_big"
@@ -101,15 +102,33 @@ def test_copies_that_do_not_fit_are_refused(tmp_path: Path) -> None:
 
 
 def test_too_tall_is_refused_before_slicing(tmp_path: Path) -> None:
-    tower = box(tmp_path, "tower.stl", (10, 10, 230))
+    tower = box(tmp_path, "tower.stl", (10, 10, 400))  # too long to lie on the bed either
     out = tmp_path / "tower.gcode"
     with pytest.raises(SliceError) as raised:
         slice_model(tower, out, MK4_PLA)  # height read from the printer's max_print_height
     assert raised.value.code == "too_tall"
-    assert "230.0 mm tall" in raised.value.reason and "220 mm" in raised.value.reason
+    assert "400.0 mm tall" in raised.value.reason and "220 mm" in raised.value.reason
     assert raised.value.finding.code == "too_tall"
-    assert raised.value.finding.params == {"height": 230.0, "limit": 220}
+    assert raised.value.finding.params == {"height": 400.0, "limit": 220}
     assert not out.exists()  # PrusaSlicer itself would have sliced it
+
+
+@pytest.mark.parametrize(("extents", "recipe"), [
+    ((203, 305, 3), "y90+z"),   # a sign larger than the bed: only on its edge, turned
+    ((300, 10, 20), "z"),       # a bar: only diagonally
+    ((20, 20, 230), "x90"),     # a rod taller than the printer: lying down
+])
+def test_what_the_analysis_says_fits_is_what_the_slicer_slices(
+        tmp_path: Path, extents: tuple[float, float, float], recipe: str) -> None:
+    """The analysis' verdict and the slicer's turn come from one rule (core.placement):
+    a part approved as fitting slices, instead of PrusaSlicer's "does not fit" after
+    approval (issue 19: 203 × 305 mm on a 250 × 210 printer)."""
+    part = box(tmp_path, "part.stl", extents)
+    placed = placement(trimesh.load(part).vertices, MK4_VOLUME)
+    assert placed is not None and placed.recipe.startswith(recipe), placed
+    result = slice_model(part, tmp_path / "part.gcode", MK4_PLA, build_volume=MK4_VOLUME)
+    assert result.filament_g and result.filament_g > 0
+    assert check_file(result.gcode, MK4_PLA_LIMITS) is None
 
 
 def test_unreadable_and_missing_models(tmp_path: Path) -> None:
