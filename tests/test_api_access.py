@@ -165,6 +165,23 @@ def patch_resident(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
         "json": {"email": f"r{next(_names)}@example.org"}}
 
 
+def doomed_user(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"user_id": user_id(w.stack, w.stack.user("resident"))}, {}
+
+
+def pupil_of_class(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from sqlalchemy import update
+
+    from fabqueue.store.models import Job
+
+    batch_id, jobs = insert_batch(w.stack, w.names["teacher"], "kc")
+    with w.stack.ctx.db.session() as s:
+        s.execute(update(Job).where(Job.id.in_(jobs)).values(pupil="8B-01",
+                                                              student_name="Ona Onaitė"))
+        s.commit()
+    return {"batch_id": batch_id, "pupil": "8B-01"}, {}
+
+
 DEVICE_CONTROL = expect(403, staff=409, admin=409)  # allowed, but mk4-1 runs nothing
 CHECKLIST = {"job": 1, "checklist": {"material": True, "focus": True, "air": True,
                                      "lid": True}}
@@ -233,6 +250,13 @@ CASES = [
          missing={"json": {"email": "x@example.org"}}),
     Case("GET", "/api/events", ALL),
     Case("GET", "/api/queue", ALL),
+    # privacy (issue 21): a wrong password never erases; a fresh account or pupil per caller
+    Case("GET", "/api/me/export", ALL),
+    Case("DELETE", "/api/me", expect(403),
+         lambda w, a: ({}, {"json": {"password": "not-the-password"}})),
+    Case("DELETE", "/api/users/{user_id}", ADMIN_ONLY, doomed_user),
+    Case("DELETE", "/api/batches/{batch_id}/pupils/{pupil}", expect(403, teacher=200,
+                                                                     admin=200), pupil_of_class),
 ]
 
 
