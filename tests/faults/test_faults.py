@@ -57,7 +57,8 @@ def bed_cleared_after(lab: Lab) -> Iterator[None]:
             wait_for(lambda: lab.device("op")["state"] != "busy", timeout=240, interval=1)
             if lab.device("op")["state"] == "needs_bed_clear":
                 with lab.http() as h:
-                    h.post("/api/devices/op/bed-cleared", headers=lab.auth("staff"))
+                    h.post("/api/devices/op/bed-cleared", headers=lab.auth("staff"),
+                           json={"job": lab.device("op")["job"]})
 
 
 def redis_conn(lab: Lab) -> redis.Redis:
@@ -116,7 +117,8 @@ def finished_once_on_octoprint(lab: Lab, job_id: int, timeout: float = 180) -> N
     wait_for(lambda: lab.device("op")["state"] == "needs_bed_clear", timeout=30,
              interval=0.3, what="the printer to wait for its bed to be cleared")
     with lab.http() as h:
-        r = h.post("/api/devices/op/bed-cleared", headers=lab.auth("staff"))
+        r = h.post("/api/devices/op/bed-cleared", headers=lab.auth("staff"),
+                   json={"job": job_id})
     assert r.status_code in (200, 202, 204), r.text
     wait_for(lambda: lab.device("op")["state"] == "idle", timeout=30, interval=0.3,
              what="the printer to be idle again")

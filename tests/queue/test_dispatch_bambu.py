@@ -78,7 +78,8 @@ def test_the_next_program_is_on_the_printer_before_the_bed_clear_and_sent_once(
         wait_for(lambda: name in bambu.uploads, timeout=30, what="the next program pre-staged")
         assert status(client, r2, second) == "ready" and bambu.starts(name) == 0
         assert bambu.state()["gcode_state"] == "FINISH"  # the upload moved nothing
-        assert client.post("/api/devices/bb-pre/bed-cleared", headers=s).status_code == 200
+        assert client.post("/api/devices/bb-pre/bed-cleared", headers=s,
+                           json={"job": first}).status_code == 200
         wait_status(client, r2, second, {"running", "done"}, timeout=60)
         wait_for(lambda: bambu.starts(name) == 1, timeout=30, what="the printer to start it")
     assert bambu.uploads.count(name) == 1  # the start was the print command alone

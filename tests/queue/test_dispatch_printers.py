@@ -53,7 +53,7 @@ def test_print_runs_to_done_then_waits_for_bed_clear(stack: Stack, client, tmp_p
         time.sleep(1.5)
         assert device(client, s, "p-solo")["state"] == "needs_bed_clear"
         assert client.get(f"/api/jobs/{second}", headers=r).json()["status"] == "ready"
-        res = client.post("/api/devices/p-solo/bed-cleared", headers=s)
+        res = client.post("/api/devices/p-solo/bed-cleared", headers=s, json={"job": first})
         assert res.status_code == 200, res.text
         wait_status(client, r, second, {"running", "done"}, timeout=30)
     # A resident may not clear a bed; clearing a bed twice is refused with a reason.

@@ -119,7 +119,9 @@ def test_two_workers_one_drives_and_the_other_takes_over_after_kill(
         # and the machine is repaired (not left busy on a job that no longer runs)
         wait_for(lambda: device(client, s, dev)["state"] == "needs_bed_clear", timeout=20,
                  what="needs_bed_clear")
-        assert client.post(f"/api/devices/{dev}/bed-cleared", headers=s).status_code == 200
+        shown = device(client, s, dev)["job"]  # what the board shows on the bed
+        assert client.post(f"/api/devices/{dev}/bed-cleared", headers=s,
+                           json={"job": shown}).status_code == 200
         wait_for(lambda: device(client, s, dev)["state"] == "idle", timeout=10, what="idle")
         assert f"{dev}: connected" in b.text()
     finally:
@@ -204,8 +206,9 @@ def test_a_machine_left_busy_on_a_job_that_no_longer_runs_is_repaired(
             wait_for(lambda: device(client, staff, dev)["state"] == "needs_bed_clear",
                      timeout=20, what="the busy machine repaired")
             assert lease_row(stack, dev)["fencing_token"] == 8
-            assert client.post(f"/api/devices/{dev}/bed-cleared",
-                               headers=staff).status_code == 200
+            shown = device(client, staff, dev)["job"]
+            assert client.post(f"/api/devices/{dev}/bed-cleared", headers=staff,
+                               json={"job": shown}).status_code == 200
             wait_for(lambda: device(client, staff, dev)["state"] == "idle", timeout=10,
                      what="idle")
             program = tmp_path / "untracked.gcode"

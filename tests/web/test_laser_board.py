@@ -83,7 +83,8 @@ def start_a_print(server: Server) -> int:
     with server.api("staff") as c:
         for d in c.get("/api/devices").json():
             if d["site"] == "kc" and d["state"] == "needs_bed_clear":
-                assert c.post(f"/api/devices/{d['id']}/bed-cleared").status_code == 200
+                assert c.post(f"/api/devices/{d['id']}/bed-cleared",
+                              json={"job": d["job"]}).status_code == 200
     job = api_upload(server, "resident", "alongside.stl", box_stl(10))
     wait_status(server, "resident", job["id"], ("awaiting_approval",), _Sleeper(),
                 timeout_ms=60_000)

@@ -63,6 +63,12 @@ def _load(db: Session, device_id: str) -> Device:
     return d
 
 
+def _site_staff(user: User, d: Device) -> bool:
+    """Staff of the machine's own site (and admins) read its settings and the operator's
+    confirmation; other sites' staff see the board's public fields only."""
+    return can_manage_device(role=user.role, user_site=user.site_id, device_site=d.site_id)
+
+
 def _managed(db: Session, user: User, device_id: str) -> Device:
     d = _load(db, device_id)
     if not can_manage_device(role=user.role, user_site=user.site_id, device_site=d.site_id):
@@ -80,7 +86,7 @@ def _handle_list(request: Request, site: str | None = None, kind: str | None = N
     if kind:
         q = q.where(Device.kind == kind)
     locale = request_locale(request, user)
-    return [device_out(d, staff=is_staff(user.role), admin=user.role == Role.ADMIN,
+    return [device_out(d, staff=_site_staff(user, d), admin=user.role == Role.ADMIN,
                        locale=locale) for d in db.scalars(q)]
 
 
@@ -89,8 +95,9 @@ def _handle_get(device_id: str, request: Request, user: User = Depends(current_u
                 db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     from fabqueue.store.forecast import device_ratio
 
-    out = device_out(_load(db, device_id), staff=is_staff(user.role),
-                     admin=user.role == Role.ADMIN, locale=request_locale(request, user))
+    d = _load(db, device_id)
+    out = device_out(d, staff=_site_staff(user, d), admin=user.role == Role.ADMIN,
+                     locale=request_locale(request, user))
     # learned from this machine's recent prints: actual ÷ estimated time (None: no history)
     out["estimate_ratio"] = device_ratio(db, device_id)
     return out
@@ -122,8 +129,15 @@ def _publish_state(db: Session, d: Device) -> None:
                                           "job": d.current_job_id})
 
 
+class BedClearIn(BaseModel):
+    #: the print the page showed on the bed; optional to FastAPI only so that who may not
+    #: clear it hears 403 first (checked in the handler)
+    job: int | None = Field(default=None, ge=0, le=MAX_INT)
+
+
 @router.post("/{device_id}/bed-cleared")
-def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(current_user),
+def _handle_bed_cleared(device_id: str, request: Request, body: BedClearIn | None = None,
+                        user: User = Depends(current_user),
                         db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     d = _load(db, device_id)
     if d.kind != "printer":
@@ -135,6 +149,7 @@ def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(c
     if d.state != DeviceState.NEEDS_BED_CLEAR:
         raise ApiError(409, "The printer {id} is {state}: there is no finished print to "
                             "clear.", id=d.id, state=d.state)
+    _shown_print(d, body)
     if finished is not None:  # who confirmed it, in the job's history
         record(db, finished, "bed_cleared", actor_id=user.id, data={"device": d.id})
     gate.used(request, db, user, d)
@@ -151,6 +166,30 @@ def _handle_bed_cleared(device_id: str, request: Request, user: User = Depends(c
     # wake the device worker now rather than at its next poll: the next print starts at once
     control.send(request.app.state.ctx.redis, d.id, "bed_cleared", by=user.id)
     return device_out(d, staff=is_staff(user.role))
+
+
+def _shown_print(d: Device, body: BedClearIn | None) -> None:
+    """The click clears the print the page showed: a stale second click, after the next
+    print started (and finished) on this bed, must not clear that one's bed too."""
+    if body is None or body.job is None:
+        raise ApiError(422, "Say which print's bed was cleared (the job shown on the "
+                            "board).")
+    if body.job != d.current_job_id:
+        raise ApiError(409, "The printer {id} now holds job {current}, not job {shown}: "
+                            "reload the board and check the bed again.", id=d.id,
+                       current=d.current_job_id, shown=body.job)
+
+
+def _frame_job_of(db: Session, d: Device, job_id: int) -> None:
+    """A frame traces a job this laser could run now: never another machine's or kind's."""
+    job = db.get(Job, job_id)
+    if job is None or job.kind != "laser":
+        raise ApiError(404, "There is no laser job {id}.", id=job_id)
+    if job.status != JobStatus.READY or job.site_id != d.site_id or (
+            job.pinned_device_id and job.pinned_device_id != d.id) or (
+            job.material_id not in (d.materials or [])):
+        raise ApiError(409, "Job {id} is not waiting for the laser {device}.", id=job.id,
+                       device=d.id)
 
 
 class StartIn(BaseModel):
@@ -251,6 +290,7 @@ def _handle_frame(device_id: str, body: StartIn, request: Request,
     d = _managed(db, user, device_id)
     if d.kind != "laser":
         raise ApiError(409, "Only a laser can trace a frame.")
+    _frame_job_of(db, d, body.job)
     if d.state not in (DeviceState.IDLE, DeviceState.AWAITING_OPERATOR):
         raise ApiError(409, "The laser {id} can trace a frame only while it waits for a job.",
                        id=d.id)
