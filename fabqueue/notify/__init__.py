@@ -14,6 +14,6 @@ Other domains call one function, in the transaction of the change they announce:
 from __future__ import annotations
 
 from fabqueue.notify.catalog import DEFAULT_EVENTS, EVENTS, STAFF_EVENTS
-from fabqueue.notify.outbox import configure, publish
+from fabqueue.notify.outbox import configure, publish, publish_quietly
 
-__all__ = ["DEFAULT_EVENTS", "EVENTS", "STAFF_EVENTS", "configure", "publish"]
+__all__ = ["DEFAULT_EVENTS", "EVENTS", "STAFF_EVENTS", "configure", "publish", "publish_quietly"]

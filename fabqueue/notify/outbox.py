@@ -122,6 +122,16 @@ def publish(db: Session, event: str, *, site: str | None = None,
     return written
 
 
+def publish_quietly(db: Session, event: str, **kwargs: Any) -> int:
+    """``publish`` for a caller whose own change must go on whatever happens here (a
+    machine's worker writing its state): an error is logged, never raised."""
+    try:
+        return publish(db, event, **kwargs)
+    except Exception:
+        log.exception("could not write the notification %s", event)
+        return 0
+
+
 # -- job status changes become messages in the same commit ------------------------------
 
 def _from_job_status(db: Session, data: dict[str, Any]) -> None:

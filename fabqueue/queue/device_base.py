@@ -57,6 +57,12 @@ class DeviceWorkerBase:
             if d is None:
                 return
             changed = any(getattr(d, k) != v for k, v in fields.items())
+            if fields.get("state") == DeviceState.ERROR and d.state != DeviceState.ERROR:
+                from fabqueue.notify import publish_quietly
+
+                # staff hear of it (site channels, those who chose it) with this very commit
+                publish_quietly(s, "machine_error", site=self.site, params={
+                    "device": d.name or d.id, "reason": fields.get("state_reason") or ""})
             # one conditional UPDATE: refused (LeaseLost) once another worker holds the lease
             self.lease.fence(s, seen_at=datetime.now(UTC), **fields)
             state = fields.get("state", d.state)

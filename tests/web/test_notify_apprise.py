@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from fabqueue.notify import outbox, sender
 from fabqueue.store.jobs import change_status
-from fabqueue.store.models import Job, Site
+from fabqueue.store.models import Device, Job, Site
 from fabqueue.store.models_pickup import Delivery, NotificationPrefs
 from tests.conftest import Stack, free_port
 from tests.helpers import insert_batch, insert_job, user_id
@@ -232,3 +232,28 @@ def test_users_choose_their_channels_and_events_and_bad_ones_are_refused(
         assert r.status_code == 422, (bad, r.text)
     assert client.get("/api/me/notifications", headers=resident).json()["events"] == [
         "rejected", "ready_for_pickup"]
+
+
+def test_a_machine_error_reaches_the_sites_staff_channel_with_its_reason(
+        stack: Stack, receiver: Receiver) -> None:
+    from fabqueue.core.reasons import N_, reason
+    from fabqueue.queue.device_worker import DeviceWorker
+    from tests.queue.helpers import new_site, printer
+
+    site = new_site(stack, [printer(f"err-{secrets.token_hex(2)}", ["PLA"])])
+    with stack.ctx.db.session() as s:
+        row = s.get(Site, site)
+        row.apprise_urls, row.quiet_hours = [receiver.url], "off"
+        device = s.query(Device).filter_by(site_id=site).one().id
+    worker = DeviceWorker(stack.ctx, device)
+    assert worker.lease.acquire()
+    try:
+        why = reason("test_error", N_("Alarm {code}: {text}"), code=9, text="thermal runaway")
+        worker._set_device(state="error", state_reason=why)
+        worker._set_device(state="error", state_reason=why)  # still the same error: once
+    finally:
+        worker.lease.release()
+    deliver(stack)
+    got = [b for b in receiver.bodies if device in b.get("message", "")]
+    assert len(got) == 1, receiver.bodies
+    assert "thermal runaway" in got[0]["message"] and "praneša apie klaidą" in got[0]["message"]
