@@ -249,6 +249,39 @@ def check_zip(
     return safe_zip_members(path, limits)
 
 
+# What trimesh's 3MF loader (trimesh/exchange/threemf.py, load_3MF; util.decompress) reads:
+# every member into a dict by name (a repeated name keeps its first place and its last
+# data), then the first name whose lower case *contains* "3d/3dmodel.model" (so
+# "3D/3dmodel.model.bak" too), then each member a <component p:path="/…"> names (the
+# leading "/" stripped), parsed once per reference. The guard counts exactly that.
+_TRIMESH_ROOT = "3d/3dmodel.model"
+_COMPONENT = re.compile(rb"<(?:[\w.-]+:)?component\b[^>]*>")
+_PATH_ATTR = re.compile(rb"""\s(?:[\w.-]+:)?path\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def trimesh_3mf_members(
+    members: list[zipfile.ZipInfo],
+) -> tuple[zipfile.ZipInfo | None, dict[str, zipfile.ZipInfo]]:
+    """The member trimesh parses as the model (None: it would find none) and every member
+    by the name a component path may use."""
+    by_name: dict[str, zipfile.ZipInfo] = {}
+    for info in members:
+        by_name[info.filename] = info
+    root = next((v for k, v in by_name.items() if _TRIMESH_ROOT in k.lower()), None)
+    return root, by_name
+
+
+def component_paths(model_xml: bytes) -> list[str]:
+    """The part paths a model's components name, one entry per reference."""
+    paths = []
+    for tag in _COMPONENT.findall(model_xml):
+        found = _PATH_ATTR.search(tag)
+        if found:
+            raw = found.group(1) if found.group(1) is not None else found.group(2)
+            paths.append(raw.decode("utf-8", "replace").strip("/"))
+    return paths
+
+
 # -- XML (3MF model parts, SVG) ---------------------------------------------------------------
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)

@@ -69,14 +69,11 @@ def _refuse_count(count: int, limits: UploadLimits) -> None:
 
 
 def _check_3mf(path: Path, limits: UploadLimits) -> None:
-    """Zip directory, then each model part's XML: entities refused, triangles counted."""
+    """Zip directory, then the model parts trimesh will parse (and only those): XML entities
+    refused, triangles counted as many times as the loader reads them."""
     members = guards.safe_zip_members(path, limits.zip)
-    models = [m for m in members if m.filename.lower().endswith(".model")]
-    if not models:
-        raise Refused("not_a_mesh", N_("This 3MF file contains no 3D model."))
-    count = 0
     with zipfile.ZipFile(path) as archive:
-        for info in models:
+        def read(info: zipfile.ZipInfo) -> bytes:
             if info.file_size > limits.max_xml_bytes:
                 raise Refused(
                     "archive_too_large",
@@ -87,7 +84,22 @@ def _check_3mf(path: Path, limits: UploadLimits) -> None:
                 )
             data = archive.read(info)
             guards.check_xml_bytes(data)
-            count += len(_TRIANGLE_TAG.findall(data))
+            return data
+
+        root, parts = guards.trimesh_3mf_members(members)
+        if root is None:
+            raise Refused("not_a_mesh", N_("This 3MF file contains no 3D model."))
+        root_xml = read(root)
+        count = len(_TRIANGLE_TAG.findall(root_xml))
+        counted: dict[str, int] = {}
+        for ref in guards.component_paths(root_xml):
+            info = parts.get(ref)
+            if info is None:  # the loader skips a path the archive does not hold
+                continue
+            if ref not in counted:
+                counted[ref] = len(_TRIANGLE_TAG.findall(read(info)))
+            count += counted[ref]  # parsed again for every reference
+            _refuse_count(count, limits)
     _refuse_count(count, limits)
 
 
