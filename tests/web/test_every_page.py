@@ -154,7 +154,8 @@ MAIN = {"resident": "/", "teacher": "/classes", "staff": "/staff/machines", "adm
 def pages(role: str, data: dict[str, Any]) -> list[str]:
     own = [f"/jobs/{data['printed']}", f"/jobs/{data['invalid']}"]
     staff = ["/staff", "/staff/machines", "/staff/machines?site=school-b", "/staff/queue",
-             "/staff/history", "/staff/stats", "/staff/trainings",
+             "/staff/history", "/staff/stats", "/staff/spools", "/staff/spools?site=school-b",
+             "/staff/trainings",
              "/staff/trainings?site=school-b", "/classes", f"/classes/{data['batch']}",
              *own]
     return {
