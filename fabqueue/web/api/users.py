@@ -64,6 +64,21 @@ def _handle_create(body: UserIn, user: User = Depends(admin_user),
     return user_out(new)
 
 
+def _keep_an_admin(db: Session, target: User, body: UserPatch) -> None:
+    """FabQueue always keeps one active administrator: nobody else can add one back."""
+    demoted = body.role is not None and body.role != Role.ADMIN
+    if target.role != Role.ADMIN or target.disabled or not (demoted or body.disabled):
+        return
+    # the other active admins, rows locked (PostgreSQL) so that two admins demoting each
+    # other at once can't both see the other one still there
+    others = db.scalars(select(User.id).where(
+        User.role == Role.ADMIN.value, User.disabled.is_(False), User.id != target.id)
+        .with_for_update()).all()
+    if not others:
+        raise ApiError(409, "{name} is the last active administrator: make another user an "
+                            "administrator first.", name=target.name)
+
+
 @router.patch("/{user_id}")
 def _handle_patch(user_id: IdPath, body: UserPatch, user: User = Depends(current_user),
                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
@@ -81,6 +96,7 @@ def _handle_patch(user_id: IdPath, body: UserPatch, user: User = Depends(current
     if body.password and own and not (
             body.current_password and verify_password(target, body.current_password)):
         raise ApiError(403, "Give your current password to set a new one.")
+    _keep_an_admin(db, target, body)
     if body.locale is not None:
         if body.locale not in LOCALES:
             raise ApiError(422, "Choose one of the languages: {choices}.",
