@@ -110,7 +110,9 @@ class BambuPeer:
                 if self.broker.poll() is not None:
                     raise RuntimeError((self.run / "mosquitto.log").read_text()) from None
                 time.sleep(0.1)
-        raise RuntimeError("mosquitto did not listen")
+        log = self.run / "mosquitto.log"
+        raise RuntimeError(f"mosquitto did not listen on {self.mqtt_port}: "
+                           f"{log.read_text(errors='replace')[-2000:] if log.exists() else ''}")
 
     def kill_broker(self) -> None:
         if self.broker is not None:

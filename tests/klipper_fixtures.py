@@ -186,17 +186,21 @@ class KlipperPeer:
         status = self.call("GET", "/printer/objects/query?print_stats&virtual_sdcard")["status"]
         return {**status["print_stats"], "progress": status["virtual_sdcard"]["progress"]}
 
+    def logs(self) -> str:
+        """The tails of the peer's logs, for an error that says why it failed."""
+        tail = {p.name: p.read_text(errors="replace")[-1500:]
+                for p in sorted((self.base / "logs").glob("*"))}
+        return json.dumps(tail, indent=1)
+
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
         while self.klippy_state() != "ready":
             if time.monotonic() > deadline:
-                logs = (self.base / "logs").glob("*")
-                tail = {p.name: p.read_text(errors="replace")[-1500:] for p in logs}
-                raise TimeoutError(f"Klipper peer not ready on {self.url}: "
-                                   f"{json.dumps(tail, indent=1)}")
+                raise TimeoutError(f"Klipper peer not ready on {self.url}: {self.logs()}")
             for proc in (self.klippy, self.moonraker):
                 if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"a Klipper peer process exited ({proc.args[1]})")
+                    raise RuntimeError(f"a Klipper peer process exited with {proc.returncode} "
+                                       f"({proc.args[1]}): {self.logs()}")
             time.sleep(0.2)
 
     def gcode(self, script: str) -> None:

@@ -16,6 +16,7 @@ under CI (``CI=true``), where a missing OctoPrint is a failure, not a silent ski
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -61,7 +62,24 @@ def require_octoprint() -> None:
 def start_instance(basedir: Path) -> OctoPrintInstance:  # type: ignore[valid-type]
     """A fresh OctoPrint (for tests that kill or reconfigure it); caller stops it."""
     require_octoprint()
-    return OctoPrintInstance(basedir).start()
+    instance = OctoPrintInstance(basedir)
+    with said_why(instance):
+        return instance.start()
+
+
+@contextlib.contextmanager
+def said_why(*instances: OctoPrintInstance) -> Iterator[None]:  # type: ignore[valid-type]
+    """A start that fails says why: its error with the tail of OctoPrint's own log (the
+    session fixtures then fail every test that needs it at once with the same reason)."""
+    try:
+        yield
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        tails = []
+        for instance in instances:
+            log = instance.basedir / "serve.log"
+            text = log.read_text(errors="replace")[-2500:] if log.exists() else "(none)"
+            tails.append(f"--- {log} (tail) ---\n{text}")
+        raise RuntimeError(f"OctoPrint peer did not start: {exc}\n" + "\n".join(tails)) from exc
 
 
 def ensure_idle(instance: OctoPrintInstance, timeout_s: float = 15.0) -> None:  # type: ignore[valid-type]
@@ -84,7 +102,8 @@ def octoprint_instance(
     require_octoprint()
     instance = OctoPrintInstance(tmp_path_factory.mktemp("octoprint"))
     try:
-        instance.start()
+        with said_why(instance):
+            instance.start()
         yield instance
     finally:
         instance.stop()
@@ -98,10 +117,11 @@ def octoprint_pair(
     first = OctoPrintInstance(tmp_path_factory.mktemp("octoprint-a"))
     second = OctoPrintInstance(tmp_path_factory.mktemp("octoprint-b"))
     try:
-        first.launch()  # both boot at once: ~half the wait
-        second.launch()
-        first.ready()
-        second.ready()
+        with said_why(first, second):
+            first.launch()  # both boot at once: ~half the wait
+            second.launch()
+            first.ready()
+            second.ready()
         yield first, second
     finally:
         first.stop()
