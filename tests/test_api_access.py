@@ -182,6 +182,54 @@ def pupil_of_class(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"batch_id": batch_id, "pupil": "8B-01"}, {}
 
 
+def training_for(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Trainings (issue 17): an open training on mk4-1, granted to a fresh resident."""
+    from fabqueue.store import trainings_file
+
+    with w.stack.ctx.db.session() as s:
+        trainings_file.apply(s, [trainings_file.TrainingIn(
+            id="matrix-tr", devices=["mk4-1"], valid_days=0)], [trainings_file.MaintenanceIn(
+                id="matrix-task", devices=["mk4-1"], every_days=36500)])
+    return {"user_id": user_id(w.stack, w.names["resident"]), "training": "matrix-tr"}, {
+        "json": {"training": "matrix-tr"}}
+
+
+def granted(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from fabqueue.store import trainings as st
+    from fabqueue.store.models import User
+    from fabqueue.store.models_trainings import TrainingDef
+
+    params, _ = training_for(w, a)
+    with w.stack.ctx.db.session() as s:
+        u = s.scalar(select(User).where(User.name == w.stack.user("resident")))
+        st.grant(s, u, s.get(TrainingDef, "matrix-tr"), date(2026, 1, 5), None)
+        params["user_id"] = u.id
+    return params, {}
+
+
+def task_of(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    training_for(w, a)
+    return {"device_id": "mk4-1", "task": "matrix-task"}, {"json": {"note": a}}
+
+
+def outage(body: dict[str, Any] | None) -> Callable[[World, str],
+                                                    tuple[dict[str, Any], dict[str, Any]]]:
+    """A machine of its own per caller, out of order already when the case returns it."""
+    def make(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        from fabqueue.store.models_trainings import DeviceOutage
+
+        params, _ = doomed_device(w, f"ooo-{a}-{next(_names)}")
+        if body is None:
+            with w.stack.ctx.db.session() as s:
+                s.add(DeviceOutage(device_id=params["device_id"], reason="matrix"))
+        return params, ({"json": body} if body else {})
+    return make
+
+
 DEVICE_CONTROL = expect(403, staff=409, admin=409)  # allowed, but mk4-1 runs nothing
 CHECKLIST = {"job": 1, "checklist": {"material": True, "focus": True, "air": True,
                                      "lid": True}}
@@ -257,6 +305,22 @@ CASES = [
     Case("DELETE", "/api/users/{user_id}", ADMIN_ONLY, doomed_user),
     Case("DELETE", "/api/batches/{batch_id}/pupils/{pupil}", expect(403, teacher=200,
                                                                      admin=200), pupil_of_class),
+    # trainings and maintenance (issue 17): any staff grant an open training (they hold
+    # across sites); a person sees their own; a site's staff keep its machines' records
+    Case("GET", "/api/trainings", ALL),
+    Case("GET", "/api/users/{user_id}/trainings",
+         expect(403, resident=200, staff=200, staff_b=200, admin=200), training_for),
+    Case("POST", "/api/users/{user_id}/trainings",
+         expect(403, staff=201, staff_b=201, admin=201), training_for,
+         missing={"json": {"training": "matrix-tr"}}),
+    Case("DELETE", "/api/users/{user_id}/trainings/{training}",
+         expect(403, staff=200, staff_b=200, admin=200), granted),
+    Case("GET", "/api/devices/{device_id}/maintenance", ALL, on_device()),
+    Case("POST", "/api/devices/{device_id}/maintenance/{task}/done", STAFF_OF_KC, task_of,
+         missing={"json": {}}),
+    Case("POST", "/api/devices/{device_id}/out-of-order", STAFF_OF_KC,
+         outage({"reason": "smoke"}), missing={"json": {"reason": "x"}}),
+    Case("DELETE", "/api/devices/{device_id}/out-of-order", STAFF_OF_KC, outage(None)),
 ]
 
 

@@ -204,9 +204,9 @@ def _handle_start(device_id: str, body: StartIn, request: Request,
     """Staff, or a trained owner of the job, at the laser confirm the checklist; the laser
     starts only on this (after the start gate: the machine, then the operator)."""
     d = _load(db, device_id)
+    gate.enforce(request, db, d, db.get(Job, body.job), user)
     if d.kind != "laser":
         raise ApiError(409, "Printers start by themselves once their bed is cleared.")
-    gate.enforce(request, db, d, db.get(Job, body.job), user)
     missing = [item for item in CHECKLIST if body.checklist.get(item) is not True]
     if missing:
         from fabqueue.web.pages.board import CHECKLIST_ITEMS
@@ -245,7 +245,11 @@ def _handle_start(device_id: str, body: StartIn, request: Request,
 
 def _command(request: Request, db: Session, user: User, device_id: str, command: str,
              running_only: bool = True) -> dict[str, Any]:
-    d = _managed(db, user, device_id)
+    d = _load(db, device_id)
+    if command == "reset" or not d.current_job_id:
+        d = _managed(db, user, device_id)  # an alarm is cleared by staff, who checked
+    else:  # whoever may operate the job may stop, pause or resume it (the start gate)
+        gate.enforce(request, db, d, db.get(Job, d.current_job_id), user, check_machine=False)
     if running_only and (d.state not in RUNNING or not d.current_job_id):
         raise ApiError(409, "The machine {id} is not running a job.", id=d.id)
     control.send(request.app.state.ctx.redis, d.id, command, job=d.current_job_id,
@@ -254,7 +258,7 @@ def _command(request: Request, db: Session, user: User, device_id: str, command:
         job = db.get(Job, d.current_job_id)
         if job is not None:
             record(db, job, f"{command}_requested", actor_id=user.id, data={"device": d.id})
-    return device_out(d, staff=True)
+    return device_out(d, staff=is_staff(user.role))
 
 
 @router.post("/{device_id}/stop")
