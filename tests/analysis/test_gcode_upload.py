@@ -46,6 +46,11 @@ def test_a_move_that_fits_only_the_large_printer(tmp_path: Path) -> None:
     ("M502\n", "gcode_persistent_setting"),
     ("M211 S0\n", "gcode_command_refused"),
     ("M104 S290\n", "gcode_temperature"),
+    ("G90 G91\n", "gcode_two_commands"),
+    ("G92 Z\n", "gcode_letter_without_value"),
+    ("M220 S150\n", "gcode_persistent_setting"),
+    ("M204 P5000\n", "gcode_persistent_setting"),
+    ("G29 S1\n", "gcode_mesh_saved"),
 ])
 def test_the_issue_cases_make_the_job_invalid_with_the_line(tmp_path: Path, body: str,
                                                             code: str) -> None:

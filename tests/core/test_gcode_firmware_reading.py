@@ -152,3 +152,27 @@ def test_follow_program_reports_the_position_it_reached() -> None:
     found, position = follow_program(["G1 X10", "G1 X300"], PRINTER)
     assert found is not None and found.code == "gcode_outside"
     assert position == {"X": 10.0, "Y": None, "Z": None}
+
+
+@pytest.mark.parametrize(("lines", "code"), [
+    (["G28", "G90 G91"], "gcode_two_commands"),
+    (["G28", "G92 Z"], "gcode_letter_without_value"),
+    (["G28", "G1 X10" + " " * 100 + "Y5"], "gcode_line_too_long"),
+    (["G28", "M220 S150"], "gcode_persistent_setting"),
+    (["G28", "G29 S1"], "gcode_mesh_saved"),
+    (["G28", "G1 X20 Y20", "G2 X30 Y30 I5 J5 P1.5"], "gcode_bad_arc"),
+])
+def test_each_refusal_reads_in_lithuanian_and_russian_with_its_line(
+        lines: list[str], code: str) -> None:
+    from fabqueue.core.reasons import reason, render
+    from fabqueue.i18n import gettext
+
+    found = check_program(lines, PRINTER)
+    assert found is not None and found.code == code
+    stored = reason(found.code, found.text, **found.params)
+    english = render(stored)
+    assert english.startswith(f"Line {len(lines)}")
+    for locale in ("lt", "ru"):
+        text = render(stored, lambda s, loc=locale: gettext(loc, s))
+        assert text != english and str(len(lines)) in text, (locale, text)
+        assert "{" not in text
