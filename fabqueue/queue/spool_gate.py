@@ -13,11 +13,14 @@ from sqlalchemy.orm import Session
 from fabqueue.core import spools as rules
 from fabqueue.core.jobs import JobStatus
 from fabqueue.core.reasons import N_, decode, reason
-from fabqueue.store.jobs import record
+from fabqueue.store.jobs import queue_event, record
 from fabqueue.store.models import Device, Job
-from fabqueue.store.spools import job_grams, record_usage, start_blocked
+from fabqueue.store.models_spools import Spool
+from fabqueue.store.spools import job_grams, record_usage, site_stock, start_blocked
 
 FILAMENT_LOW = "filament_low"
+#: the live event staff pages hear low stock on (codes and params, no prose)
+LOW_TOPIC = "spool:filament_low"
 
 
 def filament_low_reason(device: Device, remaining_g: float, job_g: float) -> str:
@@ -67,9 +70,26 @@ def clear_filament_low(session: Session, site: str) -> int:
 def take_off_spool(session: Session, settings: Any, job: Job, device_id: str, ending: str,
                    progress: float | None) -> float | None:
     """The ledger entry for a job that just ended on ``device_id`` (same transaction as the
-    end: an end recorded is an end charged, once)."""
+    end: an end recorded is an end charged, once). When it takes the site's stock of the
+    material below its limit, staff are told (``filament_low``), once per crossing."""
     device = session.get(Device, device_id)
-    if device is None:
+    spool = session.get(Spool, device.spool_id) if device and device.spool_id else None
+    if device is None or spool is None:
         return None
-    return record_usage(session, job, device, ending, progress,
-                        low=(dict(settings.spool_low_thresholds), settings.spool_low_g))
+    site, material = spool.site_id, spool.material
+    before = site_stock(session, site, material)
+    grams = record_usage(session, job, device, ending, progress)
+    if grams is None:
+        return None
+    after = site_stock(session, site, material)
+    limit = rules.threshold_for(settings.spool_low_thresholds, site, material,
+                                settings.spool_low_g)
+    if after < limit <= before:
+        params = {"device": device.name or device.id, "material": material,
+                  "grams": round(after), "threshold_g": limit}
+        queue_event(session, LOW_TOPIC, {"code": FILAMENT_LOW, "site": site, "params": params})
+        from fabqueue import notify
+
+        notify.publish_quietly(session, FILAMENT_LOW, site=site, params=params,
+                               dedupe=f"filament_low:{job.id}")
+    return grams

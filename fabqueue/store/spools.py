@@ -16,9 +16,6 @@ from fabqueue.core import spools as rules
 from fabqueue.store.models import Device, Job, Site, utcnow
 from fabqueue.store.models_spools import FilamentRisk, Spool, SpoolUsage
 
-#: the event topic staff hear low stock on (``notify/`` delivers it; the web shows it)
-FILAMENT_LOW = "spool:filament_low"
-
 
 class SpoolIn(BaseModel):
     """A ``[[spool]]`` table of the devices file, or the body of ``POST /api/spools``."""
@@ -135,11 +132,9 @@ def _insert_once(session: Session, values: dict[str, Any]) -> bool:
 
 
 def record_usage(session: Session, job: Job, device: Device, ending: str,
-                 progress: float | None, low: tuple[dict[str, float], float] = ({}, 0.0),
-                 now: datetime | None = None) -> float | None:
+                 progress: float | None, now: datetime | None = None) -> float | None:
     """Take an ended job's grams off the spool loaded on its printer, once. Returns the
-    grams taken, or None when there is nothing to take (no spool, taken already).
-    ``low``: the low-stock limits (per ``"site:material"`` or ``"material"``, default)."""
+    grams taken, or None when there is nothing to take (no spool, taken already)."""
     if device.spool_id is None or device.kind != "printer":
         return None
     spool = session.get(Spool, device.spool_id, with_for_update=True)
@@ -150,29 +145,13 @@ def record_usage(session: Session, job: Job, device: Device, ending: str,
     if not _insert_once(session, {"job_id": job.id, "spool_id": spool.id, "grams": grams,
                                   "ending": str(ending), "at": now, "send_attempts": 0}):
         return None
-    before = site_stock(session, spool.site_id, spool.material)
     spool.remaining_g = max(0.0, round(spool.remaining_g - grams, 1))
     spool.updated_at = now
     session.flush()
-    _publish_if_low(session, spool.site_id, spool.material, before, low)
     return grams
 
 
 def site_stock(session: Session, site: str, material: str) -> float:
+    """Grams of ``material`` on the site's spools, together."""
     return float(session.scalar(select(func.coalesce(func.sum(Spool.remaining_g), 0.0)).where(
         Spool.site_id == site, Spool.material == material, Spool.archived.is_(False))) or 0.0)
-
-
-def _publish_if_low(session: Session, site: str, material: str, before: float,
-                    low: tuple[dict[str, float], float]) -> None:
-    """Publish ``filament_low`` when a site's stock of a material falls below its limit
-    (once per crossing, not on every job after it)."""
-    from fabqueue.store.jobs import queue_event
-
-    limit = rules.threshold_for(low[0], site, material, low[1])
-    after = site_stock(session, site, material)
-    if after < limit <= before:
-        queue_event(session, FILAMENT_LOW, {
-            "code": "filament_low", "site": site,
-            "params": {"material": material, "remaining_g": round(after, 1),
-                       "threshold_g": limit}})

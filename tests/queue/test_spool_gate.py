@@ -18,7 +18,8 @@ from fabqueue.core.reasons import decode
 from fabqueue.queue import names
 from fabqueue.queue.pipeline import push_ready
 from fabqueue.simulators.printer import forget_printer
-from fabqueue.store.models import Device, Job
+from fabqueue.store.models import Device, Job, Site
+from fabqueue.store.models_pickup import Delivery
 from fabqueue.store.models_spools import Spool, SpoolUsage
 from fabqueue.store.spools import SpoolIn, load, upsert_spool
 from tests.conftest import Stack, wait_for
@@ -97,6 +98,9 @@ def test_another_printer_of_the_pool_takes_it_and_low_stock_is_published(
     site = new_site(stack, [printer(light, ["PLA"]), printer(full, ["PLA"])])
     for d in (light, full):
         forget_printer(d)
+    hook = "json://127.0.0.1:9/staff-hook"  # the site's staff channel (never reached here)
+    with stack.ctx.db.session() as s:
+        s.get(Site, site).apprise_urls = [hook]  # type: ignore[union-attr]
     light_spool = _spool(stack, site, light, remaining_g=50)
     full_spool = _spool(stack, site, full, remaining_g=900)
     heard: list[dict[str, Any]] = []
@@ -126,8 +130,13 @@ def test_another_printer_of_the_pool_takes_it_and_low_stock_is_published(
         assert (_remaining(stack, light_spool), _remaining(stack, full_spool)) == (50, 800)
         wait_for(lambda: heard, what="filament_low event")
         assert heard[0]["code"] == "filament_low"
-        assert heard[0]["params"] == {"material": "PLA", "remaining_g": 850.0,
+        assert heard[0]["params"] == {"device": full, "material": "PLA", "grams": 850,
                                       "threshold_g": 900.0}
+        with stack.ctx.db.session() as s:  # staff are told on the site's channel, once
+            told = [(d.channel, d.params["material"], d.params["grams"]) for d in s.scalars(
+                select(Delivery).where(Delivery.site_id == site,
+                                       Delivery.event == "filament_low"))]
+        assert told == [(hook, "PLA", 850)]
     finally:
         stack.ctx.settings.spool_low_thresholds = saved
         done.set()
