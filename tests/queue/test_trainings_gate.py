@@ -87,6 +87,11 @@ def test_untrained_resident_and_out_of_order_laser_fire_nothing_then_trained_res
                            json={"training": "tr-las-tr"}).json()["state"] == "valid"
         wait_for(lambda: device(client, s, "las-tr")["state"] == "awaiting_operator",
                  timeout=30, what="the laser offering the job again")
+        # the operator's controls follow the same rule: past the gate (409: nothing runs
+        # yet) for the trained owner, 403 for anyone else's resident
+        other = stack.token(client, stack.user("resident"))
+        assert client.post("/api/devices/las-tr/pause", headers=r).status_code == 409
+        assert client.post("/api/devices/las-tr/pause", headers=other).status_code == 403
         ok = client.post("/api/devices/las-tr/start", headers=r, json=start)
         assert ok.status_code == 200, ok.text
         done = wait_status(client, r, job, {"done", "failed", "interrupted"}, timeout=240)
