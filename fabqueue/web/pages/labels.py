@@ -98,7 +98,7 @@ TEMPERATURES = {"tool0": N_("nozzle"), "tool1": N_("nozzle 2"), "bed": N_("bed")
 
 #: Units next to numbers (Russian writes мм, г, мин, см³).
 UNITS = {"g": N_("g"), "mm": N_("mm"), "m": N_("m"), "min": N_("min"), "h": N_("h"),
-         "cm³": N_("cm³"), "°C": N_("°C")}
+         "s": N_("s"), "cm³": N_("cm³"), "°C": N_("°C")}
 
 DRIVERS = {"simulated": N_("simulated"), "octoprint": "OctoPrint", "grbl": "GRBL",
            "moonraker": "Klipper (Moonraker)", "prusalink": "PrusaLink", "bambu": "Bambu Lab"}
