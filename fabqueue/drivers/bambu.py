@@ -72,6 +72,7 @@ class BambuDriver:
         self.host, self.serial, self.access_code = host, serial, access_code
         self.mqtt_port, self.ftps_port, self.timeout_s = mqtt_port, ftps_port, timeout_s
         self.context = tls_context(ca_file, serial)
+        self.upload_deadline_s = UPLOAD_TIMEOUT_S  # a whole upload, login to last byte
         self._lock = threading.Condition()
         self._state: dict[str, Any] = {}
         self._replies: dict[str, dict[str, Any]] = {}
@@ -347,7 +348,15 @@ class BambuDriver:
         return self._snapshot()
 
     def _upload(self, program: Path, name: str) -> None:
-        ftp = ImplicitFTPS(context=self.context, timeout=UPLOAD_TIMEOUT_S)
+        ftp = ImplicitFTPS(context=self.context, timeout=min(UPLOAD_TIMEOUT_S,
+                                                             self.upload_deadline_s))
+        # per-operation timeouts let a dripping server stretch an upload for ever: the
+        # whole session ends at the deadline
+        expired = threading.Event()
+        watchdog = threading.Timer(self.upload_deadline_s,
+                                   lambda: (expired.set(), ftp.cut()))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             ftp.connect(self.host, self.ftps_port)
             ftp.login(USER, self.access_code)
@@ -361,10 +370,15 @@ class BambuDriver:
                 "the printer refused the upload: {detail}"), detail=str(exc)),
                 code="forbidden" if str(exc).startswith("530") else "refused") from exc
         except (OSError, EOFError, ftplib.Error) as exc:
+            if expired.is_set():
+                raise DriverOffline(reason("bambu_upload_deadline", N_(
+                    "the upload to the printer did not finish within {seconds} s"),
+                    seconds=f"{self.upload_deadline_s:g}")) from exc
             raise DriverOffline(reason("bambu_upload_failed", N_(
                 "the upload to the printer failed ({detail})"),
                 detail=str(exc) or type(exc).__name__)) from exc
         finally:
+            watchdog.cancel()
             with contextlib.suppress(OSError):
                 ftp.close()
 

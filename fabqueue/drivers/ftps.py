@@ -8,6 +8,7 @@ ha-bambulab and bambulabs_api found), so each transfer passes that session along
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import socket
 import ssl
@@ -75,7 +76,23 @@ BLOCK = 1 << 20  # bytes per send: ftplib's 8 KiB means a GIL hand-over per 8 Ki
 
 
 class ImplicitFTPS(ftplib.FTP_TLS):
-    """FTP_TLS whose control connection is TLS from the start; ``prot_p`` follows login."""
+    """FTP_TLS whose control connection is TLS from the start; ``prot_p`` follows login.
+
+    ``timeout`` bounds each socket operation only; :meth:`cut` (from a timer) ends the whole
+    session at once, for a deadline on the transfer as a whole."""
+
+    _sockets: list[socket.socket]
+
+    def cut(self) -> None:
+        """Shut every socket of this session down: a blocked read or write ends now."""
+        for sock in list(getattr(self, "_sockets", [])):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _note(self, sock: socket.socket) -> None:
+        if not hasattr(self, "_sockets"):
+            self._sockets = []
+        self._sockets.append(sock)
 
     def connect(self, host: str = "", port: int = 0, timeout: float = -999,
                 source_address: Any = None) -> str:
@@ -86,7 +103,9 @@ class ImplicitFTPS(ftplib.FTP_TLS):
         if timeout != -999:
             self.timeout = timeout
         raw = socket.create_connection((self.host, self.port), self.timeout)
+        self._note(raw)
         self.sock = self.context.wrap_socket(raw, server_hostname=self.host)
+        self._note(self.sock)  # the TLS socket took the connection over from ``raw``
         self.af = self.sock.family
         self.file = self.sock.makefile("r", encoding=self.encoding)
         self.welcome = self.getresp()
@@ -98,7 +117,9 @@ class ImplicitFTPS(ftplib.FTP_TLS):
 
     def ntransfercmd(self, cmd: str, rest: Any = None) -> tuple[socket.socket, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        self._note(conn)
         if self._prot_p:
             conn = self.context.wrap_socket(conn, server_hostname=self.host,
                                             session=self.sock.session)  # type: ignore[attr-defined]
+            self._note(conn)
         return conn, size

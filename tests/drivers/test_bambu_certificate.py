@@ -8,6 +8,7 @@ The printers are the Bambu simulator on real mosquitto and a real implicit-FTPS 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -110,3 +111,54 @@ def test_without_a_ca_file_nothing_is_compared(
                     ftps_port=peer.ftps_port)
     d.connect()
     d.close()
+
+
+# -- the upload's deadline ---------------------------------------------------------------------
+# An emulated fault, not the printer: no FTPS server can be told to drip its greeting, so a
+# TLS socket server plays a printer whose FTPS answers a byte every half second for ever.
+def test_a_dripping_ftps_server_is_given_up_at_the_upload_deadline(
+        lab_ca: Path, tmp_path: Path) -> None:
+    import socket
+    import ssl
+    import threading
+    import time
+
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={SERIAL}",
+            "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "leaf.csr"))
+    openssl("x509", "-req", "-in", str(tmp_path / "leaf.csr"), "-CA", str(lab_ca / "ca.pem"),
+            "-CAkey", str(lab_ca / "ca.key"), "-CAcreateserial", "-days", "2",
+            "-out", str(tmp_path / "cert.pem"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = socket.create_server(("127.0.0.1", 0))
+    sent = [0]
+    hung_up = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            with context.wrap_socket(conn, server_side=True) as tls:
+                try:
+                    while True:  # "220-" lines never end the greeting
+                        for byte in b"220-hello\r\n":
+                            tls.sendall(bytes([byte]))
+                            sent[0] += 1
+                            time.sleep(0.5)
+                except OSError:
+                    hung_up.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    d = BambuDriver("127.0.0.1", SERIAL, "12345678", ftps_port=server.getsockname()[1],
+                    ca_file=str(lab_ca / "ca.pem"))
+    d.upload_deadline_s = 1.5
+    program = tmp_path / "p.gcode"
+    program.write_text("G28\n")
+    try:
+        with pytest.raises(DriverError) as err:
+            d._upload(program, "fabqueue-drip.gcode")
+    finally:
+        server.close()
+    found = decode(err.value.reason)
+    assert found is not None and found.code == "bambu_upload_deadline", err.value.reason
+    assert hung_up.wait(30)
+    assert sent[0] < 11, sent[0]  # per-read timeouts alone would have read on for ever
