@@ -70,6 +70,8 @@ class StoreWriter:
         self.store = store
         self.max_bytes = max_bytes
         self.size = 0
+        #: whether commit put a new file in the store (False: the same bytes were there)
+        self.created = False
         self._hash = hashlib.sha256()
         fd, name = tempfile.mkstemp(dir=store.tmp, prefix="up-")
         self._file = os.fdopen(fd, "wb")
@@ -94,6 +96,7 @@ class StoreWriter:
             self._tmp.unlink(missing_ok=True)
         else:
             os.replace(self._tmp, dest)
+            self.created = True
         return sha, self.size
 
     def abort(self) -> None:

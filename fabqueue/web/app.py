@@ -25,6 +25,7 @@ from fabqueue.store.files import TooLarge
 from fabqueue.web.bodylimit import BodyLimit
 from fabqueue.web.deps import ApiError, request_locale
 from fabqueue.web.headers import SecurityHeaders
+from fabqueue.web.storage import UploadScope
 from fabqueue.web.uploads import UploadError
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.files = ctx.files
     app.state.secret = ctx.settings.effective_secret()
     app.add_middleware(ServerTiming)
+    # nothing kept from a refused request: its new upload blobs go unless a job holds them
+    app.add_middleware(UploadScope, ctx=ctx)
     app.add_middleware(ConcurrencyLimit, limit=ctx.settings.web_concurrency)
     # inside the session middleware (it needs the session), before any handler reads a body
     app.add_middleware(BodyLimit, settings=ctx.settings, secret=app.state.secret)

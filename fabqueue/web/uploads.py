@@ -14,6 +14,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from fabqueue.store.files import FileStore, StoreWriter, TooLarge
+from fabqueue.web.storage import note_new
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 1000
@@ -103,6 +104,7 @@ class _Collector:
     def on_part_end(self) -> None:
         if self._writer is not None:
             sha, size = self._writer.commit()
+            note_new(sha, self._writer.created)  # the request's scope removes it if refused
             self.writers.remove(self._writer)
             self.result.files.append(UploadedFile(self._name, self._filename or "", sha, size))
             self._writer = None

@@ -32,7 +32,7 @@ from fabqueue.web.pupils import (
     form_flag,
     iso_day,
 )
-from fabqueue.web.storage import check_quota, refused_leaves_nothing
+from fabqueue.web.storage import check_quota, note_new, refused_leaves_nothing
 from fabqueue.web.uploads import ParsedUpload, parse_upload
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -114,6 +114,7 @@ def _zip_entries(ctx: Any, sha: str) -> tuple[list[tuple[str, str, int]], str | 
                 raise ApiError(422, "The zip file is damaged. Make it again and upload "
                                     "it.") from None
             s, size = writer.commit()
+            note_new(s, writer.created)  # a later damaged member must not leave this one
             entries.append((base, s, size))
     return entries, csv_text
 
