@@ -10,35 +10,27 @@ cd "$repo"
 scripts/setup.sh --test
 .venv/bin/ruff check .
 mkdir -p test-artifacts
+# Each pass runs in pytest-xdist workers (FABQUEUE_TEST_WORKERS for the embedded pass,
+# FABQUEUE_TEST_EXTERNAL_WORKERS for the external one; 0 runs a pass in one process): most
+# of the suite waits on processes, peers and the browser, not the CPU. tests/conftest.py
+# groups the tests (--dist loadgroup): the tests on one peer or on the served FabQueue run in
+# one worker, so each peer starts once per pass; on the external pass every worker has a
+# Redis database and a PostgreSQL database of its own (at most 2 workers: Redis has 16).
+xdist_args() {
+  if [[ "$1" != 0 ]]; then echo "-n $1 --dist loadgroup"; fi
+}
+read -r -a xdist <<<"$(xdist_args "${FABQUEUE_TEST_WORKERS:-2}")"
+read -r -a xdist_external <<<"$(xdist_args "${FABQUEUE_TEST_EXTERNAL_WORKERS:-2}")"
 external=""
-embedded_args=()
 if [[ -n "${FABQUEUE_TEST_REDIS_URL:-}" && -n "${FABQUEUE_TEST_DATABASE_URL:-}" ]]; then
   # The external pass shares nothing with the embedded one (its Redis and PostgreSQL
-  # databases are its own, its peers listen on ports of their own), and most of either pass
-  # waits on processes, peers and the browser: run both at once. On a whole run the
-  # embedded browser and page tests (tests/web) and the noisy-line GRBL tests follow the
-  # external pass in the second process, so that the two end at about the same time
-  # (measured 2026-12-04, quiet machine: embedded 21.7 min, external + tests/web 19.2 min).
-  second=()
-  if [[ $# -eq 0 ]]; then
-    second=(tests/web tests/drivers/test_grbl_noisy_line.py)
-    embedded_args=(--ignore=tests/web --ignore=tests/drivers/test_grbl_noisy_line.py)
-  fi
-  (
-    worst=0
-    FABQUEUE_TEST_EXTERNAL=1 .venv/bin/pytest -q -p no:cacheprovider --durations=20 \
-      -m stack "$@" || worst=$?
-    if [[ ${#second[@]} -gt 0 ]]; then
-      echo "== ${second[*]} on the embedded defaults =="
-      .venv/bin/pytest -q -p no:cacheprovider --durations=10 "${second[@]}" || {
-        s=$?; if [[ $worst -eq 0 || $worst -eq 5 ]]; then worst=$s; fi; }
-    fi
-    exit "$worst"
-  ) >test-artifacts/external.log 2>&1 &
+  # databases are its own, its peers listen on ports of their own): run both at once.
+  FABQUEUE_TEST_EXTERNAL=1 .venv/bin/pytest -q -p no:cacheprovider --durations=20 \
+    "${xdist_external[@]}" -m stack "$@" >test-artifacts/external.log 2>&1 &
   external=$!
 fi
 status=0
-.venv/bin/pytest -q -p no:cacheprovider --durations=40 "${embedded_args[@]}" "$@" || status=$?
+.venv/bin/pytest -q -p no:cacheprovider --durations=40 "${xdist[@]}" "$@" || status=$?
 external_status=0
 if [[ -n "$external" ]]; then
   wait "$external" || external_status=$?

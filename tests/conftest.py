@@ -8,6 +8,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,9 +25,45 @@ from fastapi.testclient import TestClient
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
 EXTERNAL = os.environ.get("FABQUEUE_TEST_EXTERNAL") == "1"
-EXTERNAL_REDIS = os.environ.get("FABQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-EXTERNAL_DB = os.environ.get("FABQUEUE_TEST_DATABASE_URL",
-                             "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# pytest-xdist runs the suite in worker processes "gw0", "gw1"… (scripts/test.sh); each has
+# external databases of its own (below). A run without xdist keeps the names it is given.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# Redis database numbers a worker shifts the tests' own by: gw0 uses 10 for 15, 9 for 14…
+REDIS_DBS_PER_WORKER = 5
+
+
+def worker_redis_db(db: int) -> int:
+    """Redis database ``db`` (as a test names it: 15, 14…) for this xdist worker, so that
+    workers never share one (Redis has 16: two external workers fit beside a plain run)."""
+    if not WORKER:
+        return db
+    shifted = db - REDIS_DBS_PER_WORKER * (int(WORKER.removeprefix("gw")) + 1)
+    if shifted < 0:
+        raise RuntimeError(f"Redis database {db} has no free number for xdist worker {WORKER}: "
+                           "run the external pass with fewer workers (-n)")
+    return shifted
+
+
+def _worker_redis_url(url: str) -> str:
+    base, _, db = url.rpartition("/")
+    return f"{base}/{worker_redis_db(int(db or 0))}" if base and WORKER else url
+
+
+def _worker_db_url(url: str) -> str:
+    if not WORKER:
+        return url
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{WORKER}").render_as_string(
+        hide_password=False)
+
+
+EXTERNAL_REDIS = _worker_redis_url(
+    os.environ.get("FABQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+BASE_EXTERNAL_DB = os.environ.get("FABQUEUE_TEST_DATABASE_URL",
+                                  "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+EXTERNAL_DB = _worker_db_url(BASE_EXTERNAL_DB)
 
 
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
@@ -112,6 +149,22 @@ def _reset_external(db_url: str, redis_url: str) -> None:
     engine.dispose()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker's own PostgreSQL database (``<test database>_gw0``…), made from the
+    given one the first time; the tests then treat it as theirs."""
+    if not (EXTERNAL and WORKER):
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(EXTERNAL_DB).database
+    admin = create_engine(BASE_EXTERNAL_DB, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
 _OWN_DATABASES: dict[str, str] = {}
 
 
@@ -129,12 +182,15 @@ def own_database(key: str) -> dict[str, str]:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
-        name = "fq_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        # an xdist worker's are its own (fq_gw0_…): it drops only what its earlier runs left
+        prefix = f"fq_{WORKER}_" if WORKER else "fq_"
+        name = prefix + hashlib.sha256(key.encode()).hexdigest()[:16]
         admin = create_engine(EXTERNAL_DB, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             if not _OWN_DATABASES:  # the first in this run: drop what earlier runs left
+                pattern = prefix.replace("_", "\\_") + "%"
                 for (old,) in conn.execute(text(
-                        "SELECT datname FROM pg_database WHERE datname LIKE 'fq\\_%'")):
+                        "SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": pattern}):
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)'))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -151,7 +207,7 @@ def own_redis(db: int) -> dict[str, str]:
         return {}
     import redis
 
-    url = EXTERNAL_REDIS.rsplit("/", 1)[0] + f"/{db}"
+    url = EXTERNAL_REDIS.rsplit("/", 1)[0] + f"/{worker_redis_db(db)}"
     redis.Redis.from_url(url).flushdb()
     return {"REDIS_URL": url}
 
@@ -293,9 +349,115 @@ def client(stack: Stack) -> TestClient:
     return stack.client()
 
 
+# Session fixtures every xdist worker has one of anyway (each needs its own stack).
+PER_WORKER_FIXTURES = {"stack"}
+
+
+def _shared_session_fixtures(item: pytest.Item) -> set[str]:
+    """The project's session-scoped fixtures a test uses (a peer, a served FabQueue, a
+    browser, a mailbox), pytest's own and the per-worker ones left out."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    names = set()
+    for name, defs in info.name2fixturedefs.items():
+        if defs and defs[-1].scope == "session" and defs[-1].baseid \
+                and name not in PER_WORKER_FIXTURES:
+            names.add(name)
+    return names
+
+
+def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """Each test's group for ``--dist loadgroup``: modules whose tests share a session
+    fixture (the same peer, the served FabQueue) form one group, so that the peer starts in
+    one worker, once, and no module is split (its module fixtures are set up once); any other
+    module is a group of its own. Tests added later are grouped by the same rule."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    for item in items:
+        for name in _shared_session_fixtures(item):
+            parent[find("fixture:" + name)] = find(module(item))
+    fixtures: dict[str, set[str]] = {}
+    for node in list(parent):
+        if node.startswith("fixture:"):
+            fixtures.setdefault(find(node), set()).add(node.removeprefix("fixture:"))
+    groups = {}
+    for item in items:
+        root = find(module(item))
+        groups[item.nodeid] = ("peer:" + "+".join(sorted(fixtures[root]))
+                               if root in fixtures else module(item))
+    return groups
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests on the service stack and on a served FabQueue (the browser tests) are the ones
-    re-run against external Redis/PostgreSQL."""
+    re-run against external Redis/PostgreSQL. Under pytest-xdist's ``--dist loadgroup`` each
+    test gets its group (:func:`xdist_groups`), and the groups on a shared session fixture
+    (the long ones: peers, the browser) go first, so no worker starts one at the end."""
     for item in items:
         if {"stack", "server"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
+    # xdist's workers run with dist "no" and its own flag for the group mode
+    if not (getattr(config.option, "loadgroup", False)
+            or getattr(config.option, "dist", "no") == "loadgroup"):
+        return
+    groups = xdist_groups(items)
+    for item in items:
+        mark = item.get_closest_marker("xdist_group")  # an explicit one wins
+        if mark is not None:
+            groups[item.nodeid] = str(mark.args[0] if mark.args else mark.kwargs.get("name"))
+    items.sort(key=lambda item: not groups[item.nodeid].startswith("peer:"))  # stable
+    # xdist 3.8 marks a group by rewriting item._nodeid, which pytest 9.2's nodeid no longer
+    # reads: the workers hand the groups to the controller's scheduler (below) in a file
+    out = os.environ.get(GROUPS_FILE_ENV)
+    if out and WORKER:
+        tmp = Path(f"{out}.{WORKER}")
+        tmp.write_text(json.dumps(groups))
+        os.replace(tmp, out)
+
+
+GROUPS_FILE_ENV = "FABQUEUE_XDIST_GROUPS"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller of an xdist run names the file its workers write the groups to (they
+    inherit its environment when it starts them, after this)."""
+    config = session.config
+    if WORKER or not getattr(config.option, "numprocesses", None) \
+            or getattr(config.option, "dist", "no") != "loadgroup":
+        return
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="fabqueue-xdist-"))
+    os.environ[GROUPS_FILE_ENV] = str(folder / "groups.json")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with the groups of :func:`xdist_groups`: each group is sent whole
+    to one worker, the longest (peers, the browser) first."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                path = Path(os.environ[GROUPS_FILE_ENV])
+                self.groups = json.loads(path.read_text())
+                shutil.rmtree(path.parent, ignore_errors=True)
+            return self.groups.get(nodeid) or nodeid.split("::", 1)[0]
+
+    config.option.loadscopereorder = False  # the workers' order: peer groups first
+    return GroupScheduling(config, log)
