@@ -133,3 +133,20 @@ def test_class_upload_keeps_nothing_it_refused(stack: Stack, client: TestClient)
                                          ("class_name", None, LONG)])
     assert r.status_code == 400, r.text
     assert not stored(stack, one)
+
+
+def test_students_csv_is_limited_before_it_is_read(stack: Stack, client: TestClient) -> None:
+    h = login(stack, client, "teacher")
+    model = unique_stl()
+    rows = "".join(f"{secrets.token_hex(20)}.stl,{secrets.token_hex(20)}\n"
+                   for _ in range(12_000))  # ~1 MB, hardly compressible: no bomb ratio
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("Jonas.stl", model)
+        zf.writestr("students.csv", rows)
+    r = post(client, "/api/batches", h, [("class_name", None, b"8b"),
+                                         ("material", None, b"PLA"),
+                                         ("files", "class.zip", buf.getvalue())])
+    assert r.status_code == 422, r.text
+    assert "students.csv" in r.json()["detail"] and "KB" in r.json()["detail"]
+    assert not stored(stack, model)

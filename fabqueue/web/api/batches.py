@@ -78,6 +78,24 @@ def read_students_csv(text: str) -> dict[str, str]:
     return out
 
 
+MAX_STUDENTS_CSV_BYTES = 256 * 1024  # some thousand pupils; a class has thirty
+
+
+def _students_csv(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """The names list, refused by its declared size before a byte is inflated (and read no
+    further than the limit, should the directory understate it)."""
+    if info.file_size > MAX_STUDENTS_CSV_BYTES:
+        raise ApiError(422, "The list of pupils ({name}) is larger than {limit} KB: one row "
+                            "per file is enough.", name=PurePosixPath(info.filename).name,
+                       limit=MAX_STUDENTS_CSV_BYTES // 1024)
+    try:
+        with zf.open(info) as src:
+            data = src.read(MAX_STUDENTS_CSV_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError):
+        raise ApiError(422, "The zip file is damaged. Make it again and upload it.") from None
+    return data[:MAX_STUDENTS_CSV_BYTES].decode("utf-8-sig", "replace")
+
+
 def _zip_entries(ctx: Any, sha: str) -> tuple[list[tuple[str, str, int]], str | None]:
     """Unpack a class zip into the store after the guards pass: (name, sha, size) per model
     file, and the students CSV text if present."""
@@ -98,7 +116,7 @@ def _zip_entries(ctx: Any, sha: str) -> tuple[list[tuple[str, str, int]], str | 
                 continue
             base = PurePosixPath(info.filename).name
             if base.lower() in STUDENT_CSV_NAMES:
-                csv_text = zf.read(info)[:1_000_000].decode("utf-8-sig", "replace")
+                csv_text = _students_csv(zf, info)
                 continue
             if base.startswith(".") or info.filename.startswith("__MACOSX/"):
                 continue
