@@ -33,6 +33,12 @@ def site(stack: Stack) -> str:
     return new_site(stack, [printer(f"sa-{secrets.token_hex(2)}", ["PLA", "PETG"])])
 
 
+@pytest.fixture(scope="module")
+def admin(stack: Stack) -> dict[str, str]:
+    with stack.client() as c:
+        return stack.token(c, stack.user("admin"))
+
+
 def _printer(stack: Stack, site: str) -> str:
     with stack.ctx.db.session() as s:
         return str(s.scalar(select(Device.id).where(Device.site_id == site)))
@@ -57,7 +63,7 @@ def test_staff_add_weigh_patch_and_load_a_spool(stack: Stack, client: TestClient
     assert r.status_code == 200, r.text
     assert r.json()["loaded_material"] == "PETG"  # the printer's material follows the spool
     shown = client.get(f"/api/devices/{dev}", headers=staff).json()
-    assert shown["loaded_material"] == "PETG"
+    assert (shown["loaded_material"], shown["spool"]) == ("PETG", sp["id"])
     listed = client.get(f"/api/spools?site={site}", headers=staff).json()
     assert [(x["id"], x["loaded_on"]) for x in listed] == [(sp["id"], dev)]
     r = client.post(f"/api/devices/{dev}/spool", headers=staff, json={"spool": None})
@@ -97,8 +103,8 @@ def test_others_may_look_but_not_change(stack: Stack, client: TestClient, site: 
     ("post", "/api/devices/no-such-printer/spool", {"spool": 1}, 404),
 ])
 def test_bad_input_is_a_clear_4xx(stack: Stack, client: TestClient, site: str, method: str,
-                                  path: str, body: dict[str, object], status: int) -> None:
-    admin = stack.token(client, stack.user("admin"))
+                                  path: str, body: dict[str, object], status: int,
+                                  admin: dict[str, str]) -> None:
     spool = client.post("/api/spools", headers=admin,
                         json={"site": site, "material": "PLA"}).json()["id"]
     fill = {"site": site, "spool": spool, "device": _printer(stack, site)}
@@ -110,8 +116,8 @@ def test_bad_input_is_a_clear_4xx(stack: Stack, client: TestClient, site: str, m
 
 
 def test_a_spool_of_another_site_or_material_is_not_loaded(stack: Stack, client: TestClient,
-                                                           site: str) -> None:
-    admin = stack.token(client, stack.user("admin"))
+                                                           site: str, admin: dict[str, str]
+                                                           ) -> None:
     elsewhere = client.post("/api/spools", headers=admin,
                             json={"site": "kc", "material": "PLA"}).json()
     asa = client.post("/api/spools", headers=admin,

@@ -41,7 +41,7 @@ def device_out(d: Device, *, staff: bool = False, admin: bool = False,
         **reason_fields("state_reason", d.state_reason, locale),
         "job": d.current_job_id, "progress": d.progress, "time_left_s": d.time_left_s,
         "temperatures": d.temperatures or {}, "materials": d.materials or [],
-        "loaded_material": d.loaded_material, "profile": d.profile,
+        "loaded_material": d.loaded_material, "spool": d.spool_id, "profile": d.profile,
         "printer_class": d.printer_class, "enabled": d.enabled, "seen_at": d.seen_at,
     }
     if d.kind == "printer":
