@@ -30,6 +30,7 @@ from fabqueue.drivers.grbl.streaming import Line, Sent, Sync, Window
 log = logging.getLogger(__name__)
 
 OPTIONS = re.compile(r"[A-Z*+]*,(\d+),(\d+)")  # [OPT:V,15,128]: planner blocks, RX bytes
+STATUS_BUFFER_BIT = 2  # $10 bit 1: status reports carry Bf: (free planner blocks, RX bytes)
 MAX_LOST_REPLIES = 200  # beyond this many resynchronisations a line is too noisy to trust
 Streaming = Literal["char_count", "send_wait"]
 EventCallback = Callable[[str, dict[str, object]], None]
@@ -60,6 +61,7 @@ class GrblDriver(JobStreaming, Reporting):
         self.on_event = on_event
         self.streaming: Streaming = streaming
         self.settings: dict[int, float] = {}
+        self.connect_notes: list[str] = []  # what connect changed on the controller (reasons)
         self.max_power_s: float = 0.0
         self.noise_lines = 0  # replies that were not GRBL's (garbled, half lines)
         self.extra_replies = 0  # an ok/error with nothing in flight
@@ -108,6 +110,7 @@ class GrblDriver(JobStreaming, Reporting):
             self.settings = {s.key: s.value for s in settings if isinstance(s, p.Setting)}
             self.max_power_s = self.settings.get(30, 0.0)
             self._require_laser_mode()
+            self._enable_buffer_reports()
             self._unlock_or_home()
         except DriverError:
             self.close()
@@ -129,6 +132,30 @@ class GrblDriver(JobStreaming, Reporting):
                 if match:
                     self._window.planner_blocks = int(match.group(1))
                     self._window.rx_size = int(match.group(2))
+
+    def _enable_buffer_reports(self) -> None:
+        """Character counting recovers a lost ``ok`` only through the status report's ``Bf:``
+        field, which GRBL sends only with ``$10`` bit 1 (value 2) set; the factory ``$10=1``
+        leaves it out, and on a noisy link the job then stalls for good. Set the bit (kept in
+        GRBL's EEPROM, the position format bit untouched) and say so in the events."""
+        if self.streaming != "char_count":
+            return
+        mask = int(self.settings.get(10, 1))
+        if mask & STATUS_BUFFER_BIT:
+            return
+        wanted = mask | STATUS_BUFFER_BIT
+        # alone, before the poller starts: a byte arriving during the EEPROM write is lost
+        self.command(f"$10={wanted}")
+        self.settings[10] = float(wanted)
+        note = reason("grbl_status_mask_set", N_(
+            "The laser's controller had ${setting}={old}; FabQueue set ${setting}={new} so "
+            "its status reports show the free buffer (Bf:), which recovers replies lost on "
+            "the serial line."), setting=10, old=mask, new=wanted)
+        self.connect_notes.append(note)
+        log.warning("GRBL on %s: $10=%d had no Bf: in its status reports; set $10=%d",
+                    self.port, mask, wanted)
+        self._emit("laser:settings", {"setting": "$10", "old": mask, "new": wanted,
+                                      "reason": note})
 
     def close(self) -> None:
         with self._cv:
@@ -332,7 +359,7 @@ class GrblDriver(JobStreaming, Reporting):
             return  # a dwell holds its ok while GRBL looks idle
         verdict = self._window.on_status(status.state, status.buffer)
         if verdict is Sync.LOST_REPLY:
-            lost = self._window.clear()
+            lost = self._window.clear_lost()
             log.info("GRBL on %s: %d replies lost on the line; all ran, counting resynchronised",
                      self.port, len(lost))
             job = self._job
@@ -351,7 +378,10 @@ class GrblDriver(JobStreaming, Reporting):
     def _poll_loop(self) -> None:
         while not self._closing and self._offline_reason is None:
             if not self._poll_paused:
-                with contextlib.suppress(DriverError):
+                # numbered among the lines, in write order: a report shows only the lines
+                # written before its ``?`` (streaming.Window)
+                with self._cv, contextlib.suppress(DriverError):
+                    self._window.queried()
                     self._write(b"?")
             time.sleep(self.status_interval_s)
 
