@@ -23,7 +23,8 @@ def patch(db: Database, target: int, actor: int, **fields: object) -> int:
     """The PATCH handler in one transaction; the status it answers (200 or its ApiError)."""
     try:
         with db.session() as s:
-            _handle_patch(target, UserPatch(**fields), s.get(User, actor), s)
+            _handle_patch(user_id=target, body=UserPatch(**fields),
+                          request=None, user=s.get(User, actor), db=s)  # type: ignore[arg-type]
     except ApiError as exc:
         return exc.status_code
     return 200

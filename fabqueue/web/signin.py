@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi import Request
 
 from fabqueue.store.models import User
-from fabqueue.store.users import authenticate
+from fabqueue.store.users import authenticate, verify_password
 from fabqueue.web.deps import ApiError
 from fabqueue.web.throttle import (
     LoginThrottle,
@@ -55,12 +55,40 @@ async def sign_in(request: Request, name: str, password: str,
     """The user, or None for a wrong name or password; raises ``Throttled`` (429)."""
     throttle = throttle_of(request)
     address = client_address(request.client)
-    wait = throttle.retry_after(name, address)
+    wait = throttle.attempt(name, address)  # counted now: a burst can't all slip through
     if wait > 0:
         raise Throttled(wait)
     user = await in_hashing_pool(_check, request.app.state.db, name, password, locale)
-    if user is None:
-        throttle.failed(name, address)
-    else:
+    if user is not None:
         throttle.succeeded(name, address)
     return user
+
+
+def _current_password_tried(request: Request, user: User, ok: bool | None) -> None:
+    if ok:
+        throttle_of(request).succeeded(user.name, client_address(request.client))
+
+
+def reserve_current_password(request: Request, user: User) -> None:
+    """Before checking a signed-in person's current password (a password change, an
+    account change): the same throttle and budget as signing in as them, since a stolen
+    session could otherwise guess the password here without limit. Raises ``Throttled``."""
+    wait = throttle_of(request).attempt(user.name, client_address(request.client))
+    if wait > 0:
+        raise Throttled(wait)
+
+
+def current_password_ok(request: Request, user: User, password: str) -> bool:
+    """``verify_password`` behind the throttle, in the caller's thread (sync handlers)."""
+    reserve_current_password(request, user)
+    ok = verify_password(user, password)
+    _current_password_tried(request, user, ok)
+    return ok
+
+
+async def current_password_ok_async(request: Request, user: User, password: str) -> bool:
+    """The same in the bounded hashing pool (async handlers)."""
+    reserve_current_password(request, user)
+    ok = await in_hashing_pool(verify_password, user, password)
+    _current_password_tried(request, user, ok)
+    return ok

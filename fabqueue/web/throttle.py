@@ -6,6 +6,10 @@ few free failures each key is locked for a back-off that doubles and is capped a
 ``login_backoff_max_s``: an attacker can slow one account down, never lock it for good.
 A locked key is answered 429 with ``Retry-After`` without checking the password at all.
 
+The decision is atomic (:meth:`LoginThrottle.attempt`): each try is counted as a failure
+under the lock *before* its password is hashed, and a right password takes it back. Checking
+first and recording after the slow hash let a burst of 14 concurrent guesses all through.
+
 The counters are kept in this process (the web is one process: ``fabqueue serve`` runs one
 uvicorn worker); a restart forgets them, which only ever shortens a lockout.
 
@@ -60,28 +64,50 @@ class LoginThrottle:
                      if (r := self._records.get(k)) is not None]
         return max([0.0, *waits])
 
+    def attempt(self, account: str, address: str) -> float:
+        """Atomically: refused (seconds to wait, > 0, nothing counted), or allowed (0) and
+        counted as a failure until :meth:`succeeded` takes it back."""
+        now = self.clock()
+        with self._lock:
+            waits = [r.locked_until - now for k in self._keys(account, address)
+                     if (r := self._records.get(k)) is not None]
+            wait = max([0.0, *waits])
+            if wait > 0:
+                return wait
+            self._count(now, account, address)
+            return 0.0
+
     def failed(self, account: str, address: str) -> None:
         now = self.clock()
         with self._lock:
-            for key in self._keys(account, address):
-                r = self._records.get(key)
-                if r is None or now - r.last > QUIET_RESET_S:
-                    r = self._records[key] = _Record()
-                r.failures += 1
-                r.last = now
-                over = r.failures - self.free[key[0]]
-                if over > 0:
-                    r.locked_until = now + min(self.max_s, self.base_s * 2 ** min(over - 1, 30))
-            if len(self._records) > MAX_KEYS:
-                for key in sorted(self._records, key=lambda k: self._records[k].last)[
-                        : len(self._records) - MAX_KEYS]:
-                    del self._records[key]
+            self._count(now, account, address)
+
+    def _count(self, now: float, account: str, address: str) -> None:
+        """One more failure on each key (the caller holds ``self._lock``)."""
+        for key in self._keys(account, address):
+            r = self._records.get(key)
+            if r is None or now - r.last > QUIET_RESET_S:
+                r = self._records[key] = _Record()
+            r.failures += 1
+            r.last = now
+            over = r.failures - self.free[key[0]]
+            if over > 0:
+                r.locked_until = now + min(self.max_s, self.base_s * 2 ** min(over - 1, 30))
+        if len(self._records) > MAX_KEYS:
+            for key in sorted(self._records, key=lambda k: self._records[k].last)[
+                    : len(self._records) - MAX_KEYS]:
+                del self._records[key]
 
     def succeeded(self, account: str, address: str) -> None:
-        """The right password: this account from this address starts afresh."""
+        """The right password: this account from this address starts afresh, and the
+        address's count gives back the try :meth:`attempt` counted."""
         with self._lock:
-            for key in self._keys(account, address)[:2]:
+            keys = self._keys(account, address)
+            for key in keys[:2]:
                 self._records.pop(key, None)
+            r = self._records.get(keys[2])
+            if r is not None and r.failures > 0:
+                r.failures -= 1
 
 
 def retry_after_header(seconds: float) -> dict[str, str]:

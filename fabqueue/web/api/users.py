@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,11 +19,11 @@ from fabqueue.store.users import (
     create_user,
     revoke_sign_ins,
     set_password,
-    verify_password,
 )
 from fabqueue.web.api.auth import user_out
 from fabqueue.web.deps import ApiError, admin_user, current_user, get_db
 from fabqueue.web.params import IdPath
+from fabqueue.web.signin import current_password_ok
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -80,7 +80,8 @@ def _keep_an_admin(db: Session, target: User, body: UserPatch) -> None:
 
 
 @router.patch("/{user_id}")
-def _handle_patch(user_id: IdPath, body: UserPatch, user: User = Depends(current_user),
+def _handle_patch(user_id: IdPath, body: UserPatch, request: Request,
+                  user: User = Depends(current_user),
                   db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
     target = db.get(User, user_id)
     if target is None:
@@ -94,7 +95,8 @@ def _handle_patch(user_id: IdPath, body: UserPatch, user: User = Depends(current
     if own and body.disabled:
         raise ApiError(409, "You can't disable your own account.")
     if body.password and own and not (
-            body.current_password and verify_password(target, body.current_password)):
+            body.current_password and current_password_ok(request, target,
+                                                          body.current_password)):
         raise ApiError(403, "Give your current password to set a new one.")
     _keep_an_admin(db, target, body)
     if body.locale is not None:

@@ -8,10 +8,11 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fabqueue.store.models import User
-from fabqueue.store.users import AccountError, set_password, verify_password
+from fabqueue.store.users import AccountError, set_password
 from fabqueue.web.deps import get_db, optional_user, start_session
 from fabqueue.web.pages.common import committed_redirect, redirect, require_csrf
 from fabqueue.web.pages.render import render
+from fabqueue.web.signin import current_password_ok_async
 from fabqueue.web.throttle import in_hashing_pool
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +33,7 @@ async def change_password(request: Request, current: str = Form(""), new: str = 
     if user is None:
         return redirect("/login")
     require_csrf(request, csrf_token)
-    if not await in_hashing_pool(verify_password, user, current):
+    if not await current_password_ok_async(request, user, current):  # 429 when throttled
         return render(request, "account.html", status_code=403, user=user, error="current")
     try:
         await in_hashing_pool(set_password, user, new)
