@@ -414,7 +414,11 @@ def test_admins_erase_accounts_but_not_the_last_admin(stack: Stack,
     assert client.delete(f"/api/users/{vid}", headers=admin).status_code == 200
     assert client.get("/api/me", headers=victim_headers).status_code == 401
     assert client.delete(f"/api/users/{vid}", headers=admin).status_code == 404
+    # oneself only with one's password; and never the last admin
     assert client.delete(f"/api/users/{aid}", headers=admin).status_code == 409
+    assert client.request("DELETE", "/api/me", headers=admin,
+                          json={"password": stack.passwords["admin"]}).status_code == 409
+    assert client.get("/api/me", headers=admin).status_code == 200
     assert traces(stack, [victim]) == []
 
 

@@ -153,6 +153,9 @@ def _handle_erase_user(user_id: IdPath, request: Request, user: User = Depends(a
     target = db.get(User, user_id)
     if target is None:
         raise ApiError(404, "There is no user {id}.", id=user_id)
+    if target.id == user.id:  # one's own account only with one's password
+        raise ApiError(409, "Erase your own account on your account page, with your "
+                            "password.")
     return erase(request, db, target, user)
 
 
