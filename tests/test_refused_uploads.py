@@ -150,3 +150,18 @@ def test_students_csv_is_limited_before_it_is_read(stack: Stack, client: TestCli
     assert r.status_code == 422, r.text
     assert "students.csv" in r.json()["detail"] and "KB" in r.json()["detail"]
     assert not stored(stack, model)
+
+
+def test_quota_refuses_residents_in_their_language_and_spares_staff(
+        stack: Stack, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack.ctx.settings, "max_storage_per_user_bytes", 2 * 1024 * 1024)
+    resident = stack.token(client, stack.user("resident"))
+    fill = unique_stl() + b"\0" * (2 * 1024 * 1024)  # over the quota on its own
+    r = post(client, "/api/jobs", {**resident, "Accept-Language": "lt"},
+             [("material", None, b"PLA"), ("file", "a.stl", fill)])
+    assert r.status_code == 413, r.text
+    assert "2 MB" in r.json()["detail"] and "Your files" not in r.json()["detail"]
+    assert not stored(stack, fill)
+    staff = login(stack, client, "staff")
+    r = post(client, "/api/jobs", staff, [("material", None, b"PLA"), ("file", "a.stl", fill)])
+    assert r.status_code == 201, r.text
