@@ -23,6 +23,7 @@ from fabqueue.analysis.mesh_checks import (
     check_surface,
     check_units,
     estimate,
+    outline_segment_mm,
     right_way_out,
     significant,
     slope_areas,
@@ -190,5 +191,5 @@ def _check(
     check_units(report, bbox)
     check_fit(report, vertices, bbox, material, printers)
     estimate(report, volume, measures, bbox, material, params, copies, slope_areas(triangles),
-             base_extents(vertices, params.first_layer_height_mm))
+             base_extents(vertices, params.first_layer_height_mm), outline_segment_mm(triangles))
     return MeshGeometry(vertices, faces)

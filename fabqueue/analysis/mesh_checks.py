@@ -248,6 +248,30 @@ def slope_areas(triangles: np.ndarray) -> list[tuple[float, float]]:
     return [(float(z / a), float(a * scale)) for z, a in zip(lift, area, strict=True) if a > 0]
 
 
+def outline_segment_mm(triangles: np.ndarray) -> float:
+    """Mean length of the straight runs a layer's outline is cut into, mm.
+
+    Each face crossing a layer leaves one segment there; over all layers its segments add up
+    to its area × the sideways part of its normal, and it crosses z-extent ÷ layer height
+    layers, so the mean is Σ area·|n_h| ÷ Σ z-extent. Perimeters slow down at every joint
+    (acceleration), so the estimate needs this: a facetted organic part's runs are a fraction
+    of a millimetre, a box's the box's side. Sampled as ``slope_areas`` is.
+    """
+    stride = max(1, -(-len(triangles) // _SLOPE_SAMPLE))
+    sample = triangles[::stride]
+    sideways = rise = 0.0
+    for lo in range(0, len(sample), _SLOPE_CHUNK):
+        part = sample[lo : lo + _SLOPE_CHUNK]
+        a = part[:, 1] - part[:, 0]
+        b = part[:, 2] - part[:, 0]
+        nx = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+        ny = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+        sideways += float(np.hypot(nx, ny).sum()) / 2
+        z = part[:, :, 2]
+        rise += float((z.max(axis=1) - z.min(axis=1)).sum())
+    return sideways / rise if rise > 0 else 0.0
+
+
 def base_extents(vertices: np.ndarray, first_layer_mm: float) -> tuple[float, float]:
     """X and y extents of the vertices within the first layer: what the skirt goes round.
 
@@ -270,6 +294,7 @@ def estimate(
     copies: int,
     slopes: list[tuple[float, float]] | None = None,
     base: tuple[float, float] | None = None,
+    segment_mm: float | None = None,
 ) -> None:
     density = (material.density_g_cm3 if material else None) or DEFAULT_DENSITY_G_CM3
     price = material.price_per_kg if material else None
@@ -277,7 +302,7 @@ def estimate(
         volume, measures.surface_mm2, (bbox[0], bbox[1], bbox[2]), params, density,
         price or 0.0, copies, footprint_mm2=measures.footprint_mm2,
         wall_mm2=measures.wall_mm2, bodies=len(measures.body_volumes_mm3), slopes=slopes or (),
-        base_mm=base,
+        base_mm=base, segment_mm=segment_mm,
     )
     report.update(
         material_g=result.material_g, filament_m=result.filament_m,

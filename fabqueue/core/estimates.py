@@ -4,7 +4,9 @@ A closed-form shell-plus-infill model: what a slicer extrudes is walls (perimete
 side surface), solid skins (top and bottom layers under every level or gently sloping
 surface) and sparse infill (a fraction of what remains inside). Within ±15% of PrusaSlicer's
 filament figure (±7% on the sample models) in milliseconds, so a resident sees grams,
-metres, time and cost at upload, before any slicing.
+metres, time and cost at upload, before any slicing. Time follows PrusaSlicer's own
+estimate: every move accelerates and slows down (short moves never reach their speed), and
+small layers are slowed for cooling (bench/RESULTS.md "Estimate accuracy").
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ class PrintParams:
     top_solid_infill_speed_mm_s: float = 30.0
     travel_speed_mm_s: float = 150.0
     first_layer_speed_mm_s: float = 20.0
-    # Added for the estimate: time a slicer spends per layer on travel, retraction, layer
-    # change and acceleration that the extrusion volumes alone do not show.
-    layer_overhead_s: float = 2.0
+    # Time per layer and body on retraction and layer change beyond the travel itself: the
+    # fit on the samples puts it at nothing (the acceleration terms, which stop at every
+    # joint, already run a little long), kept as a knob for other printers.
+    layer_overhead_s: float = 0.0
     # Infill lines overlap and are laid slightly denser than the nominal percentage.
     infill_overlap: float = 1.1
     # PrusaSlicer fills interior regions smaller than this solid (its default, mm²).
@@ -48,6 +51,16 @@ class PrintParams:
     skirt_height_layers: int = 1
     min_skirt_length_mm: float = 0.0
     first_layer_extrusion_width_mm: float = 0.42
+    # Motion limits PrusaSlicer's time estimate applies (M204 per feature, capped by the
+    # machine's extruding limit; classic jerk at the corners), mm/s² and mm/s.
+    perimeter_acceleration: float = 800.0
+    infill_acceleration: float = 1250.0
+    default_acceleration: float = 1000.0
+    first_layer_acceleration: float = 800.0
+    jerk_mm_s: float = 8.0
+    # Cooling: a layer printed faster than this is slowed to it (PrusaSlicer's default 5 s).
+    slowdown_below_layer_time_s: float = 5.0
+    min_print_speed_mm_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -179,21 +192,112 @@ def _skirt_mm3(base_mm: tuple[float, float], params: PrintParams) -> float:
     return sum(loops) * layer_section * params.skirt_height_layers
 
 
-def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintParams) -> float:
-    """Extruded volume per feature ÷ its volumetric speed, plus a per-layer overhead."""
+# Mean move length per feature as a share of the region's mean chord, read off PrusaSlicer's
+# G-code of the training samples (cube, busted, multibody, featuretype, rabbit: sparse infill
+# 0.26-0.42, solid infill 0.08-0.34); teapot and idler_riser were held out of every constant.
+INFILL_LINE_SHARE = 0.35
+SKIN_LINE_SHARE = 0.2
+PERIMETER_LINE_SHARE = 0.1  # only without the mesh's own segment length
+# Perimeter moves between full slow-downs, in mesh face segments. The G-code's perimeter
+# moves are 1.4-3× the faces' cut (collinear cuts merge), and shallow joints keep speed where
+# the model stops: fitted on the training samples (mean time error +1%).
+SEGMENT_RUNS = 4.0
+
+
+def _effective_speed(speed: float, line_mm: float, accel: float, jerk: float) -> float:
+    """Average speed over a line that starts and ends at the corner (jerk) speed.
+
+    A trapezoid: accelerate at ``accel`` up to ``speed``, cruise, slow down again; on a line
+    too short to reach ``speed`` a triangle peaking at √(jerk² + accel × length). This is
+    where most of the difference between volume ÷ nominal speed and PrusaSlicer's figure
+    went: its lines are a few millimetres long and it simulates every one.
+    """
+    if speed <= jerk or accel <= 0 or line_mm <= 0:
+        return speed
+    ramp = (speed * speed - jerk * jerk) / accel  # both ramps' distance
+    if line_mm >= ramp:
+        seconds = line_mm / speed + (speed - jerk) ** 2 / (accel * speed)
+    else:
+        seconds = 2 * (math.sqrt(jerk * jerk + accel * line_mm) - jerk) / accel
+    return line_mm / seconds
+
+
+# Layers differ in size: the cooling rule is applied to layers spread evenly from none to
+# twice the average extrusion (LAYER_SPREAD of the mean either side), LAYER_SAMPLES of them.
+LAYER_SPREAD = 1.0
+LAYER_SAMPLES = 8
+
+
+def _cooled(extruding: float, lengths: float, layers: int, floor: float,
+            min_speed: float) -> float:
+    """Extrusion seconds of ``layers`` layers after PrusaSlicer's cooling slowdown.
+
+    A layer whose extrusion would take less than ``floor`` is slowed to take ``floor``, but
+    no move below ``min_speed``. The rule bends where a layer reaches the floor, so the
+    average layer alone gets it wrong when small and large layers mix (a small part on a
+    large one): it is applied over a spread of layer sizes around the average.
+    """
+    if layers <= 0 or extruding <= 0:
+        return max(extruding, 0.0)
+    total = 0.0
+    for i in range(LAYER_SAMPLES):
+        share = 1 + LAYER_SPREAD * (2 * (i + 0.5) / LAYER_SAMPLES - 1)
+        seconds = extruding / layers * share
+        if seconds < floor and min_speed > 0:
+            seconds = max(seconds, min(floor, lengths / layers * share / min_speed))
+        total += seconds
+    return total / LAYER_SAMPLES * layers
+
+
+def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintParams,
+             bodies: int = 1, chord_mm: float = 10.0,
+             segment_mm: float | None = None) -> float:
+    """Extruded length per feature ÷ its acceleration-limited speed, per-layer travel, cooling.
+
+    ``chord_mm`` is the mean chord of a layer's region (Cauchy: π × area ÷ outline, the
+    same as π × volume ÷ side area); lines and the perimeters' straight runs are a share of
+    it. Each layer adds a travel and retraction per body; a layer quicker than
+    ``slowdown_below_layer_time`` has its extrusion slowed as PrusaSlicer's cooling does.
+    """
     section = _extrusion_spacing(params) * params.layer_height_mm  # mm² per mm of line
+    height = max(bbox_mm[2], params.layer_height_mm)
+    layers = max(math.ceil(height / params.layer_height_mm - 1e-9), 1)
+    infill_line = INFILL_LINE_SHARE * chord_mm
+    skin_line = SKIN_LINE_SHARE * chord_mm
+    perimeter_line = (SEGMENT_RUNS * segment_mm if segment_mm
+                      else PERIMETER_LINE_SHARE * chord_mm)
+    jerk = params.jerk_mm_s
+    top_share = 1 / max(params.top_solid_layers, 1)
     first_share = v.first_layer / v.total if v.total > 0 else 0.0
     rates = (
-        (v.external, params.external_perimeter_speed_mm_s),
-        (v.perimeters, params.perimeter_speed_mm_s),
-        (v.bottom, params.solid_infill_speed_mm_s),
-        (v.top, params.top_solid_infill_speed_mm_s),
-        (v.infill, params.infill_speed_mm_s),
+        (v.external, params.external_perimeter_speed_mm_s, perimeter_line,
+         params.perimeter_acceleration),
+        (v.perimeters, params.perimeter_speed_mm_s, perimeter_line,
+         params.perimeter_acceleration),
+        (v.bottom, params.solid_infill_speed_mm_s, skin_line, params.infill_acceleration),
+        # only the topmost skin layer is "top solid infill" (slow, for looks); the ones
+        # under it are solid infill at its speed
+        (v.top * top_share, params.top_solid_infill_speed_mm_s, skin_line,
+         params.infill_acceleration),
+        (v.top * (1 - top_share), params.solid_infill_speed_mm_s, skin_line,
+         params.infill_acceleration),
+        (v.infill, params.infill_speed_mm_s, infill_line, params.infill_acceleration),
     )
-    seconds = sum(vol * (1 - first_share) / (speed * section) for vol, speed in rates)
-    seconds += v.first_layer / (params.first_layer_speed_mm_s * section)
-    layers = math.ceil(max(bbox_mm[2], 0.0) / params.layer_height_mm)
-    return seconds + layers * params.layer_overhead_s
+    extruding = sum(
+        vol * (1 - first_share) / (_effective_speed(speed, line, accel, jerk) * section)
+        for vol, speed, line, accel in rates
+    )
+    first = v.first_layer / (_effective_speed(params.first_layer_speed_mm_s, perimeter_line,
+                                              params.first_layer_acceleration, jerk) * section)
+    travel = _effective_speed(params.travel_speed_mm_s, chord_mm, params.default_acceleration,
+                              jerk)
+    per_layer_travel = bodies * (params.layer_overhead_s + chord_mm / travel)
+    upper = max(layers - 1, 0)
+    lengths = sum(vol for vol, *_ in rates) * (1 - first_share) / section
+    cooled = _cooled(extruding, lengths, upper,
+                     params.slowdown_below_layer_time_s - per_layer_travel,
+                     params.min_print_speed_mm_s)
+    return first + cooled + layers * per_layer_travel
 
 
 def estimate_print(
@@ -210,6 +314,7 @@ def estimate_print(
     bodies: int = 1,
     slopes: Sequence[tuple[float, float]] = (),
     base_mm: tuple[float, float] | None = None,
+    segment_mm: float | None = None,
 ) -> PrintEstimate:
     """Estimate filament grams and metres, printing seconds and material cost.
 
@@ -222,20 +327,25 @@ def estimate_print(
     of the surface (``fabqueue.analysis.mesh_checks.slope_areas``), for the skins under every
     level or sloping surface (see ``_skins_by_slope``); without it, the footprint's.
     ``base_mm``: x and y extents of the first layer, which the skirt goes round (once per
-    print, not per copy); without it, the bounding box's.
+    print, not per copy); without it, the bounding box's. ``segment_mm``: the mean straight
+    run of a layer's outline (``fabqueue.analysis.mesh_checks.outline_segment_mm``), where
+    perimeters slow for the joint; without it, a share of the region's mean chord.
     """
     if volume_mm3 <= 0 or copies <= 0:
         return PrintEstimate(0.0, 0.0, 0.0, 0.0)
     one = _feature_volumes(volume_mm3, surface_mm2, bbox_mm, params, footprint_mm2, wall_mm2,
                            bodies, slopes)
     skirt = _skirt_mm3(base_mm or (bbox_mm[0], bbox_mm[1]), params)
+    side = wall_mm2 if wall_mm2 is not None else surface_mm2 - 2 * volume_mm3 / max(
+        bbox_mm[2], params.layer_height_mm)
+    chord = math.pi * volume_mm3 / max(side, 1e-9) if side > 0 else max(bbox_mm[0], bbox_mm[1])
     extruded_mm3 = one.total * copies + skirt
     grams = extruded_mm3 / 1000 * density_g_cm3
     filament_section = math.pi * (params.filament_diameter_mm / 2) ** 2
     return PrintEstimate(
         material_g=round(grams, 2),
         filament_m=round(extruded_mm3 / filament_section / 1000, 3),
-        seconds=round(_seconds(one, bbox_mm, params) * copies
+        seconds=round(_seconds(one, bbox_mm, params, bodies, chord, segment_mm) * copies
                       + skirt / (params.first_layer_speed_mm_s * _extrusion_spacing(params)
                                  * params.first_layer_height_mm), 1),
         cost=round(grams / 1000 * price_per_kg, 2),

@@ -276,7 +276,27 @@ def print_params_from(ini: IniFile) -> PrintParams:
             layers = max(layers, math.ceil(least / layer - 1e-9))
         return layers
 
+    def machine(key: str, default: float) -> float:
+        """The normal-mode machine limit (first of its comma list), as the estimate uses it."""
+        raw = ini.settings.get(key, "").split(",")[0].strip()
+        return default if not raw else parse_number(ini.path, key, raw, None)
+
+    # PrusaSlicer's time estimate: each feature's M204, 0 meaning the default, all capped by
+    # the machine's extruding limit; corners at the classic jerk
+    ceiling = machine("machine_max_acceleration_extruding", 1500.0) or math.inf
+    default_accel = value("default_acceleration", 0.0) or ceiling
+
+    def accel(key: str) -> float:
+        return min(value(key, 0.0) or default_accel, ceiling)
+
     return PrintParams(
+        perimeter_acceleration=accel("perimeter_acceleration"),
+        infill_acceleration=accel("infill_acceleration"),
+        default_acceleration=min(default_accel, ceiling),
+        first_layer_acceleration=accel("first_layer_acceleration"),
+        jerk_mm_s=machine("machine_max_jerk_x", 10.0),
+        slowdown_below_layer_time_s=value("slowdown_below_layer_time", 5.0),
+        min_print_speed_mm_s=value("min_print_speed", 10.0),
         layer_height_mm=layer,
         first_layer_height_mm=first_layer,
         nozzle_diameter_mm=nozzle,

@@ -332,3 +332,45 @@ def test_profile_shell_minimums_reach_the_estimate_as_they_reach_the_slicer(
     thin = analysed(stl, print_params_from(merged))["material_g"]
     assert ours == pytest.approx(slicer_g, rel=0.10)
     assert ours > thin + 0.5  # 9 more solid layers of 18 × 18 mm
+
+
+# --- time: acceleration on short moves, cooling of small layers (issue 20) ---
+
+def test_short_moves_never_reach_their_speed() -> None:
+    from fabqueue.core.estimates import _effective_speed
+
+    long_run = _effective_speed(80.0, 200.0, 1250.0, 8.0)
+    short_run = _effective_speed(80.0, 2.0, 1250.0, 8.0)
+    assert 70 < long_run < 80  # ramps are a small part of a long line
+    assert short_run < 40  # a 2 mm line peaks at √(8² + 1250 × 2) ≈ 51 mm/s, averages less
+    assert _effective_speed(80.0, 2.0, 5000.0, 8.0) > short_run  # a stiffer printer is quicker
+
+
+def test_a_finely_facetted_part_takes_longer_than_a_boxy_one() -> None:
+    # the same volumes: perimeters cut into 0.3 mm runs stop at every joint
+    boxy = cube(footprint_mm2=400.0, wall_mm2=1600.0, segment_mm=20.0)
+    facetted = cube(footprint_mm2=400.0, wall_mm2=1600.0, segment_mm=0.3)
+    assert facetted.seconds > boxy.seconds * 1.2
+    assert facetted.material_g == boxy.material_g
+
+
+def test_gentler_acceleration_is_slower() -> None:
+    quick = cube(PrintParams(perimeter_acceleration=4000.0, infill_acceleration=4000.0,
+                             default_acceleration=4000.0))
+    slow = cube(PrintParams(perimeter_acceleration=300.0, infill_acceleration=300.0,
+                            default_acceleration=300.0))
+    assert slow.seconds > quick.seconds * 1.2
+
+
+def test_small_layers_are_slowed_for_cooling() -> None:
+    # a 3 mm pillar: each layer prints in under a second, PrusaSlicer stretches it toward
+    # 5 s but no move below min_print_speed; with the slowdown off the estimate is shorter
+    pillar = {"volume_mm3": 90.0, "surface_mm2": 138.0, "bbox_mm": (3.0, 3.0, 10.0),
+              "segment_mm": 3.0, "density_g_cm3": PLA_DENSITY, "price_per_kg": 25.0}
+    cooled = estimate_print(**pillar, params=PrintParams())
+    hot = estimate_print(**pillar, params=PrintParams(slowdown_below_layer_time_s=0.0))
+    layers = 10.0 / PrintParams().layer_height_mm
+    assert cooled.seconds > hot.seconds * 2
+    assert cooled.seconds <= layers * PrintParams().slowdown_below_layer_time_s + hot.seconds
+    quicker_floor = estimate_print(**pillar, params=PrintParams(min_print_speed_mm_s=20.0))
+    assert hot.seconds < quicker_floor.seconds < cooled.seconds
