@@ -19,12 +19,11 @@ from sqlalchemy.orm import Session
 from fabqueue.core.access import Role
 from fabqueue.store.erasure import erase_pupil, erase_user
 from fabqueue.store.models import Batch, Job, JobEvent, Notification, User
-from fabqueue.store.users import verify_password
 from fabqueue.web.api.auth import user_out
 from fabqueue.web.deps import ApiError, admin_user, current_user, get_db, request_locale
 from fabqueue.web.params import IdPath
 from fabqueue.web.present import iso, job_out
-from fabqueue.web.throttle import in_hashing_pool
+from fabqueue.web.signin import current_password_ok_async
 
 router = APIRouter(prefix="/api", tags=["privacy"])
 
@@ -139,7 +138,7 @@ def erase(request: Request, db: Session, target: User, actor: User) -> dict[str,
 async def _handle_erase_me(body: EraseMe, request: Request,
                            user: User = Depends(current_user),
                            db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
-    if not await in_hashing_pool(verify_password, user, body.password):
+    if not await current_password_ok_async(request, user, body.password):
         raise ApiError(403, "Give your current password to erase your account.")
     out = erase(request, db, user, user)
     if "session" in request.scope:

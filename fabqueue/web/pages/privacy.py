@@ -9,12 +9,11 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fabqueue.store.models import User
-from fabqueue.store.users import verify_password
 from fabqueue.web.api.privacy import erase
 from fabqueue.web.deps import get_db, optional_user
 from fabqueue.web.pages.common import redirect, require_csrf
 from fabqueue.web.pages.render import render
-from fabqueue.web.throttle import in_hashing_pool
+from fabqueue.web.signin import current_password_ok_async
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,7 +35,7 @@ async def erase_account(request: Request, password: str = Form(""), csrf_token: 
     if user is None:
         return redirect("/login")
     require_csrf(request, csrf_token)
-    if not await in_hashing_pool(verify_password, user, password):
+    if not await current_password_ok_async(request, user, password):
         return render(request, "account.html", status_code=403, user=user, error="erase")
     erase(request, db, user, user)
     request.session.clear()
