@@ -8,8 +8,10 @@ the estimate FabQueue shows at upload (``fabqueue.analysis.mesh.analyse_mesh``, 
 measures the mesh and calls ``fabqueue.core.estimates.estimate_print``) with PrusaSlicer 2.5's
 own figures for the same
 profile (prusa_mk4 / PLA). ``--write`` puts the table in bench/RESULTS.md under
-"## Estimate accuracy" (replacing only that section). tests/slicing/test_estimate_accuracy.py
-asserts the ±15 % on grams with the same functions.
+"## Estimate accuracy" (replacing only that section, and keeping the figures it replaces, with
+their commit, under "Earlier figures"). tests/slicing/test_estimate_accuracy.py asserts the
+tolerances with the same functions. The time model's constants were set on every sample but
+HELD_OUT, which are reported apart.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
 RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Estimate accuracy"
-TOLERANCE = 0.15
+TOLERANCE = 0.15  # grams, asserted
+TIME_TOLERANCE = 0.20  # seconds, asserted: what the model reaches on every sample today
+GRAMS_TARGET, TIME_TARGET = 0.05, 0.10  # issue 20's aim, counted in the table
+# Left out of every constant the time model fits or reads off the G-code (chosen up front).
+HELD_OUT = ("teapot", "idler_riser")
+EARLIER = "### Earlier figures"
 
 # (file, scale to mm, why). Left out: counter.unitsmm and 1002_tray_bottom (larger than any
 # bed), soup/empty (not meshes), pyramids.3mf (many separate objects).
@@ -104,19 +112,45 @@ def table(rows: list[Comparison]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        name = f"{r.name} (held out)" if r.name in HELD_OUT else r.name
         lines.append(
-            f"| {r.name} | {r.estimate_g:.2f} | {r.slicer_g:.2f} | {r.grams_error:+.1%} "
+            f"| {name} | {r.estimate_g:.2f} | {r.slicer_g:.2f} | {r.grams_error:+.1%} "
             f"| {r.estimate_s / 60:.0f} | {r.slicer_s / 60:.0f} | {r.seconds_error:+.1%} "
             f"| {r.estimate_ms:.0f} |"
         )
     return "\n".join(lines)
 
 
+def commit() -> str:
+    """The checkout the figures are of (with "+" when it has uncommitted changes)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    dirty = git("status", "--porcelain", "--", "fabqueue", "bench")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if dirty else "")
+
+
+def earlier_figures(old_section: str) -> str:
+    """The section being replaced, as the first of its earlier figures (issue 20: keep them)."""
+    current, _, earlier = old_section.partition(EARLIER)
+    tables = current[current.find("### "):].strip() if "### " in current else ""
+    if not tables:
+        return earlier.strip()
+    made = re.search(r"Command: `[^`]*` \(([^)]*)\)", current)
+    when = made.group(1) if made else "earlier"
+    tables = re.sub(r"^### ", "#### ", tables, flags=re.MULTILINE)
+    return f"Replaced figures ({when}):\n\n{tables}\n\n{earlier.strip()}".strip()
+
+
 def write_section(body: str) -> None:
     """Replace (or append) only our section of RESULTS.md; other sections are others'."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    found = pattern.search(text)
+    kept = earlier_figures(found.group(0)) if found else ""
     section = f"{SECTION}\n\n{body.strip()}\n\n"
+    if kept:
+        section += f"{EARLIER}\n\n{kept}\n\n"
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text)
     else:
@@ -141,11 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         "Pre-slicing estimate as shown at upload (`fabqueue.analysis.mesh.analyse_mesh`: "
         "volume, side area, area per slope, bodies → `estimate_print`) against PrusaSlicer "
         "2.5's own figures for the same "
-        f"profile ({args.printer} / {args.material}); target ±{TOLERANCE:.0%} on grams "
-        "(asserted in tests/slicing/test_estimate_accuracy.py). Time is reported, not asserted.",
+        f"profile ({args.printer} / {args.material}). Asserted in "
+        f"tests/slicing/test_estimate_accuracy.py: ±{TOLERANCE:.0%} on grams, "
+        f"±{TIME_TOLERANCE:.0%} on time; issue 20 aims at ±{GRAMS_TARGET:.0%} and "
+        f"±{TIME_TARGET:.0%} (counted per table). Held out of the time model's constants: "
+        f"{', '.join(HELD_OUT)}.",
         "",
         f"Command: `.venv/bin/python bench/bench_estimates.py --write` "
-        f"({time.strftime('%Y-%m-%d')}, {platform.machine()}, Python "
+        f"({time.strftime('%Y-%m-%d')}, commit {commit()}, {platform.machine()}, Python "
         f"{platform.python_version()}).",
     ]
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,9 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         for quality in qualities:
             rows = [compare(model, profiles, args.printer, args.material, quality, folder)
                     for model, _ in models]
-            within = sum(abs(r.grams_error) <= TOLERANCE for r in rows)
-            parts += ["", f"### {quality} ({within}/{len(rows)} within ±{TOLERANCE:.0%} on grams)",
-                      "", table(rows)]
+            grams = sum(abs(r.grams_error) <= GRAMS_TARGET for r in rows)
+            seconds = sum(abs(r.seconds_error) <= TIME_TARGET for r in rows)
+            held = [r for r in rows if r.name in HELD_OUT]
+            parts += ["", f"### {quality} ({grams}/{len(rows)} within ±{GRAMS_TARGET:.0%} on "
+                      f"grams, {seconds}/{len(rows)} within ±{TIME_TARGET:.0%} on time)",
+                      "", table(rows), "",
+                      "Held out: " + ", ".join(f"{r.name} time {r.seconds_error:+.1%}, grams "
+                                               f"{r.grams_error:+.1%}" for r in held) + "."]
     body = "\n".join(parts)
     print(body)
     if args.write:
