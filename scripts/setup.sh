@@ -8,8 +8,9 @@ cd "$repo"
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-apt_packages=(prusa-slicer)
-if (( want_test )); then apt_packages+=(admesh chromium fonts-dejavu-core); fi
+# fonts-dejavu-core: pickup labels (PDF) print place names with Lithuanian and Russian letters
+apt_packages=(prusa-slicer fonts-dejavu-core)
+if (( want_test )); then apt_packages+=(admesh chromium); fi
 # fabqueue backup/restore on PostgreSQL: pg_dump/pg_restore (the backup test uses them too)
 apt_packages+=(postgresql-client)
 # Bambu Lab test printer (issue 12): a real MQTT broker with TLS; openssl makes its cert
