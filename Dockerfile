@@ -9,9 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FABQUEUE_DATA_DIR=/data \
     FABQUEUE_PROFILES_DIR=/app/slicer_profiles
 
-# PrusaSlicer's CLI slices approved print jobs; its GUI libraries are never used.
+# PrusaSlicer's CLI slices approved print jobs; its GUI libraries are never used. DejaVu:
+# the pickup labels' font (Lithuanian and Russian letters).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends prusa-slicer \
+    && apt-get install -y --no-install-recommends prusa-slicer fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
