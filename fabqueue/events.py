@@ -15,6 +15,18 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "fabqueue:events"
 
+
+def channel(db: int | None) -> str:
+    """The pub/sub channel of the FabQueue using Redis database ``db``. Redis delivers
+    pub/sub across database numbers, so two installations (or test passes) sharing one Redis
+    server on different databases would otherwise see each other's events."""
+    return CHANNEL if not db else f"{CHANNEL}:{db}"
+
+
+def redis_db(client: Any) -> int:
+    """The database number a redis-py client (sync or asyncio) talks to."""
+    return int(client.connection_pool.connection_kwargs.get("db") or 0)
+
 JOB_STATUS = "job:status"
 JOB_PROGRESS = "job:progress"
 JOB_ANALYSED = "job:analysed"
@@ -41,7 +53,9 @@ def publish(topic: str, data: dict[str, Any]) -> None:
 
 
 def redis_publisher(redis: Any) -> Publisher:
+    name = channel(redis_db(redis))
+
     def _publish(topic: str, data: dict[str, Any]) -> None:
-        redis.publish(CHANNEL, json.dumps({"topic": topic, "data": data}, default=str))
+        redis.publish(name, json.dumps({"topic": topic, "data": data}, default=str))
 
     return _publish

@@ -262,10 +262,11 @@ def test_live_events_and_notifications_carry_no_names(lab: dict, stack: Stack,
     the job, never the pupil (read from Redis as the events stream does)."""
     import redis
 
-    from fabqueue.events import CHANNEL
+    from fabqueue.events import channel, redis_db
 
-    bus = redis.Redis.from_url(stack.ctx.settings.redis_url).pubsub()
-    bus.subscribe(CHANNEL)
+    conn = redis.Redis.from_url(stack.ctx.settings.redis_url)
+    bus = conn.pubsub()
+    bus.subscribe(channel(redis_db(conn)))
     assert bus.get_message(timeout=5)["type"] == "subscribe"
     from fabqueue.store.models import Job
 

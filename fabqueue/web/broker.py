@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from fabqueue.events import CHANNEL
+from fabqueue.events import channel, redis_db
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Broker:
             conn = aioredis.Redis.from_url(self.redis_url)
             try:
                 async with conn.pubsub() as ps:
-                    await ps.subscribe(CHANNEL)
+                    await ps.subscribe(channel(redis_db(conn)))
                     async for msg in ps.listen():
                         if msg.get("type") != "message":
                             continue
