@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 PEER = Path(os.environ.get("FABQUEUE_SPOOLMAN_PEER", REPO / ".peers" / "spoolman"))
 APP = PEER / "spoolman-0.26.1"
 VENV = PEER / "venv"
-READY_TIMEOUT_S = 90.0  # ~8 s on an idle 2-core machine; its migrations run at start
+# ~8 s on an idle 2-core machine; its migrations run at start, and a loaded one (load 60
+# seen) takes minutes: a bound against a hang, not a speed test
+READY_TIMEOUT_S = 300.0
 
 
 @dataclass

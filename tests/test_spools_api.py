@@ -18,7 +18,7 @@ from fabqueue.store import inventory
 from fabqueue.store.models import Device
 from fabqueue.store.models_spools import Spool, SpoolUsage
 from fabqueue.store.spools import record_usage
-from tests.conftest import Stack, query
+from tests.conftest import Stack
 from tests.helpers import english_client
 from tests.queue.helpers import new_site, printer, ready_jobs
 
@@ -163,8 +163,9 @@ place = "A1"
                            env=stack.env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
     assert f"spool {code}" in r.stdout and "updated" in r.stdout
-    rows = query(stack.data_dir, f"SELECT material, colour, remaining_g, place FROM spools "
-                                 f"WHERE code = '{code}'")
+    with stack.ctx.db.session() as s:  # the stack's own database, SQLite or PostgreSQL
+        rows = [(sp.material, sp.colour, sp.remaining_g, sp.place)
+                for sp in s.scalars(select(Spool).where(Spool.code == code))]
     assert rows == [("PLA", "orange", 850.0, "A1")]
     with stack.ctx.db.session() as s, pytest.raises(ValueError, match="does not exist"):
         inventory.apply(s, {"spool": [{"id": "x", "site": "nowhere", "material": "PLA"}]})

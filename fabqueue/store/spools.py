@@ -126,9 +126,10 @@ def _insert_once(session: Session, values: dict[str, Any]) -> bool:
     processes that see the same end at once write one row between them."""
     dialect = session.get_bind().dialect.name
     ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(SpoolUsage)
+    # RETURNING, not rowcount: psycopg's rowcount of a skipped insert is not reliably 0
     res = session.execute(ins.values(**values).on_conflict_do_nothing(
-        index_elements=["job_id"]))
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+        index_elements=["job_id"]).returning(SpoolUsage.job_id))
+    return res.first() is not None
 
 
 def record_usage(session: Session, job: Job, device: Device, ending: str,
