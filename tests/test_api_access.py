@@ -230,6 +230,64 @@ def outage(body: dict[str, Any] | None) -> Callable[[World, str],
     return make
 
 
+def done_job_pickup(state: str | None = None, body: bool = False
+                    ) -> Callable[[World, str], tuple[dict[str, Any], dict[str, Any]]]:
+    """Pickup (issue 18): a fresh done job of the resident at kc, its part waiting for pickup
+    (``state`` moves it on, e.g. ``uncollected``); the token names it for the hand-over."""
+    def make(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        from fabqueue.queue import pickup as service
+        from fabqueue.store.models import Job
+
+        job_id = w.fresh_job("done")
+        with w.stack.ctx.db.session() as s:
+            p = service.start(s, s.get(Job, job_id))
+            assert p is not None
+            if state:
+                p.state = state
+            places = service.site_places(s, "kc")
+            params = {"job_id": job_id, "token": p.token}
+        return params, ({"json": {"place": places[0] if places else "A1"}} if body else {})
+    return make
+
+
+def done_batch(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    batch_id, _ = insert_batch(w.stack, w.names["teacher"], "kc", status="done")
+    return {"batch_id": batch_id}, {}
+
+
+def notification_choice(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from fabqueue.notify import EVENTS
+
+    return {}, {"json": {"apprise_urls": [], "events": list(EVENTS)}}
+
+
+def new_spool(w: World, site: str = "kc") -> int:
+    from fabqueue.store.spools import SpoolIn, upsert_spool
+
+    with w.stack.ctx.db.session() as s:
+        _, sp = upsert_spool(s, SpoolIn(site=site, material="PLA", net_g=1000))
+        s.flush()
+        return sp.id
+
+
+def spool_of_kc(body: dict[str, Any] | None = None
+                ) -> Callable[[World, str], tuple[dict[str, Any], dict[str, Any]]]:
+    """Spools (issue 18): a fresh kc spool per caller, so one weighing can't change the next."""
+    def make(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"spool_id": new_spool(w)}, ({"json": body} if body else {})
+    return make
+
+
+def spool_on_printer(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A kc printer of its own per caller (mk4-1's loaded material stays as it is)."""
+    params, _ = doomed_device(w, f"spool-{a}-{next(_names)}")
+    return params, {"json": {"spool": new_spool(w)}}
+
+
+def new_spool_body(w: World, a: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {}, {"json": {"site": "kc", "material": "PLA", "colour": f"matrix-{a}"}}
+
+
 DEVICE_CONTROL = expect(403, staff=409, admin=409)  # allowed, but mk4-1 runs nothing
 CHECKLIST = {"job": 1, "checklist": {"material": True, "focus": True, "air": True,
                                      "lid": True}}
@@ -321,6 +379,31 @@ CASES = [
     Case("POST", "/api/devices/{device_id}/out-of-order", STAFF_OF_KC,
          outage({"reason": "smoke"}), missing={"json": {"reason": "x"}}),
     Case("DELETE", "/api/devices/{device_id}/out-of-order", STAFF_OF_KC, outage(None)),
+    # pickup (issue 18): a site's staff shelve, label, hand over and dispose of its parts;
+    # the owner sees the pickup of their job; a class's teacher collects the class at once
+    Case("GET", "/api/jobs/{job_id}/pickup", SEES_RESIDENT_JOB, job_of),
+    Case("POST", "/api/jobs/{job_id}/pickup/place", STAFF_OF_KC,
+         done_job_pickup(body=True), missing={"json": {"place": "A1"}}),
+    Case("GET", "/api/jobs/{job_id}/label", STAFF_OF_KC, done_job_pickup()),
+    Case("POST", "/api/jobs/{job_id}/pickup/disposed", STAFF_OF_KC,
+         done_job_pickup("uncollected")),
+    Case("POST", "/api/pickup/{token}", STAFF_OF_KC, done_job_pickup()),
+    Case("GET", "/api/pickup", expect(403, staff=200, staff_b=200, admin=200)),
+    Case("POST", "/api/batches/{batch_id}/collected", SEES_BATCH, done_batch),
+    Case("GET", "/api/me/notifications", ALL),
+    Case("PUT", "/api/me/notifications", ALL, notification_choice),
+    Case("GET", "/api/notifications/failed", ADMIN_ONLY),
+    # spools (issue 18): everyone signed in sees the stock; a site's staff change its spools
+    Case("GET", "/api/spools", ALL),
+    Case("POST", "/api/spools", expect(403, staff=201, admin=201), new_spool_body),
+    Case("GET", "/api/spools/{spool_id}", ALL, spool_of_kc()),
+    Case("PATCH", "/api/spools/{spool_id}", STAFF_OF_KC, spool_of_kc({"place": "shelf 2"}),
+         missing={"json": {"place": "x"}}),
+    Case("POST", "/api/spools/{spool_id}/weigh", STAFF_OF_KC, spool_of_kc({"gross_g": 800}),
+         missing={"json": {"gross_g": 800}}),
+    Case("POST", "/api/devices/{device_id}/spool", STAFF_OF_KC, spool_on_printer,
+         missing={"json": {"spool": None}}),
+    Case("POST", "/api/jobs/{job_id}/accept-filament-risk", STAFF_OF_KC, fresh("ready")),
 ]
 
 
@@ -365,7 +448,8 @@ def test_unknown_ids_are_404(world: World, client: TestClient) -> None:
     for case in CASES:
         if "{" not in case.path or case.method == "PUT":  # PUT creates what is missing
             continue
-        params = {k: ("999999" if k.endswith(("job_id", "batch_id", "user_id")) else "no-such")
+        params = {k: ("999999" if k.endswith(("job_id", "batch_id", "user_id", "spool_id"))
+                      else "no-such")
                   for k in case.make(world, "admin")[0]}
         got = call(client, case.method, case.path.format(**params), world.headers["admin"],
                    **case.missing)
