@@ -30,7 +30,7 @@ from fabqueue.analysis.mesh_checks import (
     warn,
 )
 from fabqueue.core.estimates import PrintParams
-from fabqueue.core.findings import N_, Refused, finding
+from fabqueue.core.findings import N_, Finding, Refused, finding
 from fabqueue.core.specs import MaterialSpec, PrinterSpec
 
 
@@ -59,16 +59,22 @@ def analyse_mesh(
         limits=limits,
     )
     if thumbnail is not None and geometry is not None:
-        from fabqueue.analysis.thumbnail import render_mesh_thumbnail
-
-        try:
-            render_mesh_thumbnail(geometry.vertices, geometry.faces, thumbnail)
-        except Exception as error:  # a missing picture must not lose the analysis
-            warn(report, finding(
-                "no_thumbnail", N_("No preview picture could be made ({reason})."),
-                reason=type(error).__name__,
-            ))
+        missing = draw_thumbnail(geometry, thumbnail)
+        if missing is not None:
+            warn(report, missing)
     return report
+
+
+def draw_thumbnail(geometry: MeshGeometry, out: Path) -> Finding | None:
+    """Write the PNG preview; a warning instead when it can't be made (the analysis stands)."""
+    from fabqueue.analysis.thumbnail import render_mesh_thumbnail
+
+    try:
+        render_mesh_thumbnail(geometry.vertices, geometry.faces, out)
+    except Exception as error:  # a missing picture must not lose the analysis
+        return finding("no_thumbnail", N_("No preview picture could be made ({reason})."),
+                       reason=type(error).__name__)
+    return None
 
 
 def analyse_mesh_geometry(

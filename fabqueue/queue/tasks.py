@@ -12,7 +12,7 @@ from typing import Any
 
 from rq import Callback, Queue
 
-from fabqueue.analysis.run import analyse_upload
+from fabqueue.analysis.run import Picture, analyse_verdict_first
 from fabqueue.core.findings import N_, finding
 from fabqueue.core.jobs import JobStatus
 from fabqueue.core.reasons import reason
@@ -65,27 +65,49 @@ def analyse_job(job_id: int) -> str:
     _limit_memory(ctx.settings.analysis_memory_mb)
     with tempfile.TemporaryDirectory(dir=ctx.files.tmp) as tmp:
         thumb = Path(tmp) / "thumb.png"
+        picture: Picture | None = None
         try:
-            result = analyse_upload(path, fmt, thumbnail=thumb, **inputs)
+            result, picture = analyse_verdict_first(path, fmt, thumbnail=thumb, **inputs)
         except MemoryError:
             result = _failed_result(finding(
                 "too_complex", N_("The model is too complex to analyse within the memory "
                                   "limit. Simplify it (fewer triangles) and upload again.")))
         thumb_sha = ctx.files.put_file(thumb) if thumb.exists() else None
+        with ctx.db.session() as s:
+            job = lock_job(s, job_id)
+            if job is None or job.status != JobStatus.ANALYZING:
+                return "skipped"
+            if result.get("ok"):
+                result = _check_allowance(s, job, result)
+            job.analysis = result
+            job.thumbnail_sha256 = thumb_sha
+            if result.get("ok"):
+                change_status(s, job, JobStatus.AWAITING_APPROVAL, action="analysed")
+            else:
+                change_status(s, job, JobStatus.INVALID, action="analysed",
+                              reason=errors_reason(result.get("errors") or []))
+        if picture is not None:  # a large model's preview: after the verdict is out
+            add_thumbnail(ctx, job_id, picture, thumb)
+    return "ok" if result.get("ok") else "invalid"
+
+
+def add_thumbnail(ctx: Context, job_id: int, picture: Picture, out: Path) -> None:
+    """Draw the preview of an analysed job and attach it (or the warning that it's missing)."""
+    try:
+        missing = picture()
+    except MemoryError:
+        missing = finding("no_thumbnail", N_("No preview picture could be made ({reason})."),
+                          reason="MemoryError").to_dict()
+    sha = ctx.files.put_file(out) if out.exists() else None
     with ctx.db.session() as s:
         job = lock_job(s, job_id)
-        if job is None or job.status != JobStatus.ANALYZING:
-            return "skipped"
-        if result.get("ok"):
-            result = _check_allowance(s, job, result)
-        job.analysis = result
-        job.thumbnail_sha256 = thumb_sha
-        if result.get("ok"):
-            change_status(s, job, JobStatus.AWAITING_APPROVAL, action="analysed")
-        else:
-            change_status(s, job, JobStatus.INVALID, action="analysed",
-                          reason=errors_reason(result.get("errors") or []))
-    return "ok" if result.get("ok") else "invalid"
+        if job is None:
+            return
+        if sha is not None:
+            job.thumbnail_sha256 = sha
+        if missing is not None:  # a new dict: the JSON column sees the change
+            job.analysis = {**(job.analysis or {}),
+                            "warnings": [*(job.analysis or {}).get("warnings", []), missing]}
 
 
 def material_temperatures_for(ctx: Context, material: str | None) -> tuple[float, float]:
