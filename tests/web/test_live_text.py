@@ -71,7 +71,7 @@ def test_time_left_after_a_live_update_has_no_undefined(
         resident.goto(f"{server.url}/jobs/{job['id']}")
         switch_language(resident, locale)
         if resident.get_attribute("#job-status", "data-status") == "running":
-            page = after_live_updates(resident, f"[data-device-live='{device}']")
+            page = after_live_updates(resident, f'[data-device-live="{device}"]')
             shot(resident, f"live-job-{locale}")
             assert not LEAKS.findall(page), f"job page in {locale}: {LEAKS.findall(page)}"
         else:  # a fast machine finished first: the board above has shown the live text
