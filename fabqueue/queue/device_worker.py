@@ -20,7 +20,7 @@ import redis
 from sqlalchemy import select
 
 from fabqueue.core.devices import DeviceState
-from fabqueue.core.reasons import N_, reason
+from fabqueue.core.reasons import N_, reason, render
 from fabqueue.drivers.base import Driver, DriverError, DriverOffline, MachineState, Outcome
 from fabqueue.queue import control
 from fabqueue.queue.claiming import Claiming
@@ -35,6 +35,9 @@ from fabqueue.store.models import Device
 __all__ = ["DeviceWorker", "build_driver", "job_name", "run_device_worker"]
 
 log = logging.getLogger(__name__)
+
+#: the notification kind for what connecting changed on a machine's controller
+MACHINE_NOTE = "machine_note"
 
 
 class DeviceWorker(Interlocks, Claiming, Watching):
@@ -65,8 +68,25 @@ class DeviceWorker(Interlocks, Claiming, Watching):
             return False
         self.driver = driver
         log.info("%s: connected", self.device_id)
+        self._tell_connect_notes(driver)
         self.reattach()
         return True
+
+    def _tell_connect_notes(self, driver: Driver) -> None:
+        """What connecting changed on the controller (GRBL's ``$10`` on factory settings)
+        goes to the site's staff and admins: a lab should know its machine was changed."""
+        from fabqueue.store.staff_notices import tell_site_keepers
+
+        notes = list(getattr(driver, "connect_notes", None) or ())
+        if not notes:
+            return
+        with self.ctx.db.session() as s:
+            for note in notes:
+                log.warning("%s: %s", self.device_id, render(note))
+                tell_site_keepers(s, self.site, MACHINE_NOTE,
+                                  {"device": self.device_id, "reason": note})
+            s.commit()
+        driver.connect_notes.clear()  # type: ignore[attr-defined]
 
     @staticmethod
     def _check_laser(driver: Driver, device: Device) -> None:

@@ -20,6 +20,7 @@ from fabqueue.core.trainings import expires_on, expiry_notice
 from fabqueue.store import trainings as st
 from fabqueue.store.models import Device, Notification, User
 from fabqueue.store.models_trainings import TrainingGrant
+from fabqueue.store.staff_notices import tell_site_keepers
 
 TRAINING_EXPIRING = "training_expiring"
 MAINTENANCE_DUE = "maintenance_due"
@@ -78,14 +79,9 @@ def _maintenance(s: Any, now: datetime) -> list[tuple[str, dict[str, Any]]]:
             text = N_("{task} on {device} is due soon") if state == TaskState.DUE_SOON \
                 else N_("{task} on {device} is due: the machine takes no new job")
             params = {"task": v.task.task, "device": d.id}
-            for u in s.scalars(select(User).where(User.role.in_(("staff", "admin")),
-                                                  User.disabled.is_(False))):
-                if u.role == "staff" and u.site_id != d.site_id:
-                    continue
-                s.add(Notification(user_id=u.id, kind=MAINTENANCE_DUE, text=MAINTENANCE_DUE,
-                                   params={"reason": reason(MAINTENANCE_DUE, text, **params),
-                                           "device": d.id, "task": v.task.task,
-                                           "state": state.value}, at=now))
+            tell_site_keepers(s, d.site_id, MAINTENANCE_DUE, {
+                "reason": reason(MAINTENANCE_DUE, text, **params), "device": d.id,
+                "task": v.task.task, "state": state.value}, at=now)
             out.append((MAINTENANCE_DUE, {"device": d.id, "site": d.site_id,
                                           "task": v.task.task, "state": state.value}))
     return out

@@ -213,3 +213,34 @@ def test_link_comes_back_after_a_power_cut_and_the_job_waits_for_staff(
         wait_for(lambda: device(client, s, "las-back")["state"] in ("idle", "awaiting_operator"),
                  timeout=60, what="the worker to reconnect while idle")
     assert client.get(f"/api/jobs/{job}", headers=r).json()["status"] == "interrupted"
+
+
+def test_factory_status_mask_is_changed_and_the_sites_staff_are_told(
+        stack: Stack, client, make_grbl_firmware: Firmware) -> None:  # noqa: F811
+    """GRBL on its factory ``$10=1`` sends no ``Bf:``; the driver sets bit 1 at connect
+    (issue 19) and the device worker tells the site's staff, in their language, what it
+    changed on the lab's controller. Another site's staff are not told."""
+    from fabqueue.core.reasons import decode
+
+    firmware = make_grbl_firmware(s10=1)
+    site = new_site(stack, [laser("las-s10", firmware.device_path)])
+    staff = stack.user("staff", site)
+    other = stack.user("staff", new_site(stack, []))
+    s = stack.token(client, staff)
+    with device_workers(stack, ["las-s10"]):
+        wait_for(lambda: device(client, s, "las-s10")["state"] == "idle", timeout=30,
+                 what="the laser connected")
+    assert "$10=3" in firmware.query("$$")
+    from sqlalchemy import select
+
+    from fabqueue.store.models import Notification, User
+
+    with stack.ctx.db.session() as db:
+        rows = db.execute(select(User.name, Notification.params).join(
+            User, User.id == Notification.user_id).where(
+            Notification.kind == "machine_note")).all()
+    told = {name for name, _ in rows}
+    assert staff in told and other not in told, rows
+    params = rows[0][1]
+    found = decode(params["reason"])
+    assert params["device"] == "las-s10" and found and found.code == "grbl_status_mask_set"

@@ -62,6 +62,15 @@ ACTIONS = {
     "start_requested": N_("start requested"),
     "bed_cleared": N_("bed cleared"),
     "retried": N_("tried again after a worker stopped"),
+    # pickup (issue 18), spools (issue 18) and erasure (issue 21) write these to a job's history
+    "pickup_waiting": N_("waiting for pickup"),
+    "pickup_place": N_("put on a shelf"),
+    "pickup_collected": N_("handed over"),
+    "pickup_uncollected": N_("not collected in time"),
+    "pickup_disposed": N_("disposed of"),
+    "filament_low": N_("waits: too little filament"),
+    "filament_risk_accepted": N_("filament shortage risk accepted"),
+    "erased": N_("personal data erased"),
 }
 
 NOTIFICATIONS = {
@@ -76,6 +85,8 @@ NOTIFICATIONS = {
     # trainings and maintenance (issue 17); {reason} says which training or machine
     "training_expiring": N_("A training of yours is about to lapse: {reason}."),
     "maintenance_due": N_("Maintenance: {reason}."),
+    # a machine's controller was changed when FabQueue connected (GRBL's $10, issue 19)
+    "machine_note": N_("Machine {device}: {reason}"),
 }
 
 REJECT_REASONS = (
