@@ -30,6 +30,8 @@ def redis_db(client: Any) -> int:
 JOB_STATUS = "job:status"
 JOB_PROGRESS = "job:progress"
 JOB_ANALYSED = "job:analysed"
+# a large model's picture, drawn after its verdict: open pages fetch the job again
+JOB_THUMBNAIL = "job:thumbnail"
 DEVICE_STATE = "device:state"
 DEVICE_PROGRESS = "device:progress"
 NOTIFY = "user:notify"

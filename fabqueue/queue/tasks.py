@@ -12,6 +12,7 @@ from typing import Any
 
 from rq import Callback, Queue
 
+from fabqueue import events
 from fabqueue.analysis.run import Picture, analyse_verdict_first
 from fabqueue.core.findings import N_, finding
 from fabqueue.core.jobs import JobStatus
@@ -108,6 +109,8 @@ def add_thumbnail(ctx: Context, job_id: int, picture: Picture, out: Path) -> Non
         if missing is not None:  # a new dict: the JSON column sees the change
             job.analysis = {**(job.analysis or {}),
                             "warnings": [*(job.analysis or {}).get("warnings", []), missing]}
+    # the verdict's pages are open already: they fetch the job again to show the picture
+    events.publish(events.JOB_THUMBNAIL, {"job": job_id})
 
 
 def material_temperatures_for(ctx: Context, material: str | None) -> tuple[float, float]:
@@ -120,6 +123,8 @@ def material_temperatures_for(ctx: Context, material: str | None) -> tuple[float
         log.warning("no filament profiles for temperature limits: %s", exc)
         return FALLBACK_TEMPERATURES
     return material_temperatures(profiles, material)
+
+
 def errors_reason(errors: list[dict[str, Any]]) -> str:
     """The analysis' first error as a stored reason (the page lists them all)."""
     if not errors:

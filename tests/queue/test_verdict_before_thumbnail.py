@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from fabqueue import events as fabqueue_events
 from fabqueue.analysis import mesh
 from fabqueue.analysis.run import PICTURE_LATER_FACES
 from fabqueue.core.jobs import JobStatus
@@ -77,7 +78,12 @@ def test_large_model_verdict_is_out_before_its_thumbnail(
     assert len(triangles) >= PICTURE_LATER_FACES
     job_id = analysing_job(stack, binary_stl(tmp_path / "two-balls.stl", triangles))
     seen = seen_at_drawing(stack, monkeypatch, job_id)
+    published: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(fabqueue_events, "publish", lambda t, d: published.append((t, d)))
     assert tasks.analyse_job(job_id) == "ok"
+    # open pages hear of the verdict, then of the picture, and fetch the job again for it
+    topics = [t for t, d in published if d.get("job") == job_id]
+    assert "job:status" in topics and topics[-1] == "job:thumbnail", topics
     # when the picture was started, the verdict was already committed, without a thumbnail
     assert seen == [{"status": JobStatus.AWAITING_APPROVAL, "thumbnail": None,
                      "analysed": True}]

@@ -152,9 +152,11 @@
       regionsWatching("data-jobs", d.job).forEach(refresh);
       if (d.owner != null) refresh("notifications-badge");
     });
-    source.addEventListener("job:analysed", function (e) {
-      const d = JSON.parse(e.data);
-      regionsWatching("data-jobs", d.job).forEach(refresh);
+    ["job:analysed", "job:thumbnail"].forEach(function (topic) {
+      source.addEventListener(topic, function (e) {
+        const d = JSON.parse(e.data);
+        regionsWatching("data-jobs", d.job).forEach(refresh);
+      });
     });
     source.addEventListener("device:state", function (e) {
       const d = JSON.parse(e.data);
