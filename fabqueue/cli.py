@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from fabqueue.cli_common import DataDir, open_db, settings_for
 from fabqueue.config import Settings
 
 app = typer.Typer(help="FabQueue: job queue for the printers and lasers of a makerspace.",
@@ -25,25 +26,6 @@ app.add_typer(db_app, name="db")
 from fabqueue.cli_trainings import trainings_app  # noqa: E402  (issue 17)
 
 app.add_typer(trainings_app, name="trainings")
-
-DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="data folder (default: $FABQUEUE_DATA_DIR or ./data)")]
-
-
-def settings_for(data_dir: Path | None) -> Settings:
-    if data_dir is not None:
-        os.environ["FABQUEUE_DATA_DIR"] = str(data_dir)
-        return Settings(data_dir=data_dir)
-    return Settings()
-
-
-def open_db(settings: Settings):  # type: ignore[no-untyped-def]
-    from fabqueue.store.db import Database
-
-    db = Database(settings.sqlalchemy_url)
-    db.migrate()
-    return db
-
 
 def _logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,

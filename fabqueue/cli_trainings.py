@@ -13,10 +13,9 @@ from typing import Annotated
 
 import typer
 
-trainings_app = typer.Typer(help="Who is trained on which machines.", no_args_is_help=True)
+from fabqueue.cli_common import DataDir, open_db, settings_for
 
-DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="data folder (default: $FABQUEUE_DATA_DIR or ./data)")]
+trainings_app = typer.Typer(help="Who is trained on which machines.", no_args_is_help=True)
 MAX_ROWS = 20_000
 
 
@@ -30,12 +29,6 @@ def _day(text: str | None, today: date) -> date:
     if day > today:
         raise ValueError(f"{day} is still to come")
     return day
-
-
-def _open():  # type: ignore[no-untyped-def]
-    from fabqueue.cli import open_db, settings_for
-
-    return open_db, settings_for
 
 
 def import_rows(s, rows: list[list[str]], today: date) -> int:  # type: ignore[no-untyped-def]
@@ -86,7 +79,6 @@ def grant(user: str, training: str,
           on: Annotated[str | None, typer.Option("--on", help="YYYY-MM-DD (default: today)")]
           = None, data_dir: DataDir = None) -> None:
     """Grant USER the TRAINING (a new record; earlier ones stay as history)."""
-    open_db, settings_for = _open()
     settings = settings_for(data_dir)
     db = open_db(settings)
     try:
@@ -106,7 +98,6 @@ def revoke(user: str, training: str, data_dir: DataDir = None) -> None:
     from fabqueue.store import trainings as st
     from fabqueue.store.models import User
 
-    open_db, settings_for = _open()
     db = open_db(settings_for(data_dir))
     with db.session() as s:
         u = s.scalar(select(User).where(User.name == user))
@@ -134,7 +125,6 @@ def import_csv(file: Path, data_dir: DataDir = None) -> None:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         typer.echo(f"error: can't read {file}: {exc}", err=True)
         raise typer.Exit(2) from None
-    open_db, settings_for = _open()
     settings = settings_for(data_dir)
     db = open_db(settings)
     try:
