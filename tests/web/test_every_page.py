@@ -52,14 +52,17 @@ def box(size: float) -> bytes:
 
 
 def english() -> dict[str, dict[str, str]]:
-    """Per locale, the English msgids whose translation differs (only those can leak)."""
+    """Per locale, the English msgids whose translation differs (only those can leak), from
+    every catalog of the locale: the domain catalogs (pickup.po, spools.po…) too."""
     from fabqueue.web.i18n.refresh import HERE
 
     out: dict[str, dict[str, str]] = {}
     for loc in ("lt", "ru"):
-        with (HERE / loc / "LC_MESSAGES" / "messages.po").open("rb") as f:
-            out[loc] = {m.id: m.string for m in read_po(f) if m.id and m.string
-                        and m.string != m.id and "{" not in m.id}
+        out[loc] = {}
+        for po in sorted((HERE / loc / "LC_MESSAGES").glob("*.po")):
+            with po.open("rb") as f:
+                out[loc].update({m.id: m.string for m in read_po(f) if m.id and m.string
+                                 and m.string != m.id and "{" not in m.id})
     return out
 
 
@@ -143,8 +146,15 @@ def lab_day(server: Server) -> dict[str, Any]:
         while not c.get("/api/devices/op-nokey").json().get("state_reason_code"):
             assert time.monotonic() < deadline, "the device worker wrote no reason"
             time.sleep(0.5)
+    with server.api("staff") as c:  # the printed part gets its label and a shelf place
+        assert c.get(f"/api/jobs/{printed}/label").status_code == 200
+        pickup = c.get(f"/api/jobs/{printed}/pickup").json()
+        if pickup["suggested"]:
+            r = c.post(f"/api/jobs/{printed}/pickup/place", json={"place": pickup["suggested"]})
+            assert r.status_code == 200, r.text
+        handover = pickup["pickup"]["handover_url"]
     return {"jobs": [waiting, printed, rejected, cancelled, invalid, laser], "batch": batch,
-            "printed": printed, "invalid": invalid}
+            "printed": printed, "invalid": invalid, "handover": handover}
 
 
 #: Each role's own main page (screenshots of these are kept as artifacts).
@@ -152,17 +162,19 @@ MAIN = {"resident": "/", "teacher": "/classes", "staff": "/staff/machines", "adm
 
 
 def pages(role: str, data: dict[str, Any]) -> list[str]:
-    own = [f"/jobs/{data['printed']}", f"/jobs/{data['invalid']}"]
+    own = [f"/jobs/{data['printed']}", f"/jobs/{data['invalid']}", data["handover"]]
+    account = ["/account", "/account/notifications", "/privacy"]
     staff = ["/staff", "/staff/machines", "/staff/machines?site=school-b", "/staff/queue",
              "/staff/history", "/staff/stats", "/staff/spools", "/staff/spools?site=school-b",
-             "/staff/trainings",
-             "/staff/trainings?site=school-b", "/classes", f"/classes/{data['batch']}",
+             "/staff/trainings", "/staff/trainings?site=school-b",
+             "/staff/pickup", "/staff/pickup?site=school-b",
+             "/classes", f"/classes/{data['batch']}",
              *own]
     return {
-        "resident": ["/", "/notifications", *own],
-        "teacher": ["/", "/classes", f"/classes/{data['batch']}", "/notifications"],
-        "staff": ["/", *staff, "/notifications"],
-        "admin": ["/", "/admin", *staff],
+        "resident": ["/", "/notifications", *own, *account],
+        "teacher": ["/", "/classes", f"/classes/{data['batch']}", "/notifications", *account],
+        "staff": ["/", *staff, "/notifications", *account],
+        "admin": ["/", "/admin", *staff, *account],
     }[role]
 
 
