@@ -27,6 +27,7 @@ from fabqueue.core.jobs import JobStatus
 from fabqueue.core.reasons import N_, reason
 from fabqueue.queue import names
 from fabqueue.queue.context import Context, get_context
+from fabqueue.queue.rq_state import rq_job_alive
 from fabqueue.store.jobs import change_status, lock_job
 from fabqueue.store.models import Device, Job, Material, Site
 from fabqueue.store.queries import colour_map, laser_library, profile_set
@@ -301,8 +302,6 @@ def _prepare_laser(ctx: Context, job_id: int, model: Path, device_id: str,
 def reconcile_pipeline(ctx: Context, settle_s: float | None = None) -> dict[str, int]:
     """Approved jobs with no preparation queued, stale slicing, ready jobs not on a queue."""
     counts = {"prepared": 0, "requeued_ready": 0}
-    from fabqueue.queue.reconcile import rq_job_alive
-
     settle = ctx.settings.stale_after_s if settle_s is None else settle_s
     cutoff = datetime.now(UTC) - timedelta(seconds=settle)
     with ctx.db.session() as s:
