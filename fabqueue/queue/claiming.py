@@ -35,6 +35,10 @@ PRESTAGE_EVERY_S = 5.0  # at needs_bed_clear, the next job is picked again this 
 class Claiming(DeviceWorkerBase):
     """Which job next, and claiming it once, whoever else reaches for it."""
 
+    # Here, not in the base: staging builds on the base, so the base must not know it.
+    _prestaged: Staging | None = None  # the job picked while the bed waits
+    _prestage_at = 0.0  # when that pick was last made (monotonic)
+
     def candidates(self, queue_name: str) -> list[Candidate]:
         q = Queue(queue_name, connection=self.ctx.redis)
         ids = [int(e.split("-", 1)[1]) for e in q.get_job_ids() if e.startswith("run-")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fabqueue import events
 from fabqueue.core.devices import DeviceState
@@ -16,9 +16,6 @@ from fabqueue.queue.context import Context
 from fabqueue.queue.laser_ops import FrameTracker
 from fabqueue.queue.lease import Lease
 from fabqueue.store.models import Device
-
-if TYPE_CHECKING:  # staging builds on this module
-    from fabqueue.queue.staging import Staging
 
 log = logging.getLogger("fabqueue.queue.device_worker")
 
@@ -38,8 +35,6 @@ class DeviceWorkerBase:
         self._offline_until = 0.0
         self.frames = FrameTracker()  # lasers: a frame run, a start held until it ends
         self._started_at_before: dict[int, datetime | None] = {}
-        self._prestaged: Staging | None = None  # the job picked while the bed waits
-        self._prestage_at = 0.0  # when that pick was last made (monotonic)
         self.lease = Lease(ctx.db, device_id, ttl_s=ctx.settings.lease_ttl_s)
         with ctx.db.session() as s:
             d = s.get(Device, device_id)
