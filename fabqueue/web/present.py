@@ -8,9 +8,11 @@ from typing import Any
 from babel.numbers import format_decimal
 
 from fabqueue.core.findings import N_, Finding
+from fabqueue.core.pickup import PickupState
 from fabqueue.core.reasons import decode, render
 from fabqueue.i18n import babel_locale, gettext
 from fabqueue.store.models import Job, JobEvent
+from fabqueue.store.models_pickup import Pickup
 
 
 def iso(value: datetime | None) -> str | None:
@@ -118,3 +120,18 @@ def event_out(ev: JobEvent, names: dict[int, str], locale: str = "en") -> dict[s
         "who_id": ev.actor_id, "action": ev.action, "from": ev.from_status,
         "to": ev.to_status, **reason_fields("why", ev.reason, locale), "data": ev.data,
     }
+
+
+def pickup_out(p: Pickup | None, *, staff: bool = False) -> dict[str, Any] | None:
+    """``pickup = {state, place, since}`` (staff also see the hand-over token's URL path)."""
+    if p is None:
+        return None
+    out: dict[str, Any] = {"state": p.state, "place": p.place, "since": iso(p.since)}
+    if p.state == PickupState.COLLECTED:
+        out["collected_at"] = iso(p.collected_at)
+    if p.state == PickupState.DISPOSED:
+        out["disposed_at"] = iso(p.disposed_at)
+    if staff:
+        out["handover_url"] = f"/p/{p.token}"
+        out["collected_by"] = p.collected_by_id
+    return out

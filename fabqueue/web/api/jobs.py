@@ -15,12 +15,13 @@ from fabqueue.core.jobs import OWNER_CANCELLABLE, QUEUED, JobStatus
 from fabqueue.core.reasons import N_, reason
 from fabqueue.store.jobs import change_status, record
 from fabqueue.store.models import Batch, Job, JobEvent, User
+from fabqueue.store.models_pickup import Pickup
 from fabqueue.store.queries import visible_jobs
 from fabqueue.web import approval
 from fabqueue.web.deps import ApiError, current_user, get_db, request_locale
 from fabqueue.web.intake import submit
 from fabqueue.web.params import IdPath, IdQuery, OffsetQuery
-from fabqueue.web.present import event_out, job_out
+from fabqueue.web.present import event_out, job_out, pickup_out
 from fabqueue.web.pupils import job_names_visible, shown_file_name
 from fabqueue.web.storage import check_quota, refused_leaves_nothing
 from fabqueue.web.uploads import parse_upload
@@ -127,9 +128,6 @@ def _handle_get(job_id: IdPath, request: Request, user: User = Depends(current_u
     job = load_visible(db, user, job_id)
     out = job_out(job, request_locale(request, user),
                    names=job_names_visible(user, job))
-    from fabqueue.store.models_pickup import Pickup
-    from fabqueue.web.api.pickup import pickup_out
-
     out["pickup"] = pickup_out(db.get(Pickup, job.id), staff=can_manage_job(
         role=user.role, user_site=user.site_id, job_site=job.site_id))
     out["queue"] = None

@@ -27,26 +27,11 @@ from fabqueue.web.api.jobs import load_managed, load_visible
 from fabqueue.web.deps import ApiError, admin_user, current_user, get_db, staff_user
 from fabqueue.web.params import IdPath
 from fabqueue.web.pickup_label import label_pdf
-from fabqueue.web.present import iso
+from fabqueue.web.present import iso, pickup_out
 
 router = APIRouter(tags=["pickup"])
 
 MAX_URLS = 10
-
-
-def pickup_out(p: Pickup | None, *, staff: bool = False) -> dict[str, Any] | None:
-    """``pickup = {state, place, since}`` (staff also see the hand-over token's URL path)."""
-    if p is None:
-        return None
-    out: dict[str, Any] = {"state": p.state, "place": p.place, "since": iso(p.since)}
-    if p.state == PickupState.COLLECTED:
-        out["collected_at"] = iso(p.collected_at)
-    if p.state == PickupState.DISPOSED:
-        out["disposed_at"] = iso(p.disposed_at)
-    if staff:
-        out["handover_url"] = f"/p/{p.token}"
-        out["collected_by"] = p.collected_by_id
-    return out
 
 
 def public_url(request: Request) -> str:
