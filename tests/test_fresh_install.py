@@ -112,7 +112,7 @@ def test_a_resident_prints_a_cube_and_cuts_plywood_on_a_fresh_install(fresh: Sta
 
 
 def test_seeding_again_adds_nothing_and_keeps_overrides(fresh: Stack) -> None:
-    from fabqueue.store.material_library import seed
+    from fabqueue.store.inventory import seed_materials as seed
     from fabqueue.store.models import Material
 
     with fresh.ctx.db.session() as s:

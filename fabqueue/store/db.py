@@ -67,11 +67,11 @@ class Database:
 
     def migrate(self) -> None:
         """Upgrade the schema, then add the built-in materials a new database lacks."""
-        from fabqueue.store.material_library import seed
+        from fabqueue.store.inventory import seed_materials
 
         migrate(self.url)
         with self.session() as session:
-            seed(session)
+            seed_materials(session)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

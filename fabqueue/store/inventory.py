@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabqueue.core.device_secrets import secret_name_problem
+from fabqueue.store.material_doc import MaterialIn
+from fabqueue.store.material_library import builtin_by_id
 from fabqueue.store.models import Device, Material, Site
 from fabqueue.store.spools import SpoolIn
 from fabqueue.store.trainings_file import MaintenanceIn, TrainingIn
@@ -38,27 +40,6 @@ class SiteIn(BaseModel):
         if self.places is not None:
             self.places = check_places(self.places)
         parse_span(self.quiet_hours)  # raises with what a good value looks like
-        return self
-
-
-class MaterialIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.+-]+$")
-    kind: Literal["filament", "sheet"]
-    name: str = ""
-    density_g_cm3: float | None = Field(None, gt=0, lt=25)
-    price_per_kg: float | None = Field(None, ge=0)
-    price_per_sheet: float | None = Field(None, ge=0)
-    sheet_mm: tuple[float, float] | None = None
-    thickness_mm: float | None = Field(None, gt=0, lt=100)
-    laser_material: str | None = None
-    nozzle_c: tuple[float, float] | None = Field(None, description="[min, max] °C")
-    bed_c: tuple[float, float] | None = Field(None, description="[min, max] °C")
-
-    @model_validator(mode="after")
-    def _needs_numbers(self) -> MaterialIn:
-        if self.kind == "filament" and self.density_g_cm3 is None:
-            raise ValueError(f"filament {self.id} needs density_g_cm3")
         return self
 
 
@@ -190,8 +171,6 @@ def upsert_site(session: Session, s: SiteIn) -> str:
 def with_builtin_defaults(m: MaterialIn) -> MaterialIn:
     """A built-in material named in a file keeps the library's values for what it omits
     (a site sets its own price and still gets the print temperatures)."""
-    from fabqueue.store.material_library import builtin_by_id
-
     base = builtin_by_id().get(m.id)
     if base is None or base.kind != m.kind:
         return m
@@ -217,6 +196,19 @@ def upsert_material(session: Session, m: MaterialIn) -> str:
     row.nozzle_c_min, row.nozzle_c_max = m.nozzle_c or (None, None)
     row.bed_c_min, row.bed_c_max = m.bed_c or (None, None)
     return "added" if new else "updated"
+
+
+def seed_materials(session: Session) -> list[str]:
+    """Add the built-in materials this database lacks; returns their ids (idempotent).
+    Rows that exist (devices file, admin page) are never overwritten."""
+    have = set(session.scalars(select(Material.id)))
+    added = []
+    for m in builtin_by_id().values():
+        if m.id not in have:
+            upsert_material(session, m)
+            added.append(m.id)
+    session.flush()
+    return added
 
 
 def check_device_materials(session: Session, d: DeviceIn) -> None:

@@ -3,9 +3,9 @@
 One source of truth: the filaments are the PrusaSlicer filament profiles
 (``slicer_profiles/printers/filaments/*.ini``: density, cost per kg, nozzle and bed
 temperatures) and the sheets are the laser library (``slicer_profiles/laser/*.toml``:
-thickness, sheet size, price, cut/score/engrave settings). :func:`seed` adds the ones a
-database lacks after every migration; rows that exist (from the devices file or the admin
-page) are never overwritten, so a site's own prices and names win.
+thickness, sheet size, price, cut/score/engrave settings). ``inventory.seed_materials``
+adds the ones a database lacks after every migration; rows that exist (from the devices file
+or the admin page) are never overwritten, so a site's own prices and names win.
 
 Display names are English msgids (marked below) so pages show them in the reader's language.
 """
@@ -15,13 +15,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from fabqueue.core.findings import N_
 from fabqueue.laser.materials import load_library
-from fabqueue.store.inventory import MaterialIn
-from fabqueue.store.models import Material
+from fabqueue.store.material_doc import MaterialIn
 
 PROFILES = Path(__file__).resolve().parents[2] / "slicer_profiles"
 
@@ -86,17 +82,3 @@ def builtin() -> list[MaterialIn]:
 def builtin_by_id() -> dict[str, MaterialIn]:
     """The library by id, read once per process (the files ship with the code)."""
     return {m.id: m for m in builtin()}
-
-
-def seed(session: Session) -> list[str]:
-    """Add the built-in materials this database lacks; returns their ids (idempotent)."""
-    from fabqueue.store.inventory import upsert_material
-
-    have = set(session.scalars(select(Material.id)))
-    added = []
-    for m in builtin_by_id().values():
-        if m.id not in have:
-            upsert_material(session, m)
-            added.append(m.id)
-    session.flush()
-    return added
