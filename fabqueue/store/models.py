@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,15 +18,11 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy import false as sa_false
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+# Base and utcnow live in store.base; named here too, where the tables have always been found
+from fabqueue.store.base import Base as Base
+from fabqueue.store.base import utcnow as utcnow
 
 
 class Site(Base):
@@ -214,8 +210,8 @@ class Notification(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# Each later domain keeps its tables in a module of its own; importing them here puts them on
-# Base.metadata for Alembic and create_all (they import Base from this module, defined above).
+# Each later domain keeps its tables in a module of its own (on store.base's Base); importing
+# them here puts every table on Base.metadata for Alembic, whoever imports the models.
 from fabqueue.store import (  # noqa: E402, F401
     models_pickup,
     models_privacy,

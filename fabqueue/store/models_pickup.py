@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabqueue.store.models import Base, utcnow
+from fabqueue.store.base import Base, utcnow
 
 
 class Pickup(Base):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabqueue.store.models import Base, utcnow
+from fabqueue.store.base import Base, utcnow
 
 
 class PurgeRun(Base):

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabqueue.store.models import Base, utcnow
+from fabqueue.store.base import Base, utcnow
 
 
 class Spool(Base):

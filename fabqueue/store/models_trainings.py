@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabqueue.store.models import Base, utcnow
+from fabqueue.store.base import Base, utcnow
 
 
 class TrainingDef(Base):
