@@ -30,7 +30,7 @@ from fabqueue.web.pages.common import (
     require_csrf,
 )
 from fabqueue.web.pages.render import render
-from fabqueue.web.pages.staff import staff_sites
+from fabqueue.web.pages.staff import site_choice
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,10 +59,7 @@ def shelf_page(request: Request, site: str | None = None,
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:
         return denied
-    sites = staff_sites(db, user)
-    ids = [s.id for s in sites]
-    chosen = site if site in ids else (user.site_id if user.site_id in ids else
-                                       (ids[0] if ids else None))
+    sites, chosen = site_choice(db, user, site)
     rows = list(db.scalars(select(Pickup).where(
         Pickup.site_id == chosen,
         Pickup.state.in_([PickupState.WAITING.value, PickupState.UNCOLLECTED.value]))

@@ -16,7 +16,7 @@ from fabqueue.store.models_spools import Spool
 from fabqueue.web.deps import get_db, optional_user
 from fabqueue.web.pages.common import forbidden_unless_staff, redirect
 from fabqueue.web.pages.render import render
-from fabqueue.web.pages.staff import staff_sites
+from fabqueue.web.pages.staff import site_choice
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,10 +29,7 @@ def spools_page(request: Request, site: str | None = None,
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:
         return denied
-    sites = staff_sites(db, user)
-    ids = [s.id for s in sites]
-    chosen = site if site in ids else (user.site_id if user.site_id in ids else
-                                       (ids[0] if ids else None))
+    sites, chosen = site_choice(db, user, site)
     spools = list(db.scalars(select(Spool).where(Spool.site_id == chosen,
                                                  Spool.archived.is_(False))
                              .order_by(Spool.material, Spool.id)))

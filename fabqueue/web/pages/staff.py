@@ -136,7 +136,9 @@ def approve_batch(batch_id: IdPath, request: Request, csrf_token: str = Form("")
     return committed_redirect(db, f"/staff?approved={approved}&held={held}")
 
 
-def _site_choice(db: Session, user: User, site: str | None) -> tuple[list[Site], str | None]:
+def site_choice(db: Session, user: User, site: str | None) -> tuple[list[Site], str | None]:
+    """The sites a staff page may show this user, and the one it shows: the one asked for
+    if allowed, else the user's own, else the first."""
     sites = staff_sites(db, user)
     ids = [s.id for s in sites]
     chosen = site if site in ids else (user.site_id if user.site_id in ids else
@@ -152,7 +154,7 @@ def machines(request: Request, site: str | None = None,
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:
         return denied
-    sites, chosen = _site_choice(db, user, site)
+    sites, chosen = site_choice(db, user, site)
     devices = list(db.scalars(select(Device).where(Device.site_id == chosen)
                               .order_by(Device.kind, Device.id)))
     job_ids = {d.current_job_id for d in devices if d.current_job_id}
@@ -178,7 +180,7 @@ def queue_page(request: Request, site: str | None = None, kind: str = "print",
         return redirect("/login")
     if (denied := forbidden_unless_staff(request, user)) is not None:
         return denied
-    sites, chosen = _site_choice(db, user, site)
+    sites, chosen = site_choice(db, user, site)
     kind = kind if kind in ("print", "laser") else "print"
     entries, total = queueinfo.queue_page(db, chosen, kind, page)
     return render(request, "staff_queue.html", user=user, sites=sites, site=chosen, kind=kind,

@@ -37,7 +37,7 @@ from fabqueue.web.pages.common import (
     require_csrf,
 )
 from fabqueue.web.pages.render import render
-from fabqueue.web.pages.staff import staff_sites
+from fabqueue.web.pages.staff import site_choice
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,10 +77,7 @@ def trainings_page(request: Request, site: str | None = None,
     locale = request_locale(request, user)
     at = now(request)
     today = st.lab_date(at, tz(request))
-    sites = staff_sites(db, user)
-    ids = [s.id for s in sites]
-    chosen = site if site in ids else (user.site_id if user.site_id in ids else
-                                       (ids[0] if ids else None))
+    sites, chosen = site_choice(db, user, site)
     devices = list(db.scalars(select(Device).where(Device.site_id == chosen)
                               .order_by(Device.id)))
     rules = st.all_trainings(db)
