@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import json
+import logging
 import ssl
 import threading
 import time
@@ -33,6 +34,8 @@ from fabqueue.drivers.base import DriverError, DriverOffline, MachineState, Mach
 from fabqueue.drivers.ftps import ImplicitFTPS, WrongPrinter, tls_context
 from fabqueue.drivers.octoprint import remote_name
 from fabqueue.drivers.tracking import TrackedPrint
+
+log = logging.getLogger(__name__)
 
 USER = "bblp"
 START_WAIT_S = 15.0  # the printer's answer to a print command
@@ -61,6 +64,28 @@ def number(value: Any) -> float | None:
 
 def file_stem(name: str) -> str:
     return PurePosixPath(name.rsplit("/", 1)[-1]).stem
+
+
+#: The largest MQTT packet taken from the printer. Its reports are a few KB (a full
+#: ``pushall`` some tens); a broker or host sending more is cut off before the body is read.
+MAX_MQTT_PACKET = 1 << 20
+
+
+class CappedClient(mqtt.Client):
+    """paho's client, refusing a packet whose declared length is over ``MAX_MQTT_PACKET``
+    before reading its body (paho reads any length the 4-byte header allows, 256 MB).
+
+    paho decodes the remaining length one byte at a time, then reads the body: this hook
+    sits on that read (``_sock_recv``, paho's one socket read; tested against the real
+    mosquitto so an upgrade that moves it fails a test, not silently)."""
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        packet = self._in_packet
+        if packet.get("have_remaining") and packet.get("remaining_length", 0) > MAX_MQTT_PACKET:
+            log.warning("Bambu: refused an MQTT packet of %d bytes (limit %d)",
+                        packet["remaining_length"], MAX_MQTT_PACKET)
+            raise OSError("MQTT packet over the size limit")
+        return super()._sock_recv(bufsize)
 
 
 class BambuDriver:
@@ -152,7 +177,7 @@ class BambuDriver:
     # -- Driver protocol --------------------------------------------------------------------
 
     def connect(self) -> None:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        client = CappedClient(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=f"fabqueue-{self.serial}-{id(self):x}",
                              protocol=mqtt.MQTTv311)
         client.username_pw_set(USER, self.access_code)

@@ -212,3 +212,41 @@ def test_a_wrong_serial_says_so(bambu: BambuPeer) -> None:  # noqa: F811
     with pytest.raises(DriverError) as err:
         d.connect()
     assert "serial number (WRONGSERIAL)" in render(err.value.reason)
+
+
+def test_an_oversized_mqtt_packet_is_refused_before_its_body_is_read(
+        bambu: BambuPeer) -> None:  # noqa: F811
+    """A broker (or anything at the printer's address) sending a 3 MB "report": the driver
+    drops the link at the packet's declared length instead of reading it into memory,
+    then reconnects and keeps reporting (issue 19: host calls get a size limit). The
+    publisher is a plain MQTT client on the same real mosquitto the simulator uses."""
+    import ssl as _ssl
+
+    import paho.mqtt.client as mqtt
+
+    from fabqueue.drivers.bambu import MAX_MQTT_PACKET
+
+    d = new_driver(bambu)
+    sizes: list[int] = []
+    real = d._on_message
+    d._on_message = lambda c, u, m: (sizes.append(len(m.payload)), real(c, u, m))  # type: ignore[method-assign]
+    d.connect()
+    try:
+        assert d.status().state is not MachineState.OFFLINE
+        sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        sender.username_pw_set("bblp", bambu.access_code)
+        sender.tls_set(cert_reqs=_ssl.CERT_NONE)
+        sender.tls_insecure_set(True)
+        sender.connect("127.0.0.1", bambu.mqtt_port)
+        sender.loop_start()
+        big = b'{"print": {"command": "push_status", "x": "' + b"A" * (3 << 20) + b'"}}'
+        sender.publish(f"device/{bambu.serial}/report", big, qos=0).wait_for_publish(30)
+        sender.loop_stop()
+        sender.disconnect()
+        wait_for(lambda: d._connected is False or len(sizes) > 0, timeout=30,
+                 what="the driver to meet the big packet")
+        wait_for(lambda: d._connected, timeout=30, what="the driver to reconnect")
+        until(d, lambda s: s.state is not MachineState.OFFLINE, "reports again")
+    finally:
+        d.close()
+    assert sizes and max(sizes) <= MAX_MQTT_PACKET, "the big packet was read whole"
