@@ -209,3 +209,38 @@ def test_an_end_seen_by_many_sessions_at_once_is_taken_off_once(stack: Stack) ->
         assert s.scalar(select(func.count()).select_from(SpoolUsage).where(
             SpoolUsage.job_id == job_id)) == 1
         assert s.get(Spool, spool_id).remaining_g == 480.0  # type: ignore[union-attr]
+
+
+def test_a_trained_owner_loads_material_for_their_own_job(
+        stack: Stack, client: TestClient, site: str) -> None:
+    """Issue 17: a trained resident loads material for their own approved job as staff do;
+    untrained, or for someone else's job, they get 403 and the machine keeps its spool."""
+    from tests.helpers import insert_job
+
+    dev = _printer(stack, site)
+    tag = secrets.token_hex(2)
+    with stack.ctx.db.session() as s:
+        inventory.apply(s, {"training": [{"id": f"pr-{tag}", "devices": [dev],
+                                          "valid_days": 365}]})
+    staff = stack.token(client, stack.user("staff", site))
+    owner, other = stack.user("resident"), stack.user("resident")
+    r_owner = stack.token(client, owner)
+    sp = client.post("/api/spools", headers=staff, json={
+        "site": site, "material": "PLA", "net_g": 1000, "empty_g": 250}).json()["id"]
+    job = insert_job(stack, owner, site, "ready", program=True)
+    theirs = insert_job(stack, other, site, "ready", program=True)
+    load = {"spool": sp, "job": job}
+    untrained = client.post(f"/api/devices/{dev}/spool", headers=r_owner, json=load)
+    assert untrained.status_code == 403 and untrained.json()["code"] == "training_required"
+    assert client.post(f"/api/devices/{dev}/spool", headers=r_owner,
+                       json={"spool": sp}).status_code == 403  # no job named: staff only
+    owner_id = client.get("/api/me", headers=r_owner).json()["id"]
+    assert client.post(f"/api/users/{owner_id}/trainings", headers=staff,
+                       json={"training": f"pr-{tag}"}).status_code == 201
+    mine = client.post(f"/api/devices/{dev}/spool", headers=r_owner, json=load)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["loaded_material"] == "PLA"
+    not_mine = client.post(f"/api/devices/{dev}/spool", headers=r_owner,
+                           json={"spool": None, "job": theirs})
+    assert not_mine.status_code == 403
+    assert client.get(f"/api/devices/{dev}", headers=staff).json()["spool"] == sp

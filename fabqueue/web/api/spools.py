@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabqueue import events
-from fabqueue.core.access import Role, can_manage_device
+from fabqueue.core.access import Role, can_manage_device, is_staff
 from fabqueue.core.jobs import JobStatus
 from fabqueue.queue.spool_gate import clear_filament_low
 from fabqueue.store.jobs import queue_event, record
@@ -28,6 +28,7 @@ from fabqueue.store.spools import (
     upsert_spool,
     weigh,
 )
+from fabqueue.web.api import trainings as gate
 from fabqueue.web.deps import ApiError, current_user, get_db, staff_user
 from fabqueue.web.params import MAX_INT
 
@@ -42,6 +43,8 @@ class WeighIn(BaseModel):
 class LoadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     spool: int | None = Field(..., ge=1, le=MAX_INT, description="null takes the spool off")
+    job: int | None = Field(None, ge=1, le=MAX_INT, description=(
+        "a trained resident or teacher loads material for their own job on this machine"))
 
 
 def spool_out(sp: Spool, loaded_on: str | None = None) -> dict[str, Any]:
@@ -142,12 +145,21 @@ def _handle_weigh(spool_id: int, body: WeighIn, user: User = Depends(staff_user)
 
 
 @router.post("/api/devices/{device_id}/spool")
-def _handle_load(device_id: str, body: LoadIn, user: User = Depends(staff_user),
+def _handle_load(device_id: str, body: LoadIn, request: Request,
+                 user: User = Depends(current_user),
                  db: Session = Depends(get_db, scope="function")) -> dict[str, Any]:
+    if not is_staff(user.role) and body.job is None:
+        raise ApiError(403, "Only lab staff can do this.")
     d = db.get(Device, device_id)
     if d is None:
         raise ApiError(404, "There is no machine {id}.", id=device_id)
-    _may_manage(user, d.site_id)
+    if is_staff(user.role):
+        _may_manage(user, d.site_id)
+    else:  # issue 17: a trained owner loads material for their own job, like staff do
+        job = db.get(Job, body.job)
+        if job is None or job.site_id != d.site_id:
+            raise ApiError(404, "There is no job {id}.", id=body.job)
+        gate.enforce(request, db, d, job, user, check_machine=False)
     if d.kind != "printer":
         raise ApiError(422, "Only a printer takes a spool.")
     sp = _spool(db, body.spool) if body.spool is not None else None
