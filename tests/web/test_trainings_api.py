@@ -180,5 +180,32 @@ def test_staff_page_shows_machines_trained_people_and_lapsing(stack: Stack, clie
     assert res.status_code == 422
 
 
+@pytest.mark.parametrize("locale", ["lt", "ru"])
+def test_machine_board_shows_due_soon_trained_and_lapsing(stack: Stack, client, lab,
+                                                           locale: str) -> None:
+    """The staff board itself (not only the trainings page) shows a task due soon, who is
+    trained on each machine and whose training lapses soon (issue 17), in the reader's
+    language; a machine nobody needs a training for shows none of it."""
+    staff, resident = stack.user("staff", lab["site"]), stack.user("resident")
+    s = stack.token(client, staff)
+    on = (lab_date(NOW, stack.ctx.settings.timezone) - timedelta(days=340)).isoformat()
+    assert client.post(f"/api/users/{uid(stack, resident)}/trainings", headers=s,
+                       json={"training": lab["open"], "on": on}).status_code == 201
+    stack.app.state.clock = lambda: NOW + timedelta(days=9, hours=12)  # mirrors: 95 %
+    page_login(stack, client, staff)
+    page = client.get(f"/staff/machines?site={lab['site']}",
+                      headers={"Accept-Language": locale})
+    assert page.status_code == 200
+    laser = page.text.split(f'id="device-{lab["laser"]}"')[1].split("</article>")[0]
+    printer = page.text.split(f'id="device-{lab["printer"]}"')[1].split("</article>")[0]
+    words = {"lt": ("Priežiūra", "netrukus", "Netrukus baigsis"),
+             "ru": ("Обслуживание", "скоро", "Скоро истекает")}[locale]
+    assert 'data-task="mirrors"' in laser and "95%" in laser
+    for w in words:
+        assert w in laser, (w, laser)
+    assert resident in laser
+    assert 'data-part="care"' not in printer  # no training, no task, in order
+
+
 def test_notices_run_in_the_periodic_loop() -> None:
     assert any(t.run is notify_due for t in _tasks())

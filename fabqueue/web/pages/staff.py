@@ -16,8 +16,10 @@ from fabqueue.store.models import Batch, Device, Job, Site, User
 from fabqueue.store.queries import visible_batches, visible_jobs
 from fabqueue.web import approval
 from fabqueue.web.api.jobs import load_managed
+from fabqueue.web.api.trainings import now as clock_now
+from fabqueue.web.api.trainings import tz as clock_tz
 from fabqueue.web.deps import get_db, optional_user, request_locale
-from fabqueue.web.pages import board, labels, queueinfo
+from fabqueue.web.pages import board, care, labels, queueinfo
 from fabqueue.web.pages.common import (
     committed_redirect,
     forbidden_unless_staff,
@@ -162,12 +164,14 @@ def machines(request: Request, site: str | None = None,
     ready_laser = list(db.scalars(select(Job).where(
         Job.kind == "laser", Job.status == JobStatus.READY, Job.site_id == chosen)
         .order_by(Job.priority.desc(), Job.id).limit(20)))
-    tr = translations(request_locale(request, user))
+    locale = request_locale(request, user)
+    tr = translations(locale)
     tiles = [board.tile(d, tr.gettext) for d in devices]
+    cares = care.board_care(db, devices, clock_now(request), clock_tz(request), locale)
     checklist = [(key, tr.gettext(text)) for key, text in board.CHECKLIST_ITEMS.items()]
     return render(request, "staff_machines.html", user=user, sites=sites, site=chosen,
                   devices=devices, tiles=tiles, jobs=jobs, ready_laser=ready_laser,
-                  checklist=checklist, waiting_for=board.waiting_for,
+                  checklist=checklist, waiting_for=board.waiting_for, care=cares,
                   temp_names={k: tr.gettext(v) for k, v in board.TEMPERATURE_NAMES.items()})
 
 

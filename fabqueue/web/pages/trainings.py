@@ -7,8 +7,7 @@ grant rule), so a page can't do what the API refuses."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
 
 from babel.dates import format_date
 from fastapi import APIRouter, Depends, Form, Request
@@ -16,19 +15,17 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabqueue.core.findings import N_
-from fabqueue.core.trainings import EXPIRY_NOTICE_DAYS, GrantState, expires_on, grant_state
-from fabqueue.i18n import babel_locale, gettext
+from fabqueue.i18n import babel_locale
 from fabqueue.store import trainings as st
 from fabqueue.store.models import Device, User
 from fabqueue.store.models_trainings import (
     DeviceOutage,
     MaintenanceTask,
     TrainingDef,
-    TrainingGrant,
 )
-from fabqueue.web.api.trainings import now, task_title, tz
+from fabqueue.web.api.trainings import now, tz
 from fabqueue.web.deps import ApiError, get_db, optional_user, request_locale
+from fabqueue.web.pages import care
 from fabqueue.web.pages.common import (
     committed_redirect,
     error_page,
@@ -40,31 +37,6 @@ from fabqueue.web.pages.render import render
 from fabqueue.web.pages.staff import site_choice
 
 router = APIRouter(include_in_schema=False)
-
-TASK_STATES = {"ok": N_("in order"), "due_soon": N_("due soon"), "due": N_("due")}
-GRANT_STATES = {"valid": N_("valid"), "expired": N_("expired"), "revoked": N_("revoked")}
-
-
-def _holders(db: Session, today: date, locale: str) -> dict[str, list[dict[str, Any]]]:
-    """Per training, the newest grant of each person, with its state and end."""
-    rules = {t.id: t for t in st.all_trainings(db)}
-    users = {u.id: u for u in db.scalars(select(User))}
-    out: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in rules}
-    for g in db.scalars(select(TrainingGrant).order_by(TrainingGrant.granted_on,
-                                                           TrainingGrant.id)):
-        t = rules.get(g.training_id)
-        u = users.get(g.user_id)
-        if t is None or u is None:
-            continue
-        state = grant_state(t, st.fact(g), today)
-        end = expires_on(t, st.fact(g))
-        out[t.id][u.id] = {
-            "user": u, "state": state.value, "state_text": gettext(locale,
-                                                                   GRANT_STATES[state.value]),
-            "ends": end, "lapsing": state == GrantState.VALID and end is not None
-            and end - today <= timedelta(days=EXPIRY_NOTICE_DAYS)}
-    return {t: sorted(v.values(), key=lambda h: h["user"].name) for t, v in out.items()}
-
 
 @router.get("/staff/trainings")
 def trainings_page(request: Request, site: str | None = None,
@@ -81,20 +53,8 @@ def trainings_page(request: Request, site: str | None = None,
     devices = list(db.scalars(select(Device).where(Device.site_id == chosen)
                               .order_by(Device.id)))
     rules = st.all_trainings(db)
-    holders = _holders(db, today, locale)
-    machines = []
-    for d in devices:
-        out = st.open_outage(db, d.id)
-        tasks = [{"task": v.task.task, "name": task_title(v.task, locale),
-                  "state": v.status.state.value,
-                  "state_text": gettext(locale, TASK_STATES[v.status.state.value]),
-                  "percent": round(v.status.fraction * 100)} for v in st.tasks_of(db, d, at)]
-        trained = [h for t in rules if t.covers(d.id, d.kind) for h in holders.get(t.id, [])
-                   if h["state"] == "valid"]
-        machines.append({"device": d, "outage": out, "tasks": tasks,
-                         "trainings": [t.title(locale) for t in rules
-                                       if t.covers(d.id, d.kind)],
-                         "trained": sorted({h["user"].name for h in trained})})
+    holders = care.holders(db, today, locale)
+    machines = [care.machine_care(db, d, at, locale, rules, holders) for d in devices]
     lapsing = sorted(((t.title(locale), h) for t in rules for h in holders.get(t.id, [])
                       if h["lapsing"]), key=lambda p: p[1]["ends"])
     people = list(db.scalars(select(User).where(User.disabled.is_(False))
