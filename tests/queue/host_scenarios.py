@@ -92,7 +92,8 @@ def reattach_after_kill(
     finally:
         if first.poll() is None:
             first.kill()
-    assert done["status"] == "done", done
+    assert done["status"] == "done", (done["status"], client.get(
+        f"/api/jobs/{job}/events", headers=owner).json())
     assert transitions(client, owner, job).count("running") == 1
     return done
 
