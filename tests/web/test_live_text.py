@@ -6,6 +6,7 @@ resident's job page, neither shows ``undefined``, ``NaN``, ``null`` or ``None`` 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -81,3 +82,20 @@ def test_time_left_after_a_live_update_has_no_undefined(
         for page in (staff, resident):  # the language is remembered per user: give it back
             switch_language(page, "en")
             page.context.close()
+        free_the_printer(server, job["id"])
+
+
+def free_the_printer(server: Server, job_id: int) -> None:
+    """The served demo is shared by the browser tests: stop this print and clear its bed,
+    so the next test finds the printer free instead of waiting for a bed nobody clears."""
+    with server.api("staff") as c:
+        device = c.get(f"/api/jobs/{job_id}").json()["device"]
+        if not device:
+            return
+        c.post(f"/api/devices/{device}/cancel")
+        for _ in range(240):
+            if c.get(f"/api/devices/{device}").json()["state"] == "needs_bed_clear":
+                r = c.post(f"/api/devices/{device}/bed-cleared", json={"job": job_id})
+                assert r.status_code in (200, 202), r.text
+                return
+            time.sleep(0.25)
