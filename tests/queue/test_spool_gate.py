@@ -104,8 +104,10 @@ def test_another_printer_of_the_pool_takes_it_and_low_stock_is_published(
     light_spool = _spool(stack, site, light, remaining_g=50)
     full_spool = _spool(stack, site, full, remaining_g=900)
     heard: list[dict[str, Any]] = []
+    from fabqueue.events import channel, redis_db
+
     pubsub = stack.ctx.redis.pubsub()
-    pubsub.subscribe("fabqueue:events")
+    pubsub.subscribe(channel(redis_db(stack.ctx.redis)))
     done = threading.Event()
 
     def listen() -> None:
