@@ -163,7 +163,13 @@
       regionsWatching("data-devices", d.device).forEach(refresh);
     });
     source.addEventListener("device:progress", function (e) { onProgress(JSON.parse(e.data)); });
-    source.addEventListener("hello", function () { document.body.dataset.connected = "1"; });
+    source.addEventListener("hello", function () {
+      document.body.dataset.connected = "1";
+      // An event published between this page's rendering and the subscription (a fast
+      // analysis: the verdict before the page had connected) was missed: catch up once.
+      document.querySelectorAll("[data-region][data-jobs], [data-region][data-devices]")
+        .forEach(function (el) { refresh(el.dataset.region); });
+    });
     window.addEventListener("beforeunload", function () { source.close(); });
   }
 
