@@ -32,7 +32,10 @@ GRANT_STATES = {"valid": N_("valid"), "expired": N_("expired"), "revoked": N_("r
 def holders(db: Session, today: date, locale: str) -> dict[str, list[dict[str, Any]]]:
     """Per training, the newest grant of each person, with its state and end."""
     rules = {t.id: t for t in st.all_trainings(db)}
-    users = {u.id: u for u in db.scalars(select(User))}
+    # only people who hold a grant: the board renders this on every live refresh, and a
+    # town's accounts are many more than its trained operators
+    users = {u.id: u for u in db.scalars(select(User).where(
+        User.id.in_(select(TrainingGrant.user_id))))}
     out: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in rules}
     for g in db.scalars(select(TrainingGrant).order_by(TrainingGrant.granted_on,
                                                            TrainingGrant.id)):
