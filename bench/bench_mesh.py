@@ -143,9 +143,15 @@ SHAPES = {
     "sphere r20": ("icosphere", {"subdivisions": 4, "radius": 20}),
     "tube r10–20 h40": ("annulus", {"r_min": 10, "r_max": 20, "height": 40, "sections": 96}),
 }
+# PrusaSlicer's own motion defaults, which it applies here (nothing on its command line sets
+# them): every acceleration 1500 mm/s² (its extruding limit), jerk 10 mm/s. Without them the
+# estimate would model the MK4's slower 800-1250 / 8 and run long against this reference.
+MOTION = {"perimeter_acceleration": 1500.0, "infill_acceleration": 1500.0,
+          "default_acceleration": 1500.0, "first_layer_acceleration": 1500.0,
+          "jerk_mm_s": 10.0}
 PROFILES = {
-    "defaults (0.2 mm, 2 perimeters, 15%)": {},
-    "0.3 mm, 3 perimeters, 40%": {"layer_height_mm": 0.3, "first_layer_height_mm": 0.3,
+    "defaults (0.2 mm, 2 perimeters, 15%)": {**MOTION},
+    "0.3 mm, 3 perimeters, 40%": {**MOTION, "layer_height_mm": 0.3, "first_layer_height_mm": 0.3,
                                    "perimeters": 3, "top_solid_layers": 4,
                                    "bottom_solid_layers": 3, "fill_density": 0.4},
 }

@@ -29,6 +29,7 @@ from fabqueue.analysis.mesh_checks import (
     slope_areas,
     warn,
 )
+from fabqueue.analysis.outline import body_outlines, outline_turns
 from fabqueue.core.estimates import PrintParams
 from fabqueue.core.findings import N_, Finding, Refused, finding
 from fabqueue.core.specs import MaterialSpec, PrinterSpec
@@ -163,8 +164,11 @@ def _check(
                "thickness (extrude it) in your design program."),
         )
     edges, touching = topology.edge_facts(merged)
+    outline = outline_turns(triangles, faces, touching)
     bodies, face_body = topology.body_labels(len(faces), touching)
     measures = topology.measure(triangles, face_body, bodies)
+    # what the time estimate travels to per layer: each body's loops, and their holes
+    loops = body_outlines(triangles, faces, face_body, bodies, len(vertices), edges.watertight)
     report.update(
         bodies=bodies, watertight=edges.watertight,
         winding_consistent=edges.winding_consistent, open_edges=edges.open_edges,
@@ -197,5 +201,6 @@ def _check(
     check_units(report, bbox)
     check_fit(report, vertices, bbox, material, printers)
     estimate(report, volume, measures, bbox, material, params, copies, slope_areas(triangles),
-             base_extents(vertices, params.first_layer_height_mm), outline_segment_mm(triangles))
+             base_extents(vertices, params.first_layer_height_mm), outline_segment_mm(triangles),
+             outline, loops)
     return MeshGeometry(vertices, faces)

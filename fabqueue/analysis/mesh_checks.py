@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fabqueue.analysis import topology
+from fabqueue.analysis.outline import Outline
 from fabqueue.core.estimates import PrintParams, estimate_print
 from fabqueue.core.findings import N_, Finding, Refused, finding
 from fabqueue.core.placement import placement
@@ -294,6 +295,8 @@ def estimate(
     slopes: list[tuple[float, float]] | None = None,
     base: tuple[float, float] | None = None,
     segment_mm: float | None = None,
+    outline: Outline | None = None,
+    loops: Sequence[tuple[float, float, int, bool]] = (),
 ) -> None:
     density = (material.density_g_cm3 if material else None) or DEFAULT_DENSITY_G_CM3
     price = material.price_per_kg if material else None
@@ -301,7 +304,8 @@ def estimate(
         volume, measures.surface_mm2, (bbox[0], bbox[1], bbox[2]), params, density,
         price or 0.0, copies, footprint_mm2=measures.footprint_mm2,
         wall_mm2=measures.wall_mm2, bodies=len(measures.body_volumes_mm3), slopes=slopes or (),
-        base_mm=base, segment_mm=segment_mm,
+        base_mm=base, segment_mm=segment_mm, turns=outline.turns if outline else (),
+        loops=loops, small_holes_mm2=outline.tight_concave_mm2 if outline else 0.0,
     )
     report.update(
         material_g=result.material_g, filament_m=result.filament_m,

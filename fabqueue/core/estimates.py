@@ -36,10 +36,17 @@ class PrintParams:
     top_solid_infill_speed_mm_s: float = 30.0
     travel_speed_mm_s: float = 150.0
     first_layer_speed_mm_s: float = 20.0
-    # Time per layer and body on retraction and layer change beyond the travel itself: the
-    # fit on the samples puts it at nothing (the acceleration terms, which stop at every
-    # joint, already run a little long), kept as a knob for other printers.
+    # Time per layer and body beyond the travel and retraction modelled below: none on the
+    # samples (issue 20), kept as a knob for other printers.
     layer_overhead_s: float = 0.0
+    # Every travel to another loop retracts, lifts, and undoes both (PrusaSlicer's defaults;
+    # the profiles give theirs): the filament at the retract acceleration, the nozzle along Z.
+    retract_length_mm: float = 2.0
+    retract_speed_mm_s: float = 40.0
+    retract_lift_mm: float = 0.0
+    retract_acceleration: float = 1500.0
+    z_acceleration: float = 500.0
+    z_jerk_mm_s: float = 0.2
     # Infill lines overlap and are laid slightly denser than the nominal percentage.
     infill_overlap: float = 1.1
     # PrusaSlicer fills interior regions smaller than this solid (its default, mm²).
@@ -61,6 +68,8 @@ class PrintParams:
     # Cooling: a layer printed faster than this is slowed to it (PrusaSlicer's default 5 s).
     slowdown_below_layer_time_s: float = 5.0
     min_print_speed_mm_s: float = 10.0
+    # Loops shorter than SMALL_LOOP_MM (holes, thin parts) print at this (PrusaSlicer's 15).
+    small_perimeter_speed_mm_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -197,11 +206,36 @@ def _skirt_mm3(base_mm: tuple[float, float], params: PrintParams) -> float:
 # 0.26-0.42, solid infill 0.08-0.34); teapot and idler_riser were held out of every constant.
 INFILL_LINE_SHARE = 0.35
 SKIN_LINE_SHARE = 0.2
-PERIMETER_LINE_SHARE = 0.1  # only without the mesh's own segment length
-# Perimeter moves between full slow-downs, in mesh face segments. The G-code's perimeter
-# moves are 1.4-3× the faces' cut (collinear cuts merge), and shallow joints keep speed where
-# the model stops: fitted on the training samples (mean time error +1%).
-SEGMENT_RUNS = 4.0
+PERIMETER_LINE_SHARE = 0.1  # only without the mesh's joints or segment length
+
+
+# A joint turning less than this is two coplanar faces cut by the triangulation: PrusaSlicer
+# merges the collinear points (gcode_resolution), so the outline has no joint there.
+MIN_TURN_RAD = math.radians(1.0)
+
+
+def _perimeter_speed(speed: float, accel: float, jerk: float, outline_mm: float,
+                     loops: float, turns: Sequence[tuple[float, float]],
+                     height: float) -> float:
+    """Average speed of a perimeter printed at ``speed`` round the mesh's outline joints.
+
+    Per layer the outline (``outline_mm`` long, in ``loops`` closed loops) has, per turning
+    angle θ, Σ z-extent ÷ height joints (``fabqueue.analysis.outline.outline_turns``). At a
+    joint the velocity turns by 2·v·sin(θ/2); the planner keeps the largest speed whose
+    change stays within the jerk, u = jerk ÷ (2 sin(θ/2)): a shallow joint costs nothing,
+    a square corner slows to the jerk. Every joint starts a run of the mean spacing that
+    accelerates from its corner speed and slows to it again (``_effective_speed``); each
+    loop's seam starts and ends at the jerk speed.
+    """
+    joints = [(crossings_mm / height, min(speed, jerk / (2 * math.sin(angle / 2))))
+              for angle, crossings_mm in turns if angle >= MIN_TURN_RAD]
+    count = sum(n for n, _ in joints) + loops
+    if outline_mm <= 0 or count <= 0:
+        return speed
+    run = outline_mm / count
+    seconds = loops * run / _effective_speed(speed, run, accel, jerk) + sum(
+        n * run / _effective_speed(speed, run, accel, corner) for n, corner in joints)
+    return outline_mm / seconds
 
 
 def _effective_speed(speed: float, line_mm: float, accel: float, jerk: float) -> float:
@@ -228,12 +262,14 @@ LAYER_SPREAD = 1.0
 LAYER_SAMPLES = 8
 
 
-def _cooled(extruding: float, lengths: float, layers: int, floor: float,
+def _cooled(extruding: float, plain: float, lengths: float, layers: int, floor: float,
             min_speed: float) -> float:
     """Extrusion seconds of ``layers`` layers after PrusaSlicer's cooling slowdown.
 
-    A layer whose extrusion would take less than ``floor`` is slowed to take ``floor``, but
-    no move below ``min_speed``. The rule bends where a layer reaches the floor, so the
+    PrusaSlicer judges a layer by length ÷ feed rate (``plain``, no acceleration): one that
+    would take less than ``floor`` has its feed rates lowered until it takes ``floor``, but
+    no move below ``min_speed``; what the printer then takes is that plus what acceleration
+    adds (``extruding`` − ``plain``). The rule bends where a layer reaches the floor, so the
     average layer alone gets it wrong when small and large layers mix (a small part on a
     large one): it is applied over a spread of layer sizes around the average.
     """
@@ -242,16 +278,63 @@ def _cooled(extruding: float, lengths: float, layers: int, floor: float,
     total = 0.0
     for i in range(LAYER_SAMPLES):
         share = 1 + LAYER_SPREAD * (2 * (i + 0.5) / LAYER_SAMPLES - 1)
-        seconds = extruding / layers * share
-        if seconds < floor and min_speed > 0:
-            seconds = max(seconds, min(floor, lengths / layers * share / min_speed))
+        seconds, judged = extruding / layers * share, plain / layers * share
+        if judged < floor and min_speed > 0:
+            seconds += max(min(floor, lengths / layers * share / min_speed) - judged, 0.0)
         total += seconds
     return total / LAYER_SAMPLES * layers
 
 
+def _retraction_s(params: PrintParams) -> float:
+    """One retraction cycle: pull the filament back and push it again, lift and lower.
+
+    Each a short move from and to rest at its acceleration (the E and Z jerks are small).
+    """
+    def move(length: float, speed: float, accel: float, jerk: float) -> float:
+        return length / _effective_speed(speed, length, accel, jerk) if length > 0 else 0.0
+
+    pull = move(params.retract_length_mm, params.retract_speed_mm_s,
+                params.retract_acceleration, 0.0)
+    lift = move(params.retract_lift_mm, params.travel_speed_mm_s, params.z_acceleration,
+                params.z_jerk_mm_s)
+    return 2 * (pull + lift)
+
+
+# PrusaSlicer prints a perimeter loop no longer than this (2π × 6.5 mm) at the small-perimeter
+# speed: holes and thin parts, where the loop is printed slowly for accuracy.
+SMALL_LOOP_MM = 2 * math.pi * 6.5
+
+
+def _loops(loops: Sequence[tuple[float, float, int, bool]], height: float, side_mm2: float,
+           small_holes_mm2: float, bodies: int) -> tuple[float, float, float]:
+    """Per layer: bodies crossed, holes crossed, and the share of the outline in small loops.
+
+    ``loops`` per body: its height, its outline per layer, the holes through it and whether
+    it stands clear of the others (``fabqueue.analysis.outline.body_outlines``). A body
+    standing clear without holes is one loop per layer, small when its outline is (bodies
+    that overlap are merged by the slicer: their loops are not theirs alone); in a body with
+    holes, the concave bends tighter than a small loop's radius (``small_holes_mm2``, side
+    area) are the small holes. Without ``loops``: every body in every layer, no holes, no
+    small loops.
+    """
+    if not loops or height <= 0:
+        return float(bodies), 0.0, 0.0
+    islands = sum(h for h, *_ in loops) / height
+    holes = sum(h * n for h, _, n, _ in loops) / height
+    total = sum(h * outline for h, outline, *_ in loops) or side_mm2
+    small = sum(h * outline for h, outline, n, alone in loops
+                if alone and n == 0 and outline <= SMALL_LOOP_MM)
+    if holes > 0:
+        small += small_holes_mm2
+    return islands, holes, min(small / total, 1.0) if total > 0 else 0.0
+
+
 def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintParams,
              bodies: int = 1, chord_mm: float = 10.0,
-             segment_mm: float | None = None) -> float:
+             segment_mm: float | None = None, side_mm2: float = 0.0,
+             turns: Sequence[tuple[float, float]] = (),
+             loops: Sequence[tuple[float, float, int, bool]] = (),
+             small_holes_mm2: float = 0.0) -> float:
     """Extruded length per feature ÷ its acceleration-limited speed, per-layer travel, cooling.
 
     ``chord_mm`` is the mean chord of a layer's region (Cauchy: π × area ÷ outline, the
@@ -264,40 +347,58 @@ def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintPara
     layers = max(math.ceil(height / params.layer_height_mm - 1e-9), 1)
     infill_line = INFILL_LINE_SHARE * chord_mm
     skin_line = SKIN_LINE_SHARE * chord_mm
-    perimeter_line = (SEGMENT_RUNS * segment_mm if segment_mm
-                      else PERIMETER_LINE_SHARE * chord_mm)
     jerk = params.jerk_mm_s
+    outline = side_mm2 / height
+
+    def perimeter(speed: float, accel: float) -> float:
+        """Average perimeter speed: round the mesh's joints, else runs of a fixed length."""
+        if turns and outline > 0:
+            return _perimeter_speed(speed, accel, jerk, outline, bodies, turns, height)
+        line = segment_mm if segment_mm else PERIMETER_LINE_SHARE * chord_mm
+        return _effective_speed(speed, line, accel, jerk)
+
+    def lines(speed: float, line: float) -> float:
+        return _effective_speed(speed, line, params.infill_acceleration, jerk)
+
     top_share = 1 / max(params.top_solid_layers, 1)
     first_share = v.first_layer / v.total if v.total > 0 else 0.0
-    rates = (
-        (v.external, params.external_perimeter_speed_mm_s, perimeter_line,
-         params.perimeter_acceleration),
-        (v.perimeters, params.perimeter_speed_mm_s, perimeter_line,
-         params.perimeter_acceleration),
-        (v.bottom, params.solid_infill_speed_mm_s, skin_line, params.infill_acceleration),
+    islands, holes, small = _loops(loops, height, side_mm2, small_holes_mm2, bodies)
+    ext, per = params.external_perimeter_speed_mm_s, params.perimeter_speed_mm_s
+    tiny = params.small_perimeter_speed_mm_s
+    small_speed = perimeter(tiny, params.perimeter_acceleration)
+    solid, top = params.solid_infill_speed_mm_s, params.top_solid_infill_speed_mm_s
+    rates = (  # (volume mm³, feed rate, average speed mm/s)
+        (v.external * (1 - small), ext, perimeter(ext, params.perimeter_acceleration)),
+        (v.perimeters * (1 - small), per, perimeter(per, params.perimeter_acceleration)),
+        ((v.external + v.perimeters) * small, tiny, small_speed),
+        (v.bottom, solid, lines(solid, skin_line)),
         # only the topmost skin layer is "top solid infill" (slow, for looks); the ones
         # under it are solid infill at its speed
-        (v.top * top_share, params.top_solid_infill_speed_mm_s, skin_line,
-         params.infill_acceleration),
-        (v.top * (1 - top_share), params.solid_infill_speed_mm_s, skin_line,
-         params.infill_acceleration),
-        (v.infill, params.infill_speed_mm_s, infill_line, params.infill_acceleration),
+        (v.top * top_share, top, lines(top, skin_line)),
+        (v.top * (1 - top_share), solid, lines(solid, skin_line)),
+        (v.infill, params.infill_speed_mm_s, lines(params.infill_speed_mm_s, infill_line)),
     )
-    extruding = sum(
-        vol * (1 - first_share) / (_effective_speed(speed, line, accel, jerk) * section)
-        for vol, speed, line, accel in rates
-    )
-    first = v.first_layer / (_effective_speed(params.first_layer_speed_mm_s, perimeter_line,
-                                              params.first_layer_acceleration, jerk) * section)
+    extruding = sum(vol * (1 - first_share) / (speed * section) for vol, _, speed in rates)
+    plain = sum(vol * (1 - first_share) / (feed * section) for vol, feed, _ in rates)
+    first = v.first_layer / (perimeter(params.first_layer_speed_mm_s,
+                                       params.first_layer_acceleration) * section)
     travel = _effective_speed(params.travel_speed_mm_s, chord_mm, params.default_acceleration,
                               jerk)
-    per_layer_travel = bodies * (params.layer_overhead_s + chord_mm / travel)
-    upper = max(layers - 1, 0)
+    # Per layer the nozzle travels to every loop (each island's outline and each hole
+    # through it), a chord long; it retracts and lifts only on the way from one loop to
+    # another (a travel within one loop's inside crosses no perimeter, PrusaSlicer's rule).
+    loops_per_layer = islands + holes
+    per_layer_travel = (loops_per_layer * chord_mm / travel
+                        + max(loops_per_layer - 1, 0.0) * _retraction_s(params)) + (
+        bodies * params.layer_overhead_s)
+    # bodies stacked apart (a layer crosses fewer than one on average) leave layers empty:
+    # the others carry the extrusion, and cooling judges them by that
+    upper = max(layers - 1, 0) * min(islands, 1.0)
     lengths = sum(vol for vol, *_ in rates) * (1 - first_share) / section
-    cooled = _cooled(extruding, lengths, upper,
+    cooled = _cooled(extruding, plain, lengths, upper,
                      params.slowdown_below_layer_time_s - per_layer_travel,
                      params.min_print_speed_mm_s)
-    return first + cooled + layers * per_layer_travel
+    return first + cooled + layers * min(islands, 1.0) * per_layer_travel
 
 
 def estimate_print(
@@ -315,6 +416,9 @@ def estimate_print(
     slopes: Sequence[tuple[float, float]] = (),
     base_mm: tuple[float, float] | None = None,
     segment_mm: float | None = None,
+    turns: Sequence[tuple[float, float]] = (),
+    loops: Sequence[tuple[float, float, int, bool]] = (),
+    small_holes_mm2: float = 0.0,
 ) -> PrintEstimate:
     """Estimate filament grams and metres, printing seconds and material cost.
 
@@ -345,7 +449,8 @@ def estimate_print(
     return PrintEstimate(
         material_g=round(grams, 2),
         filament_m=round(extruded_mm3 / filament_section / 1000, 3),
-        seconds=round(_seconds(one, bbox_mm, params, bodies, chord, segment_mm) * copies
+        seconds=round(_seconds(one, bbox_mm, params, bodies, chord, segment_mm, side, turns,
+                               loops, small_holes_mm2) * copies
                       + skirt / (params.first_layer_speed_mm_s * _extrusion_spacing(params)
                                  * params.first_layer_height_mm), 1),
         cost=round(grams / 1000 * price_per_kg, 2),
