@@ -164,8 +164,10 @@ def _check(
                "thickness (extrude it) in your design program."),
         )
     edges, touching = topology.edge_facts(merged)
+    del merged  # its corner sort (8 bytes a corner) is done with: free it before the rest
     outline = outline_turns(triangles, faces, touching)
     bodies, face_body = topology.body_labels(len(faces), touching)
+    del touching
     measures = topology.measure(triangles, face_body, bodies)
     # what the time estimate travels to per layer: each body's loops, and their holes
     loops = body_outlines(triangles, faces, face_body, bodies, len(vertices), edges.watertight)
