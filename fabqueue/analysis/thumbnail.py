@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 _MAX_FACES = 400_000  # beyond this a random subset looks the same at thumbnail size
+_FACE_CHUNK = 1 << 16  # faces shaded and sized at a time
+_SAMPLE_CHUNK = 1 << 19  # samples drawn at a time: ~20 MB of temporaries at most
 _SUPERSAMPLE = 2
 _MARGIN = 0.06
 _BACKGROUND = (246, 246, 244)
@@ -69,39 +71,61 @@ def _render(vertices: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
     screen[:, 0] = view[:, 0] * scale + pixels / 2
     screen[:, 1] = pixels / 2 - view[:, 1] * scale
     screen[:, 2] = view[:, 2]
-    corners = screen[faces]  # (n, 3, 3): x, y in pixels, depth
-    shade = _shading(view[faces])
+    # per face: its shade and its lattice size (in chunks: a few MB at a time, not 36 bytes
+    # per face for each of the corners, their edges and their view coordinates at once)
+    shade = np.empty(len(faces), dtype=np.float32)
+    levels = np.empty(len(faces), dtype=np.int64)
+    for lo in range(0, len(faces), _FACE_CHUNK):
+        part = faces[lo : lo + _FACE_CHUNK]
+        shade[lo : lo + len(part)] = _shading(view[part])
+        levels[lo : lo + len(part)] = _level(screen[part], pixels)
+    del view
+    # Every sample in a fixed order (by lattice size, then face), a chunk at a time: the
+    # z-buffer keeps the nearest depth so far, and a chunk paints its samples at least that
+    # near. A pixel ends with the last of its nearest samples, as if all were drawn at once.
+    nearest = np.full(pixels * pixels, -np.inf, dtype=np.float32)
+    for m in np.unique(levels):
+        chosen = np.flatnonzero(levels == m)
+        weights = _lattice(int(m)) if m > 1 else np.full((1, 3), 1 / 3, dtype=np.float32)
+        per_face = len(weights) * (len(_SPLAT) if m == 1 else 1)
+        step = max(1, _SAMPLE_CHUNK // per_face)
+        for lo in range(0, len(chosen), step):
+            part = chosen[lo : lo + step]
+            _paint(canvas, nearest, screen[faces[part]], shade[part], weights, pixels, m == 1)
+    return canvas.reshape(pixels, pixels, 3)
+
+
+def _level(corners: np.ndarray, pixels: int) -> np.ndarray:
+    """Lattice subdivisions of each face: its longest side in pixels, rounded up to steps of
+    25% (few sizes, so faces batch by size, and few samples wasted)."""
     longest = np.max(
         np.linalg.norm(corners[:, [1, 2, 0], :2] - corners[:, :, :2], axis=2), axis=1
     )
     steps = np.clip(np.ceil(longest), 1, pixels).astype(np.int64)
-    # batch faces by lattice size: sizes rounded up to steps of 25% waste few samples
-    levels = np.ceil(1.25 ** np.ceil(np.log(steps) / np.log(1.25))).astype(np.int64)
-    points, depths, shades = [], [], []
-    for m in np.unique(levels):
-        chosen = levels == m
-        weights = _lattice(int(m)) if m > 1 else np.full((1, 3), 1 / 3, dtype=np.float32)
-        samples = np.matmul(weights, corners[chosen])  # (n, L, 3)
-        xy = samples[..., :2].reshape(-1, 2)
-        depth = samples[..., 2].ravel()
-        value = np.repeat(shade[chosen], len(weights))
-        if m == 1:  # sub-pixel faces: splat the centre over 2×2 pixels so no gaps show through
-            xy = (xy[:, None, :] + _SPLAT).reshape(-1, 2)
-            depth, value = np.repeat(depth, len(_SPLAT)), np.repeat(value, len(_SPLAT))
-        points.append(xy)
-        depths.append(depth)
-        shades.append(value)
-    xy = np.concatenate(points).astype(np.int64)
-    depth = np.concatenate(depths)
-    value = np.concatenate(shades)
+    return np.ceil(1.25 ** np.ceil(np.log(steps) / np.log(1.25))).astype(np.int64)
+
+
+def _paint(
+    canvas: np.ndarray, nearest: np.ndarray, corners: np.ndarray, shade: np.ndarray,
+    weights: np.ndarray, pixels: int, splat: bool,
+) -> None:
+    """Sample these faces (corners in screen space) and paint the samples nearest so far."""
+    samples = np.matmul(weights, corners)  # (n, L, 3)
+    xy = samples[..., :2].reshape(-1, 2)
+    depth = samples[..., 2].ravel()
+    value = np.repeat(shade, len(weights))
+    del samples
+    if splat:  # sub-pixel faces: splat the centre over 2×2 pixels so no gaps show through
+        xy = (xy[:, None, :] + _SPLAT).reshape(-1, 2)
+        depth, value = np.repeat(depth, len(_SPLAT)), np.repeat(value, len(_SPLAT))
+    xy = xy.astype(np.int64)
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < pixels) & (xy[:, 1] >= 0) & (xy[:, 1] < pixels)
     pixel = xy[inside, 1] * pixels + xy[inside, 0]
+    del xy
     depth, value = depth[inside], value[inside]
-    nearest = np.full(pixels * pixels, -np.inf, dtype=np.float32)
     np.maximum.at(nearest, pixel, depth)
     front = depth >= nearest[pixel]
     canvas[pixel[front]] = np.clip(_COLOUR * value[front, None], 0, 255).astype(np.uint8)
-    return canvas.reshape(pixels, pixels, 3)
 
 
 def _shading(triangles: np.ndarray) -> np.ndarray:
