@@ -302,6 +302,7 @@ def print_params_from(ini: IniFile) -> PrintParams:
         z_acceleration=machine("machine_max_acceleration_z", 500.0),
         z_jerk_mm_s=machine("machine_max_jerk_z", 0.2),
         small_perimeter_speed_mm_s=value("small_perimeter_speed", 15.0, base=perimeter),
+        bridge_speed_mm_s=value("bridge_speed", 60.0),
         slowdown_below_layer_time_s=value("slowdown_below_layer_time", 5.0),
         min_print_speed_mm_s=value("min_print_speed", 10.0),
         layer_height_mm=layer,
