@@ -96,6 +96,10 @@ class _Volumes:
     top: float
     infill: float
     first_layer: float
+    anchors: float = 0.0  # of the infill: the short moves joining its lines
+    # of the skins, the share laid as bands under slopes, and those bands' mean width (mm)
+    banded: float = 0.0
+    band_mm: float = 0.0
 
     @property
     def total(self) -> float:
@@ -136,8 +140,9 @@ def _feature_volumes(
     # too), however far it is from the average cross-section; the inside bounds them
     inner = max(volume_mm3 - walls, 0.0)
     if slopes:
-        top_skin, bottom_skin = _skins_by_slope(slopes, params)
+        top_skin, bottom_skin, banded, band = _skin_bands(slopes, params)
     else:
+        banded = band = 0.0
         top_skin = footprint * params.top_solid_layers * params.layer_height_mm
         bottom_skin = footprint * params.bottom_solid_layers * params.layer_height_mm
     # the skins fill inside the perimeters: the ring they take in every layer is walls
@@ -148,14 +153,16 @@ def _feature_volumes(
     rest = max(inner - bottom - top, 0.0)
     density = _infill_density(volume_mm3, side_area, height, params, bodies)
     infill = rest * density * params.infill_overlap
+    anchors = 0.0
     if density < 1 and inner > 0:
         # connected infill: neighbouring line ends are joined along the innermost perimeter,
         # every other gap (a zigzag), so each sparse layer adds half its outline; the sparse
         # layers are the inside's share left after the skins
-        infill += 0.5 * side_area * spacing * rest / inner
-    infill = min(infill, rest)
+        anchors = min(0.5 * side_area * spacing * rest / inner, rest)
+    infill = min(infill + anchors, rest)
     first_layer = min(footprint * params.first_layer_height_mm, volume_mm3)
-    return _Volumes(external, walls - external, bottom, top, infill, first_layer)
+    return _Volumes(external, walls - external, bottom, top, infill, first_layer,
+                    min(anchors, infill), banded, band)
 
 
 def _skins_by_slope(
@@ -170,8 +177,22 @@ def _skins_by_slope(
     grows back over the ring to anchor (its 3 mm margin), so the whole band is solid. Sliced
     roofs at 15–80°, 0.2 and 0.15 mm layers, match this step (tests/core/test_estimates.py).
     """
+    top, bottom, _, _ = _skin_bands(slopes, params)
+    return top, bottom
+
+
+def _skin_bands(
+    slopes: Sequence[tuple[float, float]], params: PrintParams
+) -> tuple[float, float, float, float]:
+    """``_skins_by_slope``, the share of them laid under slopes and those bands' mean width.
+
+    Under a slope the skin of a layer is a band layers × layer height × cot(slope) wide: its
+    lines cross it, so they are that short (rabbit's 1.5 mm solid moves), where under a
+    level surface they span the region.
+    """
     ring = params.perimeters * _extrusion_spacing(params)
     top = bottom = 0.0
+    banded = narrow = 0.0
     for nz, area in slopes:
         sideways = math.sqrt(max(1.0 - nz * nz, 0.0))
         layers = params.top_solid_layers if nz > 0 else params.bottom_solid_layers
@@ -182,7 +203,11 @@ def _skins_by_slope(
             top += area * depth
         else:
             bottom += area * depth
-    return top, bottom
+        if sideways > 1e-3:
+            banded += area * depth
+            narrow += area * depth * depth / sideways
+    share = banded / (top + bottom) if top + bottom > 0 else 0.0
+    return top, bottom, share, narrow / banded if banded > 0 else 0.0
 
 
 def _infill_density(
@@ -224,12 +249,9 @@ def _skirt_mm3(base_mm: tuple[float, float], params: PrintParams) -> float:
     return sum(loops) * layer_section * params.skirt_height_layers
 
 
-# Mean move length per feature as a share of the region's mean chord, read off PrusaSlicer's
-# G-code of the training samples (cube, busted, multibody, featuretype, rabbit: sparse infill
-# 0.26-0.42, solid infill 0.08-0.34); teapot and idler_riser were held out of every constant.
-INFILL_LINE_SHARE = 0.35
-SKIN_LINE_SHARE = 0.2
-PERIMETER_LINE_SHARE = 0.1  # only without the mesh's joints or segment length
+# Without the mesh's joints or segment length, perimeters run between full slow-downs a tenth
+# of the region's mean chord (the G-code's perimeter moves on the samples; issue 20).
+PERIMETER_LINE_SHARE = 0.1
 
 
 # A joint turning less than this is two coplanar faces cut by the triangulation: PrusaSlicer
@@ -361,15 +383,19 @@ def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintPara
     """Extruded length per feature ÷ its acceleration-limited speed, per-layer travel, cooling.
 
     ``chord_mm`` is the mean chord of a layer's region (Cauchy: π × area ÷ outline, the
-    same as π × volume ÷ side area); lines and the perimeters' straight runs are a share of
-    it. Each layer adds a travel and retraction per body; a layer quicker than
-    ``slowdown_below_layer_time`` has its extrusion slowed as PrusaSlicer's cooling does.
+    same as π × volume ÷ side area): infill and skin lines span it (skins under slopes only
+    their band). Each layer adds a travel per loop and a retraction per further loop; a layer
+    quicker than ``slowdown_below_layer_time`` has its extrusion slowed as PrusaSlicer's
+    cooling does.
     """
     section = _extrusion_spacing(params) * params.layer_height_mm  # mm² per mm of line
     height = max(bbox_mm[2], params.layer_height_mm)
     layers = max(math.ceil(height / params.layer_height_mm - 1e-9), 1)
-    infill_line = INFILL_LINE_SHARE * chord_mm
-    skin_line = SKIN_LINE_SHARE * chord_mm
+    spacing = _extrusion_spacing(params)
+    # Sparse infill lines span the region: on average its mean chord. Their ends are joined
+    # by anchors along the perimeter as long as the gap between neighbouring lines of one
+    # direction (grid: two directions, so 2 × spacing ÷ density).
+    anchor_line = 2 * spacing / max(params.fill_density, 0.01)
     jerk = params.jerk_mm_s
     outline = side_mm2 / height
 
@@ -382,6 +408,19 @@ def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintPara
 
     def lines(speed: float, line: float) -> float:
         return _effective_speed(speed, line, params.infill_acceleration, jerk)
+
+    def zigzag(speed: float, line: float) -> float:
+        """Solid lines side by side: each turns 90° twice into the next, a spacing over."""
+        corner = jerk / math.sqrt(2)  # a 90° turn: the velocity changes by √2 × itself
+        accel = params.infill_acceleration
+        seconds = (line / _effective_speed(speed, line, accel, corner)
+                   + spacing / _effective_speed(speed, spacing, accel, corner))
+        return line / seconds
+
+    def skin(speed: float) -> float:
+        """Skins' average speed: lines across a slope's band, or spanning a level region."""
+        band = min(v.band_mm, chord_mm) if v.band_mm > 0 else chord_mm
+        return 1 / (v.banded / zigzag(speed, band) + (1 - v.banded) / zigzag(speed, chord_mm))
 
     top_share = 1 / max(params.top_solid_layers, 1)
     bridge, sparse = params.bridge_speed_mm_s, params.fill_density < 1
@@ -396,14 +435,16 @@ def _seconds(v: _Volumes, bbox_mm: tuple[float, float, float], params: PrintPara
         (v.external * (1 - small), ext, perimeter(ext, params.perimeter_acceleration)),
         (v.perimeters * (1 - small), per, perimeter(per, params.perimeter_acceleration)),
         ((v.external + v.perimeters) * small, tiny, small_speed),
-        (v.bottom, solid, lines(solid, skin_line)),
+        (v.bottom, solid, skin(solid)),
         # only the topmost skin layer is "top solid infill" (slow, for looks); the ones
         # under it are solid infill at its speed
-        (v.top * top_share, top, lines(top, skin_line)),
+        (v.top * top_share, top, skin(top)),
         # and the lowest, laid over sparse infill, is bridged (at the bridge speed)
-        (v.top * bridge_share, bridge, lines(bridge, skin_line)),
-        (v.top * (1 - top_share - bridge_share), solid, lines(solid, skin_line)),
-        (v.infill, params.infill_speed_mm_s, lines(params.infill_speed_mm_s, infill_line)),
+        (v.top * bridge_share, bridge, skin(bridge)),
+        (v.top * (1 - top_share - bridge_share), solid, skin(solid)),
+        (v.infill - v.anchors, params.infill_speed_mm_s,
+         lines(params.infill_speed_mm_s, chord_mm)),
+        (v.anchors, params.infill_speed_mm_s, lines(params.infill_speed_mm_s, anchor_line)),
     )
     extruding = sum(vol * (1 - first_share) / (speed * section) for vol, _, speed in rates)
     plain = sum(vol * (1 - first_share) / (feed * section) for vol, feed, _ in rates)
