@@ -340,7 +340,7 @@ def test_profile_shell_minimums_reach_the_estimate_as_they_reach_the_slicer(
 # --- time: acceleration on short moves, cooling of small layers (issue 20) ---
 
 def test_short_moves_never_reach_their_speed() -> None:
-    from fabqueue.core.estimates import _effective_speed
+    from fabqueue.core.print_time import effective_speed as _effective_speed
 
     long_run = _effective_speed(80.0, 200.0, 1250.0, 8.0)
     short_run = _effective_speed(80.0, 2.0, 1250.0, 8.0)
@@ -355,6 +355,28 @@ def test_a_finely_facetted_part_takes_longer_than_a_boxy_one() -> None:
     facetted = cube(footprint_mm2=400.0, wall_mm2=1600.0, segment_mm=0.3)
     assert facetted.seconds > boxy.seconds * 1.2
     assert facetted.material_g == boxy.material_g
+
+
+def test_perimeters_slow_only_at_joints_that_turn_enough() -> None:
+    # per layer 80 mm of outline: 96 joints of 3.75° (a smooth cylinder) cost nothing at
+    # 45 mm/s (the velocity turns by 2.9 mm/s, under the 8 mm/s jerk); 4 square corners do
+    from fabqueue.core.print_time import perimeter_speed
+
+    smooth = perimeter_speed(45.0, 800.0, 8.0, 80.0, 1, [(math.radians(3.75), 96 * 20.0)], 20.0)
+    square = perimeter_speed(45.0, 800.0, 8.0, 80.0, 1, [(math.pi / 2, 4 * 20.0)], 20.0)
+    jagged = perimeter_speed(45.0, 800.0, 8.0, 80.0, 1, [(math.pi / 2, 40 * 20.0)], 20.0)
+    assert smooth > 40  # only the seam
+    assert jagged < square < smooth
+
+
+def test_small_loops_print_at_the_small_perimeter_speed() -> None:
+    # the same cube, once as a 80 mm loop per layer and once said to be a 30 mm one
+    big = cube(footprint_mm2=400.0, wall_mm2=1600.0, loops=[(20.0, 80.0, 0, True)])
+    small = cube(footprint_mm2=400.0, wall_mm2=1600.0, loops=[(20.0, 30.0, 0, True)])
+    assert small.seconds > big.seconds * 1.2
+    # a hole through it is travelled to, retracting, in every layer
+    holed = cube(footprint_mm2=400.0, wall_mm2=1600.0, loops=[(20.0, 80.0, 1, True)])
+    assert holed.seconds > big.seconds + 100 * 0.1
 
 
 def test_gentler_acceleration_is_slower() -> None:
