@@ -10,13 +10,15 @@ own figures for the same
 profile (prusa_mk4 / PLA). ``--write`` puts the table in bench/RESULTS.md under
 "## Estimate accuracy" (replacing only that section, and keeping the figures it replaces, with
 their commit, under "Earlier figures"). tests/slicing/test_estimate_accuracy.py asserts the
-tolerances with the same functions. The time model's constants were set on every sample but
-HELD_OUT, which are reported apart.
+tolerances with the same functions. The time model has no constant fitted to these samples
+(each term is a PrusaSlicer rule, read off its G-code per feature); HELD_OUT stayed out of
+that reading and are reported apart.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import subprocess
@@ -37,8 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
 RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Estimate accuracy"
-TOLERANCE = 0.15  # grams, asserted
-TIME_TOLERANCE = 0.20  # seconds, asserted: what the model reaches on every sample today
+# Asserted: what the model reaches on every sample today (7289c7c..8d0e8ca, issue 20). Grams
+# miss 5% on three: multibody 0.15 against 0.16 g (both rounded to 0.01 g), rabbit and
+# teapot (held out) at fine quality.
+TOLERANCE = 0.07  # grams
+TIME_TOLERANCE = 0.10  # seconds
 GRAMS_TARGET, TIME_TARGET = 0.05, 0.10  # issue 20's aim, counted in the table
 # Left out of every constant the time model fits or reads off the G-code (chosen up front).
 HELD_OUT = ("teapot", "idler_riser")
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `.venv/bin/python bench/bench_estimates.py --write` "
         f"({time.strftime('%Y-%m-%d')}, commit {commit()}, {platform.machine()}, Python "
-        f"{platform.python_version()}).",
+        f"{platform.python_version()}, load average {{load}} at the end: a shared machine).",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                       "", table(rows), "",
                       "Held out: " + ", ".join(f"{r.name} time {r.seconds_error:+.1%}, grams "
                                                f"{r.grams_error:+.1%}" for r in held) + "."]
-    body = "\n".join(parts)
+    body = "\n".join(parts).replace("{load}", f"{os.getloadavg()[0]:.1f}")
     print(body)
     if args.write:
         write_section(body)

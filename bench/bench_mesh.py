@@ -2,6 +2,7 @@
 
 Run from the repository root:
     .venv/bin/python bench/bench_mesh.py [--runs 3] [--no-write] [--no-estimates]
+    .venv/bin/python bench/bench_mesh.py --estimates-only   # the shapes' table, printed only
 
 Generates four geodesic spheres (1,003,520 triangles, 50 MB) in a temp folder, runs every
 tool in its own subprocess (through a small wrapper that reports the child's wall and CPU
@@ -234,7 +235,14 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--no-estimates", dest="estimates", action="store_false",
                         help="skip slicing shapes to compare the estimate with PrusaSlicer")
+    parser.add_argument("--estimates-only", action="store_true",
+                        help="only slice the shapes and print the estimate table (no write)")
     args = parser.parse_args()
+    if args.estimates_only:
+        with tempfile.TemporaryDirectory() as folder:
+            print(compare_estimates(Path(folder)))
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        return
     with tempfile.TemporaryDirectory() as folder:
         stl = Path(folder) / "four-spheres.stl"
         started = time.perf_counter()
