@@ -14,8 +14,12 @@ import numpy as np
 # Odd 64-bit constants for mixing the three coordinate bit patterns into one sortable key.
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 _CHUNK = 1 << 18
+#: Corners hashed or regrouped at a time in the merge (~30 bytes of temporaries each).
+_MERGE_CHUNK = 1 << 16
+#: Faces measured at a time inside one of measure's _CHUNK sums.
+_SLICE = 1 << 15
 #: Corners per chunk of edge pairing (whole vertices): a few MB of temporaries at a time.
-_EDGE_CHUNK = 1 << 16
+_EDGE_CHUNK = 1 << 15
 _MAX_HOOK_ROUNDS = 64
 _ROW = np.dtype([("xy", "<u8"), ("z", "<u4")])
 #: From a corner (3 * face + slot) to the next and previous corner of its face.
@@ -82,7 +86,7 @@ def merge_vertices(triangles: np.ndarray) -> Merged:
     index_bits = max(int(n - 1).bit_length(), 1)
     key = np.empty(n, dtype=np.int64)
     rest = np.empty(n, dtype=np.uint32 if index_bits < 32 else np.uint64)
-    for lo, hi in _chunks(n):
+    for lo, hi in _chunks(n, _MERGE_CHUNK):
         _sort_keys(key[lo:hi], rest[lo:hi], corners[lo:hi], scale, index_bits, lo)
     key.sort()
     order, first = _group_sorted(key, rest, index_bits)
@@ -139,7 +143,7 @@ def _group_sorted(
     first = np.empty(n, dtype=bool)
     mask = (1 << index_bits) - 1
     last_top = last_rest = None
-    for lo, hi in _chunks(n):
+    for lo, hi in _chunks(n, _MERGE_CHUNK):
         part = key[lo:hi]
         corner = part & mask
         top = part >> index_bits
@@ -422,13 +426,20 @@ def body_labels(n_faces: int, touching: np.ndarray) -> tuple[int, np.ndarray]:
 def _hook(
     parent: np.ndarray, before: np.ndarray, a: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Hook the roots of pairs (a, b) that are apart; return those pairs (None: all joined)."""
+    """Hook the roots of pairs (a, b) that are apart; return those pairs (None: all joined).
+
+    Pairs still apart are kept as int32 copies only once most have joined: until then the
+    chunk's views (or earlier copies) stay, and the joined pairs are simply read again."""
     root_a, root_b = before[a], before[b]
     apart = root_a != root_b
-    if not apart.any():
+    count = int(np.count_nonzero(apart))
+    if count == 0:
         return None
-    if not apart.all():
-        a, b, root_a, root_b = a[apart], b[apart], root_a[apart], root_b[apart]
+    if count < len(a):
+        root_a, root_b = root_a[apart], root_b[apart]
+        if count <= len(a) // 4:
+            a, b = a[apart], b[apart]
+    del apart
     larger = np.maximum(root_a, root_b)
     np.minimum(root_a, root_b, out=root_a)
     np.minimum.at(parent, larger, root_a)
@@ -467,27 +478,47 @@ def measure(triangles: np.ndarray, face_body: np.ndarray, bodies: int) -> Measur
     surface = 0.0
     footprint = 0.0
     wall = 0.0
+    # Sums go per chunk of _CHUNK faces, as they always have (the float64 totals depend on
+    # it); the per-face float32 work inside a chunk goes in slices into three buffers, so the
+    # temporaries are a few MB whatever the chunk.
+    wall_part = np.empty(min(len(triangles), _CHUNK), dtype=np.float32)
+    surface_part = np.empty_like(wall_part)
+    level_part = np.empty_like(wall_part)
     for lo in range(0, len(triangles), _CHUNK):
-        # column by column from the triangles, not a centred copy of the chunk: the same
-        # float32 operations on the same numbers, with a third of the temporaries
         rows = triangles[lo : lo + _CHUNK]
-        ax, ay, az, bx, by, bz, mean_z = _edge_vectors(rows, centre)
-        nx = ay * bz - az * by  # the cross product: twice the area, outward
-        ny = az * bx - ax * bz
-        nz = ax * by - ay * bx
-        del ax, ay, az, bx, by, bz
-        prism[lo : lo + len(rows)] = mean_z * nz
-        del mean_z
-        sideways = nx * nx + ny * ny
-        del nx, ny
-        wall += float(np.sqrt(sideways).sum(dtype=np.float64))
-        sideways += nz * nz
-        surface += float(np.sqrt(sideways).sum(dtype=np.float64))
-        footprint += float(np.abs(nz).sum(dtype=np.float64))
+        for start in range(0, len(rows), _SLICE):
+            end = min(start + _SLICE, len(rows))
+            _face_measures(rows[start:end], centre, prism[lo + start : lo + end],
+                           wall_part[start:end], surface_part[start:end],
+                           level_part[start:end])
+        wall += float(wall_part[: len(rows)].sum(dtype=np.float64))
+        surface += float(surface_part[: len(rows)].sum(dtype=np.float64))
+        footprint += float(level_part[: len(rows)].sum(dtype=np.float64))
     prism /= 2
     per_body = np.bincount(face_body, weights=prism, minlength=bodies)
     # area is half the cross product; the footprint is the mean of top and bottom
     return Measures(float(prism.sum()), surface / 2, footprint / 4, wall / 2, per_body)
+
+
+def _face_measures(
+    rows: np.ndarray, centre: np.ndarray, prism: np.ndarray, wall: np.ndarray,
+    surface: np.ndarray, level: np.ndarray,
+) -> None:
+    """Per face, float32: its prism (mean height × projected area, doubled), the length of
+    its cross product's sideways part, of the whole cross product, and of its z part."""
+    ax, ay, az, bx, by, bz, mean_z = _edge_vectors(rows, centre)
+    nx = ay * bz - az * by  # the cross product: twice the area, outward
+    ny = az * bx - ax * bz
+    nz = ax * by - ay * bx
+    del ax, ay, az, bx, by, bz
+    prism[:] = mean_z * nz
+    del mean_z
+    sideways = nx * nx + ny * ny
+    del nx, ny
+    np.sqrt(sideways, out=wall)
+    sideways += nz * nz
+    np.sqrt(sideways, out=surface)
+    np.abs(nz, out=level)
 
 
 def _edge_vectors(rows: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, ...]:
