@@ -21,7 +21,7 @@ import numpy as np
 TURN_BINS = 36
 #: Above this many shared edges (or faces) every k-th stands for k: a distribution needs no
 #: million samples (the 1M-triangle upload keeps its time and memory budget).
-_TURN_SAMPLE = 1 << 17
+_TURN_SAMPLE = 1 << 16
 #: A joint turning less than this is two coplanar faces cut by the triangulation (no bend).
 MIN_TURN_RAD = math.radians(1.0)
 #: PrusaSlicer prints loops no longer than 2π × 6.5 mm at its small-perimeter speed.
@@ -52,24 +52,33 @@ def outline_turns(triangles: np.ndarray, faces: np.ndarray, touching: np.ndarray
         return Outline([], 0.0)
     pairs = touching[:: max(1, -(-len(touching) // _TURN_SAMPLE))]
     a, b = pairs[:, 0], pairs[:, 1]
-    ha, wall_a, width_a = _horizontal_normal(triangles[a])
-    hb, wall_b, width_b = _horizontal_normal(triangles[b])
-    cos = (ha * hb).sum(axis=1)
+    tri_a, tri_b = triangles[a], triangles[b]  # gathered once (≤ 5 MB each)
+    ha, wall_a, width_a = _horizontal_normal(tri_a)
+    hb, wall_b, width_b = _horizontal_normal(tri_b)
+    # column by column: numpy's reductions along a short last axis are many times slower
+    cos = ha[:, 0] * hb[:, 0] + ha[:, 1] * hb[:, 1]
     np.clip(cos, -1.0, 1.0, out=cos)
     turn = np.arccos(cos)
     del cos
     # which way: b lies ahead of a along a's direction (ha turned +90°), or behind it
-    ahead = triangles[b, :, :2].mean(axis=1) - triangles[a, :, :2].mean(axis=1)
-    forward = ahead[:, 1] * ha[:, 0] - ahead[:, 0] * ha[:, 1]
+    step_x = _corner_sum(tri_b, 0) - _corner_sum(tri_a, 0)  # 3 × the centroids' step
+    step_y = _corner_sum(tri_b, 1) - _corner_sum(tri_a, 1)
+    forward = step_y * ha[:, 0] - step_x * ha[:, 1]
     right = (ha[:, 0] * hb[:, 1] - ha[:, 1] * hb[:, 0]) * forward < 0
-    del ahead, forward, ha, hb
+    del step_x, step_y, forward, ha, hb
     # the shared edge: the corners of face a that face b also has (two on a manifold edge)
-    corners_a = faces[a]
-    shared = (corners_a[:, :, None] == faces[b][:, None, :]).any(axis=2)
-    del corners_a
-    z = triangles[a][:, :, 2]
-    rise = np.where(shared, z, -np.inf).max(axis=1) - np.where(shared, z, np.inf).min(axis=1)
-    del z, shared
+    corners_a, corners_b = faces[a], faces[b]
+    top = np.full(len(pairs), -np.inf, dtype=np.float32)
+    bottom = np.full(len(pairs), np.inf, dtype=np.float32)
+    for i in range(3):
+        corner = corners_a[:, i]
+        shared = (corner == corners_b[:, 0]) | (corner == corners_b[:, 1]) | (
+            corner == corners_b[:, 2])
+        z = tri_a[:, i, 2]
+        np.maximum(top, np.where(shared, z, -np.inf), out=top)
+        np.minimum(bottom, np.where(shared, z, np.inf), out=bottom)
+    rise = top - bottom
+    del corners_a, corners_b, top, bottom, shared, z, tri_a, tri_b
     keep = wall_a & wall_b & np.isfinite(rise) & (rise > 0)
     turn, rise = turn[keep], rise[keep].astype(np.float64)
     index = np.minimum((turn * (TURN_BINS / np.pi)).astype(np.intp), TURN_BINS - 1)
@@ -102,8 +111,7 @@ def _horizontal_normal(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     side = np.hypot(nx, ny)
     wall = side > 0.01 * np.abs(nz)
     safe = np.where(side > 0, side, 1)
-    z = tri[:, :, 2]
-    rise = z.max(axis=1) - z.min(axis=1)
+    rise = _corner_max(tri, 2) - _corner_min(tri, 2)
     width = np.where(rise > 0, side / 2 / np.where(rise > 0, rise, 1), 0.0)
     return np.stack([nx / safe, ny / safe], axis=1), wall, width
 
@@ -131,8 +139,8 @@ def body_outlines(
     del order
     starts = np.flatnonzero(np.r_[True, label[1:] != label[:-1]])
     present = label[starts]
-    low = np.stack([np.minimum.reduceat(tri[:, :, i].min(axis=1), starts) for i in range(3)], 1)
-    high = np.stack([np.maximum.reduceat(tri[:, :, i].max(axis=1), starts) for i in range(3)], 1)
+    low = np.stack([np.minimum.reduceat(_corner_min(tri, i), starts) for i in range(3)], 1)
+    high = np.stack([np.maximum.reduceat(_corner_max(tri, i), starts) for i in range(3)], 1)
     height = high[:, 2] - low[:, 2]
     alone = _alone(low, high)
     u = tri[:, 1] - tri[:, 0]
@@ -141,7 +149,10 @@ def body_outlines(
     del u, v, tri
     side_area = np.add.reduceat(side.astype(np.float64), starts) / 2 * stride
     holes = np.zeros(bodies, dtype=np.int64)
-    if closed:
+    genus = max((2 * bodies - (vertices - len(faces) // 2)) // 2, 0) if closed else 0
+    if genus and bodies == 1:
+        holes[0] = genus
+    elif genus:  # which bodies have them: count each body's vertices and faces
         vertex_body = np.zeros(vertices, dtype=np.int64)
         for corner in range(3):
             vertex_body[faces[:, corner]] = face_body
@@ -170,3 +181,15 @@ def _alone(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     overlap = ((low[:, None] <= high[None]) & (low[None] <= high[:, None])).all(axis=2)
     np.fill_diagonal(overlap, False)
     return ~overlap.any(axis=1)
+
+
+def _corner_sum(tri: np.ndarray, axis: int) -> np.ndarray:
+    return tri[:, 0, axis] + tri[:, 1, axis] + tri[:, 2, axis]
+
+
+def _corner_max(tri: np.ndarray, axis: int) -> np.ndarray:
+    return np.maximum(np.maximum(tri[:, 0, axis], tri[:, 1, axis]), tri[:, 2, axis])
+
+
+def _corner_min(tri: np.ndarray, axis: int) -> np.ndarray:
+    return np.minimum(np.minimum(tri[:, 0, axis], tri[:, 1, axis]), tri[:, 2, axis])
