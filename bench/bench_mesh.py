@@ -218,15 +218,50 @@ def table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
+EARLIER = "### Earlier runs"
+ESTIMATES = "### Estimate against PrusaSlicer"
+
+
+def write_results(main: str, estimates: str = "") -> None:
+    """Put ``main`` (the timing table) at the top of the section; the figures it replaces go
+    first under "### Earlier runs" (older ones kept below them), the estimate table is
+    replaced only when ``estimates`` is given, other subsections stay as they are."""
     existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    before, body, after = existing, "", ""
     if SECTION in existing:
         before, rest = existing.split(SECTION, 1)
-        after = rest[rest.find("\n## "):] if "\n## " in rest else ""
-        existing = before.rstrip() + "\n\n" + text.rstrip() + "\n" + after
-    else:
-        existing = existing.rstrip() + "\n\n" + text.rstrip() + "\n"
-    RESULTS.write_text(existing)
+        cut = rest.find("\n## ")
+        body, after = (rest, "") if cut == -1 else (rest[:cut], rest[cut:])
+    old_main, subsections = _split_subsections(body)
+    earlier = subsections.pop(EARLIER, "")
+    if old_main.strip():
+        old = old_main.strip().replace("\nReproduce:", "\n\nReproduce:").split("\n\nReproduce:")[0]
+        earlier = f"{old}\n\n{earlier.strip()}".strip()
+    if estimates:
+        subsections[ESTIMATES] = estimates.strip()
+    parts = [SECTION, main.strip()]
+    if earlier:
+        parts.append(f"{EARLIER}\n\n{earlier}")
+    parts += [f"{head}\n\n{text.strip()}" for head, text in subsections.items()]
+    RESULTS.write_text(before.rstrip() + "\n\n" + "\n\n".join(parts) + "\n" + after)
+
+
+def _split_subsections(body: str) -> tuple[str, dict[str, str]]:
+    """(the text before the first "### " heading, {heading: its text}) of a section."""
+    pieces = ("\n" + body).split("\n### ")
+    subsections = {}
+    for piece in pieces[1:]:
+        head, _, text = piece.partition("\n")
+        subsections[f"### {head.strip()}"] = text
+    return pieces[0], subsections
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
 
 
 def main() -> None:
@@ -264,23 +299,27 @@ def main() -> None:
     print(text)
     if not args.no_write:
         own = results["fabqueue analyse_mesh"]
+        load = os.getloadavg()
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         write_results(
-            f"{SECTION}\n\n"
+            f"#### {when}, commit {commit()}\n\n"
             f"{count:,}-triangle binary STL (four geodesic spheres, {count * 50 / 1e6:.0f} MB), "
-            f"best of {args.runs} runs, each in its own process (interpreter start and "
-            f"imports included); {platform.processor() or platform.machine()}, "
-            f"Python {platform.python_version()}, {os.cpu_count()} cores, load average "
-            f"{os.getloadavg()[0]:.1f} when it finished (a shared machine: CPU time is the "
-            f"steadier figure).\n\n"
+            f"best of {args.runs} runs (peak RSS: the largest), each in its own process "
+            f"(interpreter start and imports included); "
+            f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / "
+            f"{load[2]:.1f} when it finished (a shared machine: CPU time is the steadier "
+            f"figure).\n\n"
             f"{text}\n\n"
             f"fabqueue analyse_mesh = parse, vertex merge, watertight, winding, bodies, volume, "
             f"area, fit, estimate: {own['seconds'] / results['admesh']['seconds']:.2f}× "
-            f"admesh.\n\n"
-            "Reproduce: `.venv/bin/python bench/bench_mesh.py`\n"
-            + (f"\n### Estimate against PrusaSlicer\n\n`estimate_print` (closed form, from the "
-               f"mesh's volume, area, side area and footprint) against PrusaSlicer 2.5's "
-               f"G-code totals, same parameters passed on its command line, PLA 1.24 g/cm³, "
-               f"no skirt:\n\n{estimates}\n" if estimates else "")
+            f"admesh's wall time, {own['cpu'] / results['admesh']['cpu']:.2f}× its CPU time, "
+            f"{own['rss_mb'] / results['admesh']['rss_mb']:.2f}× its peak memory.\n\n"
+            "Reproduce: `.venv/bin/python bench/bench_mesh.py`\n",
+            f"`estimate_print` (closed form, from the mesh's volume, area, side area and "
+            f"footprint) against PrusaSlicer 2.5's G-code totals, same parameters passed on "
+            f"its command line, PLA 1.24 g/cm³, no skirt:\n\n{estimates}\n"
+            if estimates else "",
         )
         print(f"\nwritten to {RESULTS.relative_to(REPO)}")
 
