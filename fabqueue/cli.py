@@ -173,6 +173,20 @@ def device_worker(
     run_device_worker(get_context(), device_id)
 
 
+@app.command("device-host")
+def device_host(
+    data_dir: DataDir = None,
+    site: Annotated[str | None, typer.Option(help="drive only this site's machines")] = None,
+) -> None:
+    """Drive many machines from one process, a thread each (serve runs one for all)."""
+    from fabqueue.queue.context import get_context
+    from fabqueue.queue.device_host import run_device_host
+
+    _logging()
+    settings_for(data_dir)
+    run_device_host(get_context(), site)
+
+
 @users_app.command("add")
 def users_add(
     name: str,

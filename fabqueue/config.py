@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # a device worker's lease on its machine (queue.lease): renewed every third of this; a
     # second worker for the machine takes over only after it expires
     lease_ttl_s: float = 15.0
+    # a device worker's loop not back within this is hung (a driver call that never returns):
+    # its lease lapses; in a device host a fresh worker then takes the machine over
+    device_stall_s: float = 600.0
     # a file host (Bambu) receives the next job's program while its bed waits to be cleared,
     # so the start after the bed-clear is one command (queue.staging); off: sent at the start
     prestage: bool = True

@@ -26,6 +26,7 @@ from fabqueue.queue import control
 from fabqueue.queue.claiming import Claiming
 from fabqueue.queue.context import Context
 from fabqueue.queue.device_base import RETRY_OFFLINE_S
+from fabqueue.queue.idle import IdleLooks
 from fabqueue.queue.interlocks import Interlocks
 from fabqueue.queue.lease import LeaseLost
 from fabqueue.queue.machines import build_driver, job_name
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 MACHINE_NOTE = "machine_note"
 
 
-class DeviceWorker(Interlocks, Claiming, Watching):
+class DeviceWorker(IdleLooks, Interlocks, Claiming, Watching):
     """One machine's worker: the loop, the link and staff commands here; taking work in
     :mod:`~fabqueue.queue.claiming` (a file host sent its program meanwhile:
     :mod:`~fabqueue.queue.staging`), the interlocks before a start in
@@ -167,18 +168,20 @@ class DeviceWorker(Interlocks, Claiming, Watching):
         self._offline_until = 0.0
 
     def wait_command(self) -> dict[str, Any] | None:
-        # Lasers wake fast for the stop button; printers within a poll, and faster near the
+        # A laser running a job or a frame comes round fast (its stop, a held start); a
+        # command wakes the wait at once anyway. Printers within a poll, and faster near the
         # end of a print so the next job isn't kept waiting for a poll (measured: ~18% of a
         # busy farm's time with short prints).
         timeout = self.poll_s
-        if self.kind == "laser":
+        if self.kind == "laser" and (self.job_id is not None or self.frames.running
+                                     or self.frames.held_start is not None):
             timeout = 0.1
         elif self.job_id is not None and self.ending_soon:
             timeout = min(self.poll_s, 0.2)
         return control.take(self.ctx.redis, self.device_id, timeout_s=timeout)
 
     def step(self) -> None:
-        control.beat(self.ctx.redis, self.device_id)
+        self.beat()
         if not self.ensure_connected():
             cmd = control.take(self.ctx.redis, self.device_id, timeout_s=1.0)
             if cmd and cmd.get("command") == "test":
@@ -191,6 +194,7 @@ class DeviceWorker(Interlocks, Claiming, Watching):
                 log.info("%s: offline, ignoring %s", self.device_id, cmd["command"])
             return
         cmd = self.wait_command()
+        woken = cmd is not None
         while cmd:
             self.handle(cmd)
             cmd = control.take(self.ctx.redis, self.device_id)
@@ -202,7 +206,7 @@ class DeviceWorker(Interlocks, Claiming, Watching):
                 self.watch()
         elif self.link_gone():
             return  # reconnects (ensure_connected) once the port is back
-        elif not (self.kind == "laser" and self.frames.tick(self)):
+        elif not (self.kind == "laser" and self.frames.tick(self)) and self.look_due(woken):
             self.look_for_work()
 
     # -- commands -------------------------------------------------------------------------

@@ -107,6 +107,10 @@ class Lease:
         """The driving loop came round: the keeper may go on renewing."""
         self._alive = time.monotonic()
 
+    def since_alive(self) -> float:
+        """Seconds since the driving loop last came round (a watchdog's question)."""
+        return time.monotonic() - self._alive
+
     def keep(self) -> None:
         """Start the keeper thread (once): it renews a held lease every ``retry_s`` while
         the loop calls :meth:`alive` at least every ``stall_s``."""

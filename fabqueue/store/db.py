@@ -24,7 +24,10 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database) if database and database != ":memory:" else None
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, max_overflow: int | None = None) -> Engine:
+    """``max_overflow``: connections beyond the pool's (-1: no limit; a device host's
+    machines each hold one at times, and none may wait on another's)."""
+    pool = {} if max_overflow is None else {"max_overflow": max_overflow}
     if url.startswith("sqlite"):
         path = sqlite_file(url)
         if path is not None and path.parent.is_dir():
@@ -32,7 +35,8 @@ def make_engine(url: str) -> Engine:
             # (its -wal and -shm files take the database file's mode).
             private_file(path)
             tighten_existing(Path(f"{path}-wal"), Path(f"{path}-shm"))
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               **(pool if path is not None else {}))  # :memory: has no pool
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -44,7 +48,8 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10,
+                         max_overflow=20 if max_overflow is None else max_overflow)
 
 
 def alembic_config(url: str) -> Config:
@@ -60,9 +65,9 @@ def migrate(url: str) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, max_overflow: int | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, max_overflow)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
