@@ -12,20 +12,18 @@ Issue 20; the estimate itself is ``fabqueue.core.estimates``.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
+
+# coplanar faces' joints (no bend) and PrusaSlicer's small loops, as the estimate counts them
+from fabqueue.core.print_time import MIN_TURN_RAD, SMALL_LOOP_RADIUS_MM
 
 #: Turning-angle bins over 0…180°: 5° each, finer than the jerk rule bends at any speed.
 TURN_BINS = 36
 #: Above this many shared edges (or faces) every k-th stands for k: a distribution needs no
 #: million samples (the 1M-triangle upload keeps its time and memory budget).
 _TURN_SAMPLE = 1 << 16
-#: A joint turning less than this is two coplanar faces cut by the triangulation (no bend).
-MIN_TURN_RAD = math.radians(1.0)
-#: PrusaSlicer prints loops no longer than 2π × 6.5 mm at its small-perimeter speed.
-SMALL_LOOP_RADIUS_MM = 6.5
 
 
 class Outline(NamedTuple):

@@ -114,7 +114,8 @@ def _retraction_s(params: PrintParams) -> float:
 
 # PrusaSlicer prints a perimeter loop no longer than this (2π × 6.5 mm) at the small-perimeter
 # speed: holes and thin parts, where the loop is printed slowly for accuracy.
-SMALL_LOOP_MM = 2 * math.pi * 6.5
+SMALL_LOOP_RADIUS_MM = 6.5
+SMALL_LOOP_MM = 2 * math.pi * SMALL_LOOP_RADIUS_MM
 
 
 def loop_counts(loops: Sequence[tuple[float, float, int, bool]], height: float, side_mm2: float,
