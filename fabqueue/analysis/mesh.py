@@ -165,7 +165,8 @@ def _check(
         )
     edges, touching = topology.edge_facts(merged)
     del merged  # its corner sort (8 bytes a corner) is done with: free it before the rest
-    outline = outline_turns(triangles, faces, touching)
+    outline = outline_turns(triangles, faces, touching,
+                            edges.watertight and edges.winding_consistent)
     bodies, face_body = topology.body_labels(len(faces), touching)
     del touching
     measures = topology.measure(triangles, face_body, bodies)

@@ -306,6 +306,7 @@ def estimate(
         wall_mm2=measures.wall_mm2, bodies=len(measures.body_volumes_mm3), slopes=slopes or (),
         base_mm=base, segment_mm=segment_mm, turns=outline.turns if outline else (),
         loops=loops, small_holes_mm2=outline.tight_concave_mm2 if outline else 0.0,
+        net_turn_mm=outline.net_turn_mm if outline else None,
     )
     report.update(
         material_g=result.material_g, filament_m=result.filament_m,

@@ -30,9 +30,14 @@ class Outline(NamedTuple):
     turns: list[tuple[float, float]]  # (turning angle rad, Σ z-extent mm) per angle bin
     # side area (mm²) of the concave bends tighter than SMALL_LOOP_RADIUS_MM: small holes
     tight_concave_mm2: float
+    # Σ turn × z-extent (rad mm), left turns less right ones: per layer, 2π × (outer loops −
+    # holes), whatever the wiggles (they cancel). None when the faces' winding can't be
+    # trusted (an open or inconsistently wound mesh: left and right are guesses there)
+    net_turn_mm: float | None = None
 
 
-def outline_turns(triangles: np.ndarray, faces: np.ndarray, touching: np.ndarray) -> Outline:
+def outline_turns(triangles: np.ndarray, faces: np.ndarray, touching: np.ndarray,
+                  wound: bool = True) -> Outline:
     """The joints between faces by turning angle, and the side area of tight concave bends.
 
     ``triangles`` (n, 3, 3) float32 and ``faces`` (n, 3) its merged vertex indices, ``touching``
@@ -44,10 +49,12 @@ def outline_turns(triangles: np.ndarray, faces: np.ndarray, touching: np.ndarray
     that turns right is concave: every hole through the part is a loop of them. A bend's
     length (each joint owns half of each face's segment) over its turn is its radius: a
     round hole's, or about a small pocket's side. The side area of the concave bends
-    tighter than ``SMALL_LOOP_RADIUS_MM`` is what a slicer prints as small perimeters.
+    tighter than ``SMALL_LOOP_RADIUS_MM`` is what a slicer prints as small perimeters, and
+    the turning summed with its sign counts the loops per layer (``wound``: the mesh is
+    closed and consistently wound, so left and right mean something).
     """
     if len(touching) == 0:
-        return Outline([], 0.0)
+        return Outline([], 0.0, 0.0 if wound else None)
     pairs = touching[:: max(1, -(-len(touching) // _TURN_SAMPLE))]
     a, b = pairs[:, 0], pairs[:, 1]
     tri_a, tri_b = triangles[a], triangles[b]  # gathered once (≤ 5 MB each)
@@ -91,8 +98,10 @@ def outline_turns(triangles: np.ndarray, faces: np.ndarray, touching: np.ndarray
     # a concave bend of radius r (its length ÷ its turn) belongs to a loop about 2π r long
     tight = right[keep] & bent & (owned <= SMALL_LOOP_RADIUS_MM * turn * rise)
     small = float(owned[tight].sum()) * scale
+    signed = np.where(right[keep], -turn, turn)
+    net = float((signed[bent] * rise[bent]).sum()) * scale if wound else None
     return Outline([(float(t / n), float(n * scale)) for t, n in zip(angle, length, strict=True)
-                    if n > 0], small)
+                    if n > 0], small, net)
 
 
 def _horizontal_normal(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -186,6 +186,7 @@ def estimate_print(
     turns: Sequence[tuple[float, float]] = (),
     loops: Sequence[tuple[float, float, int, bool]] = (),
     small_holes_mm2: float = 0.0,
+    net_turn_mm: float | None = None,
 ) -> PrintEstimate:
     """Estimate filament grams and metres, printing seconds and material cost.
 
@@ -205,7 +206,8 @@ def estimate_print(
     if volume_mm3 <= 0 or copies <= 0:
         return PrintEstimate(0.0, 0.0, 0.0, 0.0)
     height = max(bbox_mm[2], params.layer_height_mm)
-    islands, holes, _ = loop_counts(loops, height, wall_mm2 or 0.0, small_holes_mm2, bodies)
+    islands, holes, _ = loop_counts(loops, height, wall_mm2 or 0.0, small_holes_mm2, bodies,
+                                    net_turn_mm)
     one = _feature_volumes(volume_mm3, surface_mm2, bbox_mm, params, footprint_mm2, wall_mm2,
                            bodies, slopes, islands - holes if loops else 0.0)
     skirt = _skirt_mm3(base_mm or (bbox_mm[0], bbox_mm[1]), params)
@@ -219,7 +221,7 @@ def estimate_print(
         material_g=round(grams, 2),
         filament_m=round(extruded_mm3 / filament_section / 1000, 3),
         seconds=round(print_seconds(one, bbox_mm, params, bodies, chord, segment_mm, side, turns,
-                               loops, small_holes_mm2) * copies
+                               loops, small_holes_mm2, net_turn_mm) * copies
                       + skirt / (params.first_layer_speed_mm_s * extrusion_spacing(params)
                                  * params.first_layer_height_mm), 1),
         cost=round(grams / 1000 * price_per_kg, 2),

@@ -62,3 +62,10 @@ def test_bodies_standing_apart_and_overlapping() -> None:
                                            (5, 0, 0))])
     _, loops = measured(joined)
     assert not any(alone for *_, alone in loops)
+
+
+def test_signed_turning_counts_outer_loops_less_holes() -> None:
+    box, _ = measured(trimesh.creation.box(extents=(30, 20, 10)))
+    tube, _ = measured(trimesh.creation.annulus(r_min=10, r_max=20, height=40, sections=96))
+    assert box.net_turn_mm / (2 * math.pi * 10) == pytest.approx(1.0, abs=0.01)
+    assert tube.net_turn_mm / (2 * math.pi * 40) == pytest.approx(0.0, abs=0.01)  # 1 − 1
