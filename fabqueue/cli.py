@@ -82,9 +82,9 @@ def serve(
             seed_demo(ctx, echo=typer.echo, laser_port=str(laser_link))
         for i in range(max(1, settings.workers)):
             sup.add_child(f"worker-{i + 1}", "worker", "--name-suffix", str(i + 1))
-        from fabqueue.queue.device_worker import device_worker_children
+        from fabqueue.queue.device_host import device_children
 
-        device_worker_children(sup, ctx)
+        device_children(sup, ctx)
         sup.start_children()
         sup.start_reconciler(ctx)
         sup.start_periodic(ctx)

@@ -1,8 +1,10 @@
 """Machines imported while ``fabqueue serve`` runs get a device worker within seconds, and
-one removed loses it."""
+one removed loses it: a thread of the device host (the default), or a device-worker process
+of their own (``FABQUEUE_DEVICE_HOST=false``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import own_database, wait_for
+from tests.conftest import own_database, query, wait_for
 from tests.test_serve import Server
 
 pytestmark = pytest.mark.stack  # again on PostgreSQL and an external Redis
@@ -32,36 +34,48 @@ profile = "prusa_mk4"
 """
 
 
-def device_workers(server: Server) -> set[str]:
-    out = set()
+def commands(server: Server) -> list[list[str]]:
+    out = []
     for p in psutil.Process(server.proc.pid).children():
-        try:
-            cmd = p.cmdline()
-        except psutil.NoSuchProcess:
-            continue
-        if "device-worker" in cmd:
-            out.add(cmd[-1])
+        with contextlib.suppress(psutil.NoSuchProcess):
+            out.append(p.cmdline())
     return out
 
 
-def test_imported_machine_gets_a_worker_while_serving(tmp_path: Path) -> None:
+def device_workers(server: Server, data: Path) -> set[str]:
+    """The machines driven now: a lease held (a worker took it, and gives it back when it
+    stops) by a device-worker process of their own, or by the one device host."""
+    leased = {row[0] for row in query(data, "SELECT id FROM devices WHERE lease_owner "
+                                            "IS NOT NULL")}
+    processes = {cmd[-1] for cmd in commands(server) if "device-worker" in cmd}
+    if os.environ.get("FABQUEUE_DEVICE_HOST") == "false":
+        return leased & processes
+    assert not processes and sum("device-host" in cmd for cmd in commands(server)) == 1
+    return leased
+
+
+@pytest.mark.parametrize("layout", ["host", "process-per-machine"])
+def test_imported_machine_gets_a_worker_while_serving(tmp_path: Path, layout: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    if layout != "host":
+        monkeypatch.setenv("FABQUEUE_DEVICE_HOST", "false")
     data = tmp_path / "data"
     server = Server(data)
     try:
-        assert device_workers(server) == set()
+        assert device_workers(server, data) == set()
         toml = tmp_path / "lab.toml"
         toml.write_text(DEVICE_TOML)
         subprocess.run([sys.executable, "-m", "fabqueue", "devices", "import", str(toml),
                         "--data-dir", str(data)], check=True, capture_output=True,
                        env={**os.environ, **own_database(str(data))})
-        wait_for(lambda: device_workers(server) == {"late-1"}, timeout=20,
+        wait_for(lambda: device_workers(server, data) == {"late-1"}, timeout=20,
                  what="a worker for the imported machine")
         toml.write_text(DEVICE_TOML.replace('profile = "prusa_mk4"',
                                             'profile = "prusa_mk4"\nenabled = false'))
         subprocess.run([sys.executable, "-m", "fabqueue", "devices", "import", str(toml),
                         "--data-dir", str(data)], check=True, capture_output=True,
                        env={**os.environ, **own_database(str(data))})
-        wait_for(lambda: device_workers(server) == set(), timeout=30,
+        wait_for(lambda: device_workers(server, data) == set(), timeout=30,
                  what="the disabled machine's worker to stop")
     finally:
         server.stop(signal.SIGTERM)

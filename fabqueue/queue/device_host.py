@@ -29,11 +29,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
 from fabqueue.queue.context import Context
-from fabqueue.queue.device_worker import DeviceWorker
+from fabqueue.queue.device_worker import DeviceWorker, device_worker_children
 from fabqueue.store.models import Device
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,15 @@ class DeviceHost:
         for slot in self.slots.values():
             if slot.thread is not None:
                 slot.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def device_children(sup: Any, ctx: Context) -> None:
+    """``serve``'s machine workers: one device host for all (it follows the database
+    itself), or with ``FABQUEUE_DEVICE_HOST=false`` one device-worker process each."""
+    if not ctx.settings.device_host:
+        device_worker_children(sup, ctx)
+        return
+    sup.add_child("device-host", "device-host")
 
 
 def run_device_host(ctx: Context, site: str | None = None) -> None:

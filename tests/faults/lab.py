@@ -142,7 +142,8 @@ class Lab:
                  "--data-dir", str(self.data_dir)],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT)
         wait_for(self.healthy, timeout=90, interval=0.3, what="fabqueue serve to answer")
-        wait_for(lambda: len(self.rq_workers()) >= 2 and len(self.device_workers()) == 2,
+        wait_for(lambda: len(self.rq_workers()) >= 2
+                 and len(self.device_workers()) == self.device_processes,
                  timeout=60, interval=0.3, what="serve's workers")
         self.tokens.clear()
 
@@ -179,10 +180,25 @@ class Lab:
         return self._named("worker")
 
     def device_workers(self) -> list[psutil.Process]:
-        return self._named("device-worker")
+        """The processes driving machines: serve's one device host, or with
+        FABQUEUE_DEVICE_HOST=false a device-worker process per machine."""
+        return self._named("device-worker") + self._named("device-host")
+
+    @property
+    def device_processes(self) -> int:
+        return 2 if self.env.get("FABQUEUE_DEVICE_HOST") == "false" else 1
+
+    def driving(self, device_id: str) -> list[psutil.Process]:
+        out = []
+        for p in self.device_workers():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "device-host" in p.cmdline() or p.cmdline()[-1] == device_id:
+                    out.append(p)
+        return out
 
     def device_worker(self, device_id: str) -> psutil.Process:
-        found = [p for p in self.device_workers() if p.cmdline()[-1] == device_id]
+        """The process that drives ``device_id``: its own, or the host of all machines."""
+        found = self.driving(device_id)
         assert len(found) == 1, found
         return found[0]
 

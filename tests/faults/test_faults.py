@@ -224,9 +224,9 @@ def test_printer_device_worker_killed_mid_print_reattaches(lab: Lab, tmp_path: P
     job_id = print_on_octoprint(lab, tmp_path, size=16)
     old = lab.device_worker("op")
     old.send_signal(signal.SIGKILL)
-    wait_for(lambda: (p := [w for w in lab.device_workers() if w.cmdline()[-1] == "op"])
-             and p[0].pid != old.pid, timeout=FAULT_S, interval=0.3,
-             what="serve to start the printer's worker again")
+    # the process driving it (serve's device host, or its own device worker) comes back
+    wait_for(lambda: (p := lab.driving("op")) and p[0].pid != old.pid, timeout=FAULT_S,
+             interval=0.3, what="serve to start the printer's worker again")
     lab.new_upload_is_analysed(tmp_path, timeout=FAULT_S)
     finished_once_on_octoprint(lab, job_id)
     assert any(e["action"] == "reattached" for e in lab.events(job_id))
