@@ -237,8 +237,10 @@ def write_results(main: str, estimates: str = "") -> None:
     if old_main.strip():
         old = old_main.strip().replace("\nReproduce:", "\n\nReproduce:").split("\n\nReproduce:")[0]
         earlier = f"{old}\n\n{earlier.strip()}".strip()
-    if estimates:
-        subsections[ESTIMATES] = estimates.strip()
+    if estimates:  # the table it replaces stays below it (RESULTS.md keeps old figures)
+        old_estimates = subsections.get(ESTIMATES, "").strip()
+        subsections[ESTIMATES] = estimates.strip() + (
+            f"\n\nReplaced by the run above:\n\n{old_estimates}" if old_estimates else "")
     parts = [SECTION, main.strip()]
     if earlier:
         parts.append(f"{EARLIER}\n\n{earlier}")
@@ -316,9 +318,11 @@ def main() -> None:
             f"admesh's wall time, {own['cpu'] / results['admesh']['cpu']:.2f}× its CPU time, "
             f"{own['rss_mb'] / results['admesh']['rss_mb']:.2f}× its peak memory.\n\n"
             "Reproduce: `.venv/bin/python bench/bench_mesh.py`\n",
-            f"`estimate_print` (closed form, from the mesh's volume, area, side area and "
-            f"footprint) against PrusaSlicer 2.5's G-code totals, same parameters passed on "
-            f"its command line, PLA 1.24 g/cm³, no skirt:\n\n{estimates}\n"
+            f"{when}, commit {commit()}: `estimate_print` (closed form, from the mesh's "
+            f"volume, area, side area, footprint, slopes and outline joints) against "
+            f"PrusaSlicer 2.5's G-code totals, same parameters passed on its command line "
+            f"(the estimate with PrusaSlicer's own motion defaults), PLA 1.24 g/cm³, no "
+            f"skirt:\n\n{estimates}\n"
             if estimates else "",
         )
         print(f"\nwritten to {RESULTS.relative_to(REPO)}")
