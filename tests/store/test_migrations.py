@@ -267,3 +267,21 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == [], diff
+
+
+def test_schema_head_is_alembics_head_and_a_database_there_skips_alembic(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers skip Alembic for a database at SCHEMA_HEAD: a stale constant would leave a
+    database unmigrated, so it must name Alembic's one head."""
+    from fabqueue.store import db as store_db
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert script.get_heads() == [store_db.SCHEMA_HEAD]
+    database = store_db.Database(f"sqlite:///{tmp_path / 'head.sqlite3'}")
+    assert not store_db.at_head(database.engine)
+    database.migrate()
+    assert store_db.at_head(database.engine)
+    called: list[str] = []
+    monkeypatch.setattr(store_db, "migrate", lambda url: called.append(url))
+    database.migrate()
+    assert called == []
