@@ -25,8 +25,11 @@ external=""
 if [[ -n "${FABQUEUE_TEST_REDIS_URL:-}" && -n "${FABQUEUE_TEST_DATABASE_URL:-}" ]]; then
   # The external pass shares nothing with the embedded one (its Redis and PostgreSQL
   # databases are its own, its peers listen on ports of their own): run both at once.
+  # The browser walks stay on the embedded pass (language, layout, live updates don't depend
+  # on the database; they were ~9 of the external pass's 39 minutes): tests/web/
+  # test_pages_answer.py runs every page's queries on PostgreSQL instead.
   FABQUEUE_TEST_EXTERNAL=1 .venv/bin/pytest -q -p no:cacheprovider --durations=20 \
-    "${xdist_external[@]}" -m stack "$@" >test-artifacts/external.log 2>&1 &
+    "${xdist_external[@]}" -m "stack and not browser" "$@" >test-artifacts/external.log 2>&1 &
   external=$!
 fi
 status=0
