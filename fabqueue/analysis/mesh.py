@@ -8,7 +8,7 @@ become ``ok: False`` with findings a resident understands; oddities that still p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from fabqueue.analysis.mesh_checks import (
     warn,
 )
 from fabqueue.analysis.outline import body_outlines, outline_turns
+from fabqueue.analysis.overlap import outside_share, union_measures
 from fabqueue.core.estimates import PrintParams
 from fabqueue.core.findings import N_, Finding, Refused, finding
 from fabqueue.core.specs import MaterialSpec, PrinterSpec
@@ -203,7 +204,14 @@ def _check(
         ))
     check_units(report, bbox)
     check_fit(report, vertices, bbox, material, printers)
-    estimate(report, volume, measures, bbox, material, params, copies, slope_areas(triangles),
+    # bodies pushed into one another print as their union: no buried walls, one inside
+    share = outside_share(triangles, face_body, bodies)
+    if share is not None:
+        volume, surface, footprint, wall = union_measures(triangles, share)
+        measures = replace(measures, surface_mm2=surface, footprint_mm2=footprint,
+                           wall_mm2=wall)
+    estimate(report, volume, measures, bbox, material, params, copies,
+             slope_areas(triangles, share),
              base_extents(vertices, params.first_layer_height_mm), outline_segment_mm(triangles),
              outline, loops)
     return MeshGeometry(vertices, faces)

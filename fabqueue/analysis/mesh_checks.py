@@ -215,7 +215,9 @@ _SLOPE_SAMPLE = 1 << 18
 _SEGMENT_SAMPLE = 1 << 16
 
 
-def slope_areas(triangles: np.ndarray) -> list[tuple[float, float]]:
+def slope_areas(
+    triangles: np.ndarray, share: np.ndarray | None = None
+) -> list[tuple[float, float]]:
     """The surface's area per slope: ``(mean normal z, area mm²)`` per occupied bin.
 
     What the estimate needs to put top and bottom skins under every level or sloping
@@ -244,6 +246,10 @@ def slope_areas(triangles: np.ndarray) -> list[tuple[float, float]]:
         unit_z *= SLOPE_BINS / 2
         index = unit_z.astype(np.intp)
         np.clip(index, 0, SLOPE_BINS - 1, out=index)
+        if share is not None:
+            weight = share[::stride][lo : lo + _SLOPE_CHUNK]
+            twice *= weight
+            nz *= weight
         area += np.bincount(index, weights=twice, minlength=SLOPE_BINS)
         lift += np.bincount(index, weights=nz, minlength=SLOPE_BINS)
     scale = len(triangles) / max(len(sample), 1) / 2  # the cross product is twice the area
