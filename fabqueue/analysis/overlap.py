@@ -23,7 +23,6 @@ MAX_PAIRS = 4_000_000
 # another (two boxes side by side) stay, as before, only what is well inside goes
 INSIDE = 0.7
 MAX_BODIES = 2_000  # bodies × bodies box tests: 4M booleans at most
-_CHUNK = 65_536  # faces per step of the bounding boxes
 _BLOCK = 100_000  # pairs per numpy step: ~20 MB of temporaries in all
 # where on each face to look: its centroid and halfway from it to each corner
 _SAMPLES = np.array([[1 / 3, 1 / 3, 1 / 3], [2 / 3, 1 / 6, 1 / 6], [1 / 6, 2 / 3, 1 / 6],
@@ -71,20 +70,16 @@ def outside_share(triangles: np.ndarray, face_body: np.ndarray, bodies: int) -> 
 def _body_bounds(
     triangles: np.ndarray, face_body: np.ndarray, bodies: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each body's bounding box, in chunks (a few MB on a 1M-triangle mesh). A body's faces
-    mostly come in runs, so each run is reduced at once (``ufunc.at`` per face takes ~1 s on
-    a million) and the runs scattered into their bodies."""
+    """Each body's bounding box. A body's faces mostly come in runs, so each run's corners
+    are reduced at once (``ufunc.at`` per face takes ~1 s on a million, a reduction along
+    the corners' short axis ~0.2 s; this ~25 ms, with no copy of the mesh) and the runs are
+    scattered into their bodies."""
     low = np.full((bodies, 3), np.inf)
     high = np.full((bodies, 3), -np.inf)
-    for lo in range(0, len(triangles), _CHUNK):
-        rows = triangles[lo : lo + _CHUNK]
-        body = face_body[lo : lo + _CHUNK]
-        runs = np.concatenate(([0], np.flatnonzero(np.diff(body)) + 1))
-        # corner by corner: numpy's reduction along a length-3 axis is ~20 times slower
-        least = np.minimum(np.minimum(rows[:, 0], rows[:, 1]), rows[:, 2])
-        most = np.maximum(np.maximum(rows[:, 0], rows[:, 1]), rows[:, 2])
-        np.minimum.at(low, body[runs], np.minimum.reduceat(least, runs))
-        np.maximum.at(high, body[runs], np.maximum.reduceat(most, runs))
+    runs = np.concatenate(([0], np.flatnonzero(face_body[1:] != face_body[:-1]) + 1))
+    corners = triangles.reshape(-1, 3)
+    np.minimum.at(low, face_body[runs], np.minimum.reduceat(corners, runs * 3, axis=0))
+    np.maximum.at(high, face_body[runs], np.maximum.reduceat(corners, runs * 3, axis=0))
     return low, high
 
 
