@@ -4,6 +4,7 @@ the reconciler sees a dead one within seconds), and it outlives a vanished Redis
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import signal
 import time
@@ -32,6 +33,20 @@ def preload_analysis() -> None:
     import fabqueue.analysis.thumbnail  # noqa: F401
 
 
+#: glibc's mallopt parameter, and the size from which blocks are mapped on their own
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def map_large_blocks_alone() -> None:
+    """Fix glibc's mmap threshold at its default in a work-horse. Left dynamic, it rises to
+    the size of the largest array freed (tens of MB on a 1M-triangle mesh), after which the
+    analysis' big temporaries come from the heap and stay resident: ~7 MB more peak per
+    verdict (bench/RESULTS.md, "Upload to verdict"). Not glibc (musl): nothing to do."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
 class FabWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("job_monitoring_interval", HEARTBEAT_S)
@@ -55,6 +70,7 @@ class FabWorker(Worker):
         # RQ forks the horse into a process group of its own, and PDEATHSIG does not survive
         # fork: without this a SIGKILLed worker leaves its horse running the job.
         die_with_parent(signal.SIGKILL)
+        map_large_blocks_alone()
         super().main_work_horse(job, queue)
 
 
