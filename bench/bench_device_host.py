@@ -4,7 +4,8 @@
 
 1. The idle demo: ``fabqueue serve --demo`` (5 machines: 4 simulated printers, a GRBL
    laser on the emulator), once with the device host (the default) and once with
-   ``FABQUEUE_DEVICE_HOST=false`` (a ``device-worker`` process per machine), each in a fresh
+   ``FABQUEUE_MACHINES_IN_ONE_PROCESS=false`` (a ``device-worker`` process per machine),
+   each in a fresh
    data folder. After the machines connected and settled, PSS (psutil) and CPU summed over
    serve's whole process tree (serve, Redis, the RQ workers, the machines' processes, the
    laser's emulator) for ``--window`` seconds.
@@ -115,7 +116,7 @@ def idle_demo(layout: str, window_s: float, settle_s: float) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"bench-dh-demo-{layout}-"))
     env = {k: v for k, v in os.environ.items()
            if k not in ("FABQUEUE_DATA_DIR", "DATABASE_URL", "REDIS_URL")}
-    env["FABQUEUE_DEVICE_HOST"] = "true" if layout == "host" else "false"
+    env["FABQUEUE_MACHINES_IN_ONE_PROCESS"] = "true" if layout == "host" else "false"
     port = free_port()
     out = (root / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "fabqueue", "serve", "--demo", "--port",

@@ -88,12 +88,14 @@ class Settings(BaseSettings):
     # second worker for the machine takes over only after it expires
     lease_ttl_s: float = 15.0
     # a device worker's loop not back within this is hung (a driver call that never returns):
-    # its lease lapses; in a device host a fresh worker then takes the machine over
-    device_stall_s: float = 600.0
+    # its lease lapses; in a device host a fresh worker then takes the machine over.
+    # (Not named FABQUEUE_DEVICE_*: that prefix is the devices file's secrets', which
+    # FabQueue may send to a machine; core.device_secrets.)
+    machine_stall_s: float = 600.0
     # `serve` drives every machine from one `fabqueue device-host` process, a thread each
     # (a few MB a machine); false: one `fabqueue device-worker` process per machine (~70 MB
     # each), as before the device host
-    device_host: bool = True
+    machines_in_one_process: bool = True
     # a file host (Bambu) receives the next job's program while its bed waits to be cleared,
     # so the start after the bed-clear is one command (queue.staging); off: sent at the start
     prestage: bool = True

@@ -1,6 +1,6 @@
 """Machines imported while ``fabqueue serve`` runs get a device worker within seconds, and
 one removed loses it: a thread of the device host (the default), or a device-worker process
-of their own (``FABQUEUE_DEVICE_HOST=false``)."""
+of their own (``FABQUEUE_MACHINES_IN_ONE_PROCESS=false``)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def device_workers(server: Server, data: Path) -> set[str]:
     leased = {row[0] for row in query(data, "SELECT id FROM devices WHERE lease_owner "
                                             "IS NOT NULL")}
     processes = {cmd[-1] for cmd in commands(server) if "device-worker" in cmd}
-    if os.environ.get("FABQUEUE_DEVICE_HOST") == "false":
+    if os.environ.get("FABQUEUE_MACHINES_IN_ONE_PROCESS") == "false":
         return leased & processes
     assert not processes and sum("device-host" in cmd for cmd in commands(server)) == 1
     return leased
@@ -58,7 +58,7 @@ def device_workers(server: Server, data: Path) -> set[str]:
 def test_imported_machine_gets_a_worker_while_serving(tmp_path: Path, layout: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     if layout != "host":
-        monkeypatch.setenv("FABQUEUE_DEVICE_HOST", "false")
+        monkeypatch.setenv("FABQUEUE_MACHINES_IN_ONE_PROCESS", "false")
     data = tmp_path / "data"
     server = Server(data)
     try:

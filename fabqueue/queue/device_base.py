@@ -36,7 +36,7 @@ class DeviceWorkerBase:
         self.frames = FrameTracker()  # lasers: a frame run, a start held until it ends
         self._started_at_before: dict[int, datetime | None] = {}
         self.lease = Lease(ctx.db, device_id, ttl_s=ctx.settings.lease_ttl_s,
-                           stall_s=ctx.settings.device_stall_s)
+                           stall_s=ctx.settings.machine_stall_s)
         with ctx.db.session() as s:
             d = s.get(Device, device_id)
             if d is None:

@@ -76,7 +76,7 @@ class DeviceHost:
                  make_worker: Callable[[Context, str], DeviceWorker] | None = None) -> None:
         self.ctx = ctx
         self.site = site
-        self.stall_s = stall_s if stall_s is not None else ctx.settings.device_stall_s
+        self.stall_s = stall_s if stall_s is not None else ctx.settings.machine_stall_s
         self.poll_s = poll_s
         self.make_worker = make_worker or (lambda c, d: DeviceWorker(c, d, poll_s=poll_s))
         self.slots: dict[str, Slot] = {}
@@ -183,8 +183,8 @@ class DeviceHost:
 
 def device_children(sup: Any, ctx: Context) -> None:
     """``serve``'s machine workers: one device host for all (it follows the database
-    itself), or with ``FABQUEUE_DEVICE_HOST=false`` one device-worker process each."""
-    if not ctx.settings.device_host:
+    itself), or with ``FABQUEUE_MACHINES_IN_ONE_PROCESS=false`` one device-worker process each."""
+    if not ctx.settings.machines_in_one_process:
         device_worker_children(sup, ctx)
         return
     sup.add_child("device-host", "device-host")

@@ -181,12 +181,12 @@ class Lab:
 
     def device_workers(self) -> list[psutil.Process]:
         """The processes driving machines: serve's one device host, or with
-        FABQUEUE_DEVICE_HOST=false a device-worker process per machine."""
+        FABQUEUE_MACHINES_IN_ONE_PROCESS=false a device-worker process per machine."""
         return self._named("device-worker") + self._named("device-host")
 
     @property
     def device_processes(self) -> int:
-        return 2 if self.env.get("FABQUEUE_DEVICE_HOST") == "false" else 1
+        return 2 if self.env.get("FABQUEUE_MACHINES_IN_ONE_PROCESS") == "false" else 1
 
     def driving(self, device_id: str) -> list[psutil.Process]:
         out = []

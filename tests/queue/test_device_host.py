@@ -111,7 +111,7 @@ def test_a_hung_and_a_raising_driver_stop_no_other_machine(stack: Stack,
     jobs = {d: pinned_job(stack, site, d) for d in (*good, hang, boom)}
     log = tmp_path / "host.log"
     host = start_host(stack, site, log, code=FAULTY_HOST,
-                      FABQUEUE_DEVICE_STALL_S=str(STALL_S))
+                      FABQUEUE_MACHINE_STALL_S=str(STALL_S))
     try:
         def ended(device_id: str) -> bool:
             assert host.poll() is None, log.read_text(errors="replace")
