@@ -38,7 +38,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mesh import write_test_stl
+from bench_mesh import commit, write_test_stl
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -285,14 +285,6 @@ def main(argv: list[str] | None = None) -> int:
         write_results(triangles, stl_mb=50, runs=args.runs, med=med, ratio=ratio,
                       mem_ratio=mem_ratio, load=load, parent_mb=watch.parent_mb)
     return 0
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                              capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
 
 
 def write_results(triangles: int, *, stl_mb: int, runs: int, med: dict[str, float],
