@@ -165,7 +165,8 @@ def test_redis_lost_with_jobs_in_every_state(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_analysis_worker_killed_is_retried_with_a_trace(lab: Lab, tmp_path: Path) -> None:
-    job_id = lab.upload(mesh_stl(tmp_path / "heavy.stl", "sphere", size=40))
+    # dense: the analysis of issue 20 ends a 327k-face sphere in ~0.3 s, near the polls below
+    job_id = lab.upload(mesh_stl(tmp_path / "heavy.stl", "dense-sphere", size=40))
     worker = wait_for(lambda: worker_on(lab, f"analyse-{job_id}"), timeout=60, interval=0.05,
                       what="a worker to take the analysis")
     horse = horse_of(worker)
