@@ -41,6 +41,24 @@ SQUARE_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="50mm" height="40m
 
 
 @pytest.fixture
+def svg_site(stack: Stack) -> str:
+    """A site of these tests' own that cuts red strokes, with a laser for plywood: an upload
+    without a site goes to the first site whose laser takes the material, and the tests run
+    before these (in this process) may have added sites, lasers and colour conventions."""
+    import secrets
+
+    from fabqueue.store.inventory import apply
+
+    site = f"svg{secrets.token_hex(3)}"
+    with stack.ctx.db.session() as s:
+        apply(s, {"site": [{"id": site, "name": "svg", "colours": {"#ff0000": "cut"}}],
+                  "device": [{"id": f"{site}-las", "site": site, "kind": "laser",
+                              "driver": "grbl", "port": "/x", "bed_mm": (600, 400),
+                              "materials": ["plywood-3mm"]}]})
+    return site
+
+
+@pytest.fixture
 def client(stack: Stack) -> TestClient:
     return english_client(stack)
 
@@ -139,8 +157,10 @@ def test_mesh_formats(client: TestClient, resident: dict[str, str], name: str, d
     assert job["analysis"]["bbox_mm"] == pytest.approx([30, 20, 10], abs=0.1)
 
 
-def test_svg_makes_a_laser_job(client: TestClient, resident: dict[str, str]) -> None:
-    job = analysed(client, resident, "box.svg", SQUARE_SVG, material="plywood-3mm")
+def test_svg_makes_a_laser_job(client: TestClient, resident: dict[str, str],
+                               svg_site: str) -> None:
+    job = analysed(client, resident, "box.svg", SQUARE_SVG, material="plywood-3mm",
+                   site=svg_site)
     assert job["kind"] == "laser"
     assert job["status"] == "awaiting_approval", job  # (the whole job says why when not)
     a = job["analysis"]
@@ -252,10 +272,12 @@ def test_svg_entities_are_refused(client: TestClient, resident: dict[str, str],
 
 
 def test_svg_without_units_warns_with_the_assumption(client: TestClient,
-                                                     resident: dict[str, str]) -> None:
+                                                     resident: dict[str, str],
+                                                     svg_site: str) -> None:
     data = (b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100">'
             b'<rect x="10" y="10" width="100" height="50" fill="none" stroke="#ff0000"/></svg>')
-    job = analysed(client, resident, "nounits.svg", data, material="plywood-3mm")
+    job = analysed(client, resident, "nounits.svg", data, material="plywood-3mm",
+                   site=svg_site)
     assert job["status"] == "awaiting_approval", job
     a = job["analysis"]
     assert a["warnings"], a
