@@ -339,13 +339,14 @@ def test_unreachable_ports_are_offline() -> None:
 
 
 def test_slow_moves_and_long_holds_outlast_the_ack_timeout(connect: Connect) -> None:
-    # each move takes ~1 s and the hold 1.5 s, against a 0.5 s acknowledgement timeout:
-    # GRBL keeps answering `?`, so the driver keeps waiting
-    _, _, driver = connect({"timeout_s": 0.5})
-    driver.start_lines("slow", long_moves(4, feed=600, length=5))
+    # each move takes ~2 s and the hold 3 s, against a 1.5 s acknowledgement timeout:
+    # GRBL keeps answering `?`, so the driver keeps waiting. (With 0.5 s, a `?` answered late
+    # on a loaded machine, the suite's two xdist workers beside it, ended the job.)
+    _, _, driver = connect({"timeout_s": 1.5})
+    driver.start_lines("slow", long_moves(4, feed=600, length=20))
     wait_until(lambda: driver.status().extra["grbl_state"] == "Run")
     driver.pause()
-    time.sleep(1.5)
+    time.sleep(3.0)
     assert driver.status().outcome is None
     driver.resume()
     end = wait_outcome(driver)
