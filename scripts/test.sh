@@ -20,7 +20,7 @@ xdist_args() {
   if [[ "$1" != 0 ]]; then echo "-n $1 --dist loadgroup"; fi
 }
 read -r -a xdist <<<"$(xdist_args "${FABQUEUE_TEST_WORKERS:-2}")"
-read -r -a xdist_external <<<"$(xdist_args "${FABQUEUE_TEST_EXTERNAL_WORKERS:-2}")"
+read -r -a xdist_external <<<"$(xdist_args "${FABQUEUE_TEST_EXTERNAL_WORKERS:-0}")"
 external=""
 if [[ -n "${FABQUEUE_TEST_REDIS_URL:-}" && -n "${FABQUEUE_TEST_DATABASE_URL:-}" ]]; then
   # The external pass shares nothing with the embedded one (its Redis and PostgreSQL
