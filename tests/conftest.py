@@ -96,6 +96,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped in CI, which must run every test: {reason}"
 
 
+#: A test that slices: skipped on a developer's machine without PrusaSlicer, a failure in CI
+#: (the hook above), one mark for every such test.
+needs_prusaslicer = pytest.mark.skipif(
+    shutil.which("prusa-slicer") is None,
+    reason="PrusaSlicer is not installed (scripts/setup.sh --test)")
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on now (for a peer or server a test starts)."""
     with socket.socket() as s:

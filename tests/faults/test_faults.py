@@ -12,7 +12,6 @@ without persistence does to us). The laser device worker's kill is in the grbl t
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,13 +24,12 @@ import pytest
 import redis
 from rq import Worker
 
-from tests.conftest import EXTERNAL, EXTERNAL_REDIS, wait_for
+from tests.conftest import EXTERNAL, EXTERNAL_REDIS, needs_prusaslicer, wait_for
 from tests.faults.lab import SETTLED_ANALYSIS, Lab, mesh_stl
 from tests.octoprint_fixtures import ensure_idle, octoprint_instance  # noqa: F401
 
 pytestmark = [pytest.mark.stack, pytest.mark.octoprint, pytest.mark.slicer,
-              pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                                 reason="PrusaSlicer is not installed (scripts/setup.sh --test)")]
+              needs_prusaslicer]
 
 FAULT_S = 30.0  # the bound: nothing stuck, new uploads analysed, within this
 

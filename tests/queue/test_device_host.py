@@ -13,19 +13,17 @@ ends with the test.
 from __future__ import annotations
 
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from fabqueue.queue import names
 from fabqueue.queue.pipeline import push_ready
 from fabqueue.store.models import Job, JobEvent
-from tests.conftest import Stack, wait_for
+from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.prusalink_fixtures import PrusaLinkPeer, prusalink, prusalink_peer  # noqa: F401
 from tests.queue.helpers import device, new_site, printer, ready_jobs
 from tests.queue.lease_procs import lease_row
@@ -179,8 +177,7 @@ def test_a_host_killed_mid_print_leaves_no_print_started_twice(stack: Stack,
         assert running_count(stack, j) == 1
 
 
-@pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                    reason="PrusaSlicer is not installed (scripts/setup.sh --test)")
+@needs_prusaslicer
 def test_a_host_killed_mid_print_reattaches_to_the_live_print(
         stack: Stack, client, tmp_path: Path, prusalink: PrusaLinkPeer) -> None:  # noqa: F811
     """A real PrusaLink keeps printing while the host is dead: the next host re-attaches

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from fabqueue.core.reasons import render
 from tests.bambu_fixtures import BambuPeer, bambu, bambu_peer  # noqa: F401
-from tests.conftest import Stack, wait_for
+from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.queue.helpers import device, device_workers, new_site, wait_status
 from tests.queue.host_scenarios import (
     ENDED,
@@ -26,8 +25,7 @@ from tests.queue.host_scenarios import (
 )
 from tests.queue.test_dispatch_octoprint import ready_print
 
-pytestmark = [pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                                 reason="PrusaSlicer is not installed (scripts/setup.sh --test)")]
+pytestmark = [needs_prusaslicer]
 
 
 def bambu_printer(device_id: str, peer: BambuPeer, code: str | None = None) -> dict[str, Any]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fabqueue.core.reasons import render
-from tests.conftest import Stack, wait_for
+from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.klipper_fixtures import KlipperPeer, klipper, klipper_peer  # noqa: F401
 from tests.queue.helpers import new_site
 from tests.queue.host_scenarios import (
@@ -23,8 +22,7 @@ from tests.queue.host_scenarios import (
 )
 from tests.queue.test_dispatch_octoprint import ready_print
 
-pytestmark = [pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                                 reason="PrusaSlicer is not installed (scripts/setup.sh --test)")]
+pytestmark = [needs_prusaslicer]
 
 
 def klipper_printer(device_id: str, peer: KlipperPeer, key: str | None = None,

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack, wait_for
+from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.octoprint_fixtures import (  # noqa: F401
     ensure_idle,
     octoprint_instance,
@@ -22,8 +21,7 @@ from tests.queue.helpers import cube_file, device, device_workers, new_site, upl
 from tests.queue.host_scenarios import reattach_after_kill
 
 pytestmark = [pytest.mark.octoprint,
-              pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                                 reason="PrusaSlicer is not installed (scripts/setup.sh --test)")]
+              needs_prusaslicer]
 
 
 def octo_printer(device_id: str, instance, materials=("PLA",)):  # type: ignore[no-untyped-def]

@@ -3,13 +3,10 @@ the bed-clear interlock, pool assignment, staggered start, cancel and re-attach.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-
 from fabqueue.queue.device_worker import DeviceWorker
-from tests.conftest import Stack, wait_for
+from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.queue.helpers import (
     cube_file,
     device,
@@ -20,8 +17,7 @@ from tests.queue.helpers import (
     wait_status,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                                reason="PrusaSlicer is not installed (scripts/setup.sh --test)")
+pytestmark = needs_prusaslicer
 
 
 def approve(client, headers, job_id, **body):  # type: ignore[no-untyped-def]

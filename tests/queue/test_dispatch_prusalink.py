@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from fabqueue.core.reasons import render
-from tests.conftest import Stack
+from tests.conftest import Stack, needs_prusaslicer
 from tests.prusalink_fixtures import PrusaLinkPeer, prusalink, prusalink_peer  # noqa: F401
 from tests.queue.helpers import new_site
 from tests.queue.host_scenarios import (
@@ -23,8 +20,7 @@ from tests.queue.host_scenarios import (
 )
 from tests.queue.test_dispatch_octoprint import ready_print
 
-pytestmark = [pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                                 reason="PrusaSlicer is not installed (scripts/setup.sh --test)")]
+pytestmark = [needs_prusaslicer]
 
 
 def prusa_printer(device_id: str, peer: PrusaLinkPeer, key: str | None = None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -16,13 +15,9 @@ from pathlib import Path
 import pytest
 
 from fabqueue.queue.lease import Lease, LeaseLost
-from tests.conftest import Stack, wait_for
+from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.queue.helpers import cube_file, device, new_site, printer, upload, wait_status
 from tests.queue.lease_procs import TTL_S, lease_row, start_worker
-
-needs_slicer = pytest.mark.skipif(
-    shutil.which("prusa-slicer") is None and os.environ.get("CI") != "true",
-    reason="PrusaSlicer is not installed (scripts/setup.sh --test)")
 
 
 def test_lease_is_exclusive_expires_and_fences_stale_writes(stack: Stack) -> None:
@@ -88,7 +83,7 @@ def _transitions(client, headers, job: int) -> list[str]:  # type: ignore[no-unt
     return [e["to"] for e in events if e["from"] != e["to"]]
 
 
-@needs_slicer
+@needs_prusaslicer
 def test_two_workers_one_drives_and_the_other_takes_over_after_kill(
         stack: Stack, client, tmp_path: Path) -> None:
     dev = f"ls-{secrets.token_hex(3)}"
@@ -131,7 +126,7 @@ def test_two_workers_one_drives_and_the_other_takes_over_after_kill(
     assert _transitions(client, r, job).count("running") == 1
 
 
-@needs_slicer
+@needs_prusaslicer
 def test_a_paused_worker_whose_lease_was_taken_writes_nothing_after(
         stack: Stack, client, tmp_path: Path) -> None:
     dev = f"lp-{secrets.token_hex(3)}"

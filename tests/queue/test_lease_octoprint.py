@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from fabqueue.drivers.octoprint import remote_name
 from fabqueue.queue.device_worker import job_name
-from tests.conftest import Stack, wait_for
+from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.octoprint_fixtures import (  # noqa: F401
     ensure_idle,
     octoprint_instance,
@@ -26,9 +25,7 @@ from tests.queue.lease_procs import WorkerProc, lease_row, start_worker
 from tests.queue.test_dispatch_octoprint import octo_printer, ready_print
 
 pytestmark = [pytest.mark.octoprint,
-              pytest.mark.skipif(shutil.which("prusa-slicer") is None
-                                 and os.environ.get("CI") != "true",
-                                 reason="PrusaSlicer is not installed (scripts/setup.sh --test)")]
+              needs_prusaslicer]
 
 
 def prints_on_printer(instance, job: int) -> int:  # type: ignore[no-untyped-def]

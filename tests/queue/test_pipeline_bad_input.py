@@ -8,15 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import trimesh
 
 from fabqueue.store import inventory
-from tests.conftest import Stack
+from tests.conftest import Stack, needs_prusaslicer
 from tests.queue.helpers import cube_file, new_site, printer, upload, wait_status
-
-needs_slicer = pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                                  reason="PrusaSlicer is not installed (scripts/setup.sh --test)")
 
 
 def test_too_big_for_every_printer_is_refused_at_approval(stack: Stack, client,
@@ -69,7 +65,7 @@ def test_gcode_with_moves_outside_the_bed_is_invalid(stack: Stack, client,
         "awaiting_approval"
 
 
-@needs_slicer
+@needs_prusaslicer
 def test_slicer_failure_fails_the_job_with_the_reason(stack: Stack, client,
                                                       tmp_path: Path) -> None:
     site = new_site(stack, [printer("sf-1", ["PLA"], profile="no_such_profile")])
@@ -120,7 +116,7 @@ def test_staff_gcode_is_checked_again_for_the_machine_it_goes_to(stack: Stack, c
     assert failed["slicing"]["code"] == "gcode_outside"
 
 
-@needs_slicer
+@needs_prusaslicer
 def test_a_part_that_fits_only_turned_is_sliced_turned(stack: Stack, client,
                                                         tmp_path: Path) -> None:
     """203 × 305 mm on a 250 × 210 printer fits only stood on its edge and turned: the

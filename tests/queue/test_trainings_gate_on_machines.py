@@ -5,7 +5,6 @@ work resume. Trainings and maintenance come from the devices file."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fabqueue.store import inventory
-from tests.conftest import Stack, wait_for
+from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.grbl_fixtures import GrblFirmware, make_grbl_firmware, make_grbl_relay  # noqa: F401
 from tests.octoprint_fixtures import (  # noqa: F401
     ensure_idle,
@@ -31,9 +30,6 @@ from tests.queue.helpers import (
 )
 from tests.queue.test_dispatch_lasers import FULL, Firmware, Relay, fired, ready_laser_job
 from tests.queue.test_dispatch_octoprint import octo_printer, ready_print
-
-needs_slicer = pytest.mark.skipif(shutil.which("prusa-slicer") is None,
-                                  reason="PrusaSlicer is not installed (scripts/setup.sh --test)")
 
 LT = {"Accept-Language": "lt"}
 
@@ -108,7 +104,7 @@ def test_untrained_resident_and_out_of_order_laser_fire_nothing_then_trained_res
     assert grants[-1]["last_used_on"] is not None and grants[-1]["state"] == "valid"
 
 
-@needs_slicer
+@needs_prusaslicer
 def test_due_printer_takes_no_job_pinned_job_waits_with_maintenance_due(
         stack: Stack, client, tmp_path: Path) -> None:
     site = new_site(stack, [printer("p-mt", ["PLA"])])
@@ -156,7 +152,7 @@ def test_due_printer_takes_no_job_pinned_job_waits_with_maintenance_due(
                        json={}).status_code == 403
 
 
-@needs_slicer
+@needs_prusaslicer
 @pytest.mark.octoprint
 def test_out_of_order_octoprint_printer_receives_nothing_until_back(
         stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:  # noqa: F811

@@ -11,7 +11,6 @@ PrusaSlicer's "filament used [mm]", FabQueue's metres). Samples come from ../sha
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -25,10 +24,11 @@ from bench.bench_estimates import (
     scaled_stl,
 )
 from fabqueue.slicing.profiles import default_profiles_folder, load_profiles
+from tests.conftest import needs_prusaslicer
 
 pytestmark = [
     pytest.mark.slicer,
-    pytest.mark.skipif(shutil.which("prusa-slicer") is None, reason="PrusaSlicer not installed"),
+    needs_prusaslicer,
 ]
 
 

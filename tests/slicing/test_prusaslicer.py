@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -14,10 +13,11 @@ from fabqueue.core.placement import placement
 from fabqueue.core.specs import PrinterSpec
 from fabqueue.slicing.profiles import default_profiles_folder, load_profiles
 from fabqueue.slicing.prusaslicer import SliceError, slice_model
+from tests.conftest import needs_prusaslicer
 
 pytestmark = [
     pytest.mark.slicer,
-    pytest.mark.skipif(shutil.which("prusa-slicer") is None, reason="PrusaSlicer not installed"),
+    needs_prusaslicer,
 ]
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
