@@ -31,16 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
+from fabqueue.core.restarts import after_death
 from fabqueue.queue.context import Context
-from fabqueue.queue.device_worker import DeviceWorker, device_worker_children
-from fabqueue.store.models import Device
+from fabqueue.queue.device_worker import (
+    DeviceWorker,
+    device_worker_children,
+    enabled_device_ids,
+)
 
 log = logging.getLogger(__name__)
 
-HEALTHY_AFTER_S = 30.0  # a worker that ran this long starts again at once when it dies
-MAX_BACKOFF_S = 30.0
 SYNC_EVERY_S = 5.0  # the machines in the database are looked at again this often
 WATCH_EVERY_S = 0.5
 
@@ -58,14 +58,6 @@ class Slot:
     retry_at: float = 0.0
     #: workers given up as hung, still blocked in their driver (kept to be told to stop)
     hung: list[tuple[DeviceWorker, threading.Thread]] = field(default_factory=list)
-
-
-def wanted_device_ids(ctx: Context, site: str | None = None) -> set[str]:
-    with ctx.db.session() as s:
-        q = select(Device.id).where(Device.enabled.is_(True))
-        if site is not None:
-            q = q.where(Device.site_id == site)
-        return set(s.scalars(q))
 
 
 class DeviceHost:
@@ -86,7 +78,7 @@ class DeviceHost:
     def sync(self) -> None:
         """Threads for the machines enabled now; none for the rest."""
         try:
-            wanted = wanted_device_ids(self.ctx, self.site)
+            wanted = set(enabled_device_ids(self.ctx, self.site))
         except Exception:  # the database busy or away for a moment: the next round
             log.warning("device list unavailable; trying again", exc_info=True)
             return
@@ -141,9 +133,7 @@ class DeviceHost:
 
     def _after_death(self, slot: Slot, now: float) -> None:
         if slot.retry_at == 0.0:
-            lived = now - slot.started_at
-            slot.failures = 0 if lived >= HEALTHY_AFTER_S else slot.failures + 1
-            delay = 0.0 if slot.failures == 0 else min(MAX_BACKOFF_S, 2.0 ** slot.failures)
+            slot.failures, delay = after_death(now - slot.started_at, slot.failures)
             slot.retry_at = now + delay
             log.warning("%s: its worker thread ended; starting it again in %.0f s",
                         slot.device_id, delay)

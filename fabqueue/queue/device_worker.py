@@ -266,10 +266,13 @@ def run_device_worker(ctx: Context, device_id: str) -> None:
     DeviceWorker(ctx, device_id).run(stop)
 
 
-def enabled_device_ids(ctx: Context) -> list[str]:
+def enabled_device_ids(ctx: Context, site: str | None = None) -> list[str]:
+    """The machines that should be driven (of ``site``, or all), in order."""
+    q = select(Device.id).where(Device.enabled.is_(True)).order_by(Device.id)
+    if site is not None:
+        q = q.where(Device.site_id == site)
     with ctx.db.session() as s:
-        return list(s.scalars(select(Device.id).where(Device.enabled.is_(True))
-                              .order_by(Device.id)))
+        return list(s.scalars(q))
 
 
 def device_worker_children(sup: Any, ctx: Context) -> None:

@@ -22,15 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fabqueue.config import Settings
+from fabqueue.core.restarts import after_death
 from fabqueue.queue.context import Context
 from fabqueue.queue.embedded import EmbeddedRedis
 from fabqueue.queue.instance import InstanceLock
 from fabqueue.queue.lifeline import become_subreaper, end_strays, preexec
 
 log = logging.getLogger(__name__)
-
-HEALTHY_AFTER_S = 30.0  # a child that ran this long starts again at once when it dies
-MAX_BACKOFF_S = 30.0
 
 
 @dataclass
@@ -181,9 +179,7 @@ class Supervisor:
             if child.proc is None or child.proc.poll() is None:
                 continue
             if child.retry_at == 0.0:
-                lived = now - child.started_at
-                child.failures = 0 if lived >= HEALTHY_AFTER_S else child.failures + 1
-                delay = 0.0 if child.failures == 0 else min(MAX_BACKOFF_S, 2.0 ** child.failures)
+                child.failures, delay = after_death(now - child.started_at, child.failures)
                 child.retry_at = now + delay
                 log.warning("%s exited with %s; restarting in %.0f s", child.name,
                             child.proc.returncode, delay)
