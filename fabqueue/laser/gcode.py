@@ -8,12 +8,11 @@ Every line is at most 80 characters (GRBL answers ``error:11`` to longer ones).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fabqueue.core.findings import N_, Finding, Refused, finding
+from fabqueue.core.findings import N_, Refused
 from fabqueue.core.specs import LaserSpec
 from fabqueue.laser.materials import LaserMaterial, Operation
 from fabqueue.laser.motion import GrblMachine, line_seconds
@@ -120,29 +119,6 @@ def frame_program(
         writer.move(corner, feed, s_value=0.0, lit=False)
     writer.raw("M5")
     return writer.finish()
-
-
-def check_laser_settings(settings: Mapping[str, object], laser: LaserSpec) -> list[Finding]:
-    """Problems with GRBL's ``$$`` values for this laser (empty list: ready to start)."""
-    problems: list[Finding] = []
-    if _number(settings.get("$32")) != 1:
-        problems.append(finding("laser_mode_off", N_(
-            "Laser mode is off on {laser} ($32={value}); set $32=1 before starting a job."),
-            laser=laser.id, value=settings.get("$32")))
-    max_s = _number(settings.get("$30"))
-    if max_s is not None and not math.isclose(max_s, laser.max_power_s):
-        problems.append(finding("laser_power_scale", N_(
-            "{laser} reports $30={value} but is configured with a maximum S of {expected}; "
-            "power would be scaled wrong."), laser=laser.id, value=max_s,
-            expected=laser.max_power_s))
-    return problems
-
-
-def _number(value: object) -> float | None:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def _program(plan: Plan, material: LaserMaterial, laser: LaserSpec, shift: Point) -> LaserProgram:

@@ -92,7 +92,7 @@ class DeviceWorker(IdleLooks, Interlocks, Claiming, Watching):
     @staticmethod
     def _check_laser(driver: Driver, device: Device) -> None:
         """GRBL must be in laser mode with the $30 the programs are scaled to."""
-        from fabqueue.laser.gcode import check_laser_settings
+        from fabqueue.core.laser_settings import check_laser_settings
         from fabqueue.store.specs import laser_spec
 
         settings = getattr(driver, "settings", {}) or {}

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from fabqueue.core.findings import Refused
+from fabqueue.core.laser_settings import check_laser_settings
 from fabqueue.core.specs import LaserSpec
 from fabqueue.laser.gcode import (
     MAX_LINE,
-    check_laser_settings,
     format_number,
     frame_program,
     generate_gcode,
