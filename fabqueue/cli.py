@@ -45,6 +45,7 @@ def serve(
     """Run the whole service: web, embedded Redis, workers, machine workers."""
     import uvicorn
 
+    from fabqueue.core.worker_scale import warm_count
     from fabqueue.queue.context import Context, set_context
     from fabqueue.queue.supervisor import Supervisor
     from fabqueue.web.app import create_app
@@ -80,7 +81,7 @@ def serve(
             sup.add_child("grbl-emulator", "--link", str(laser_link), "--time-scale", "0.2",
                           module="fabqueue.simulators.grbl_emulator")
             seed_demo(ctx, echo=typer.echo, laser_port=str(laser_link))
-        for i in range(max(1, settings.workers)):
+        for i in range(warm_count(settings.warm_workers, settings.workers)):
             sup.add_child(f"worker-{i + 1}", "worker", "--name-suffix", str(i + 1))
         from fabqueue.queue.device_host import device_children
 

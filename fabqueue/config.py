@@ -73,8 +73,11 @@ class Settings(BaseSettings):
     analysis_attempts: int = 2  # tries of one analysis before it is invalid
     slicing_attempts: int = 2  # tries of one slicing before the job is invalid
 
-    # workers started by `fabqueue serve`
+    # analysis/slicing workers started by `fabqueue serve`: warm_workers always, more while
+    # jobs wait in the queues (each leaves when they are empty), up to workers
+    # (core.worker_scale)
     workers: int = 2
+    warm_workers: int = 1
     web_concurrency: int = 2  # requests the web works on at once; the rest wait in order
     # A dead worker's job is tried again within ~reconcile_interval_s (+ a heartbeat grace);
     # a job with no queue entry at all waits stale_after_s first (the web queues it just

@@ -17,6 +17,7 @@ import httpx
 import psutil
 import pytest
 
+from fabqueue.queue.embedded import socket_path_for
 from tests.conftest import EXTERNAL, free_port, own_database, own_redis, sample, wait_for
 
 # Run again on PostgreSQL and an external Redis on the external pass.
@@ -37,7 +38,7 @@ def redis_of(data_dir: Path) -> list[psutil.Process]:
 
 
 class Server:
-    def __init__(self, data_dir: Path, *args: str) -> None:
+    def __init__(self, data_dir: Path, *args: str, **settings: str) -> None:
         self.port = free_port()
         self.out = data_dir.parent / f"serve-{self.port}.out"
         env = {k: v for k, v in os.environ.items()
@@ -45,6 +46,8 @@ class Server:
         env["FABQUEUE_WORKERS"] = "1"
         # the external pass: PostgreSQL and this machine's Redis (emptied at each start)
         env.update(own_database(str(data_dir)), **own_redis(13))
+        env.update(settings)
+        self.redis_url = env.get("REDIS_URL") or f"unix://{socket_path_for(data_dir)}"
         with self.out.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "fabqueue", "serve", "--port", str(self.port),
@@ -62,6 +65,15 @@ class Server:
             return httpx.get(f"{self.url}/api/health", timeout=1).json()["status"] == "ok"
         except httpx.HTTPError:
             return False
+
+    def rq_workers(self) -> list[psutil.Process]:
+        """serve's analysis/slicing workers (``fabqueue worker``), the helpers among them."""
+        out = []
+        for p in psutil.Process(self.proc.pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "worker" in p.cmdline():
+                    out.append(p)
+        return out
 
     def output(self) -> str:
         return self.out.read_text(errors="replace")
@@ -183,3 +195,45 @@ def test_second_start_seeds_nothing_and_ctrl_c_stops_it(first_run: Server,
     finally:
         if again.proc.poll() is None:
             again.kill()
+
+
+def test_a_helper_worker_analyses_while_the_warm_one_is_busy_and_then_leaves(
+        tmp_path: Path) -> None:
+    """Idle, serve keeps one warm worker (FABQUEUE_WARM_WORKERS); a job that waits for it
+    starts a helper (up to FABQUEUE_WORKERS), which leaves once the queues are empty."""
+    import redis
+    from rq import Queue
+
+    server = Server(tmp_path / "data", "--demo", FABQUEUE_WORKERS="2",
+                    FABQUEUE_WARM_WORKERS="1")
+    try:
+        assert len(server.rq_workers()) == 1, "idle: the warm worker only"
+        # The warm worker busy with a long job of the test's own (RQ runs any importable
+        # function): a slicing, as far as the queue can tell.
+        queue = Queue("analysis", connection=redis.Redis.from_url(server.redis_url))
+        queue.enqueue("time.sleep", 45, job_timeout=120)
+        warm = server.rq_workers()[0]
+        wait_for(lambda: warm.children(), timeout=30, interval=0.2, what="the warm worker busy")
+        passwords = server.demo_passwords()
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            r = http.post("/api/auth/token",
+                          data={"username": "resident", "password": passwords["resident"]})
+            bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            cube = sample("20mm-xyz-cube.stl")
+            r = http.post("/api/jobs", headers=bearer, data={"material": "PLA"},
+                          files={"file": (cube.name, cube.read_bytes(), "model/stl")})
+            assert r.status_code == 201, r.text
+            url = f"/api/jobs/{r.json()['id']}"
+            job = wait_for(lambda: (j := http.get(url, headers=bearer).json())["status"]
+                           != "analyzing" and j, timeout=40, interval=0.3,
+                           what="the cube's verdict while the warm worker is busy")
+        assert job["status"] == "awaiting_approval", job
+        assert warm.children(), "the verdict came before the warm worker's long job ended"
+        assert "worker-h1 started" in server.output()
+        wait_for(lambda: "worker-h1 left (exit 0)" in server.output(), timeout=60,
+                 interval=0.3, what="the helper to leave once the queues are empty")
+        assert len(server.rq_workers()) == 1
+        assert warm.is_running() and warm in server.rq_workers()
+    finally:
+        if server.proc.poll() is None:
+            server.kill()

@@ -65,6 +65,18 @@ class FabWorker(Worker):
         super().__init__(*args, **kwargs)
         preload_analysis()
 
+    def unsubscribe(self) -> None:
+        # RQ's unsubscribe calls redis-py's PubSubWorkerThread.stop(), which joins the
+        # thread with no timeout while it sits in a read of up to 60 s (RQ's sleep_time):
+        # a worker leaving (a helper done, a shutdown) hung for up to a minute. Clear the
+        # thread's flag without waiting, then unsubscribe: Redis' reply wakes the read, and
+        # the thread closes its connection as it ends (a daemon: it can't hold the exit).
+        if self.pubsub_thread:
+            self.pubsub_thread.stop(timeout=0)
+            with contextlib.suppress(redis.RedisError, OSError):
+                self.pubsub.unsubscribe()
+            self.pubsub_thread.join(timeout=1)
+
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         # A restarted Redis has forgotten us (a bare heartbeat would leave a key with no pid,
         # host or registration): describe ourselves again, so the reconciler and `rq info`

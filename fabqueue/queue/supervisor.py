@@ -5,7 +5,9 @@ Redis. Every child is tied to ``serve`` (:mod:`fabqueue.queue.lifeline`), so a k
 ``serve`` takes its tree with it; the data folder's lock (:mod:`fabqueue.queue.instance`)
 ends whatever survived before the next ``serve`` starts. A child or the embedded Redis that
 dies is started again (with back-off, so a child that can't start doesn't spin), and after a
-Redis restart the reconciler rebuilds the queues from the database at once.
+Redis restart the reconciler rebuilds the queues from the database at once. Beyond the warm
+workers, helper workers are started while jobs wait and leave when the queues are empty
+(:mod:`fabqueue.core.worker_scale`); they are not restarted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 
 from fabqueue.config import Settings
 from fabqueue.core.restarts import after_death
+from fabqueue.core.worker_scale import start_helper, warm_count
 from fabqueue.queue.context import Context
 from fabqueue.queue.embedded import EmbeddedRedis
 from fabqueue.queue.instance import InstanceLock
@@ -39,6 +42,7 @@ class Child:
     failures: int = 0
     started_at: float = 0.0
     retry_at: float = 0.0
+    helper: bool = False  # started while jobs waited; leaves when the queues are empty
 
 
 @dataclass
@@ -54,6 +58,10 @@ class Supervisor:
     #: returns the ids of machines that should have a device worker (None: don't track)
     device_ids: Callable[[], list[str]] | None = None
     redis_restarts: int = 0
+    _waiting_since: float | None = None
+    _last_helper_at: float | None = None
+    _helpers_started: int = 0
+    _queue_redis: object | None = None
 
     @property
     def redis_url(self) -> str:
@@ -119,6 +127,7 @@ class Supervisor:
                     return
                 self._check_redis()
                 now = time.monotonic()
+                self._scale_workers(env, now)
                 if now - last_children >= 2.0:
                     last_children = now
                     self._restart_dead(env)
@@ -126,6 +135,47 @@ class Supervisor:
                 if self.device_ids is not None and now - last_devices >= 6.0:
                     last_devices = now
                     self._sync_devices(env)
+
+    def _scale_workers(self, env: dict[str, str], now: float) -> None:
+        """Start a helper worker when jobs have waited for every running worker."""
+        most = max(1, self.settings.workers)
+        if most <= warm_count(self.settings.warm_workers, most):
+            return
+        waiting = self._jobs_waiting()
+        if waiting is None:  # Redis unreachable: the workers wait for it too
+            return
+        if not waiting:
+            self._waiting_since = None
+            return
+        if self._waiting_since is None:
+            self._waiting_since = now
+        running = sum(1 for c in self.children if c.name.startswith("worker-")
+                      and c.proc is not None and c.proc.poll() is None)
+        if not start_helper(waiting_since=self._waiting_since, now=now, running=running,
+                            most=most, last_helper_at=self._last_helper_at):
+            return
+        self._helpers_started += 1
+        name = f"worker-h{self._helpers_started}"
+        child = self.add_child(name, "worker", "--burst", "--name-suffix",
+                               f"h{self._helpers_started}")
+        child.helper = True
+        self._last_helper_at = now
+        self._spawn(child, env)
+        log.info("%s started: jobs waited %.1f s for a worker", name, now - self._waiting_since)
+
+    def _jobs_waiting(self) -> int | None:
+        import redis
+        from rq import Queue
+
+        from fabqueue.queue import names
+
+        try:
+            if self._queue_redis is None:
+                self._queue_redis = redis.Redis.from_url(self.redis_url, socket_timeout=2)
+            return sum(Queue(q, connection=self._queue_redis).count  # type: ignore[arg-type]
+                       for q in (names.ANALYSIS, names.SLICING))
+        except (redis.RedisError, OSError):
+            return None
 
     def _end_strays(self) -> None:
         """A killed worker's work-horse dies with it, but what the horse ran (PrusaSlicer)
@@ -175,8 +225,13 @@ class Supervisor:
     def _restart_dead(self, env: dict[str, str]) -> None:
         """A killed worker comes back by itself; one that keeps dying, less and less often."""
         now = time.monotonic()
-        for child in self.children:
+        for child in list(self.children):
             if child.proc is None or child.proc.poll() is None:
+                continue
+            if child.helper:  # its queues were empty (or it was killed: the reconciler
+                self.children.remove(child)  # queues its job again for the warm ones)
+                log.info("%s left (exit %s)", child.name, child.proc.returncode)
+                self._record_pids()
                 continue
             if child.retry_at == 0.0:
                 child.failures, delay = after_death(now - child.started_at, child.failures)

@@ -109,6 +109,7 @@ class Lab:
                if k not in ("FABQUEUE_DATA_DIR", "DATABASE_URL", "REDIS_URL")}
         env[key_env] = self.octoprint.api_key
         env["FABQUEUE_WORKERS"] = "2"
+        env["FABQUEUE_WARM_WORKERS"] = "2"  # the scenarios kill a worker while another waits
         if EXTERNAL:
             from tests.conftest import _reset_external
 
