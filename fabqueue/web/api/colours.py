@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from fabqueue.core.access import can_manage_job
 from fabqueue.core.jobs import JobStatus
-from fabqueue.laser.paths import CHOICES
 from fabqueue.store.jobs import change_status
 from fabqueue.store.models import Job, User
 from fabqueue.web.api.jobs import load_visible
@@ -40,6 +39,10 @@ def check_choice(job: Job, choice: dict[str, str]) -> dict[str, str]:
     unknown = sorted(set(choice) - set(found))
     if unknown:
         raise ApiError(422, "The drawing has no colour {key}.", key=unknown[0][:40])
+    # here, not at the top: laser.paths brings numpy and lxml, ~25 MB that serve would
+    # carry idle for a rare request (bench/RESULTS.md, "Many machines per process")
+    from fabqueue.laser.paths import CHOICES
+
     bad = sorted(v for v in choice.values() if v not in CHOICES)
     if bad:
         raise ApiError(422, "Choose one of: {choices}.", choices=", ".join(CHOICES))

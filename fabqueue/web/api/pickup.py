@@ -26,7 +26,6 @@ from fabqueue.store.models_pickup import Delivery, NotificationPrefs, Pickup
 from fabqueue.web.api.jobs import load_managed, load_visible
 from fabqueue.web.deps import ApiError, admin_user, current_user, get_db, staff_user
 from fabqueue.web.params import IdPath
-from fabqueue.web.pickup_label import label_pdf
 from fabqueue.web.present import iso, pickup_out
 
 router = APIRouter(tags=["pickup"])
@@ -83,6 +82,10 @@ def _handle_label(job_id: IdPath, request: Request, user: User = Depends(current
         raise ApiError(409, "Job {id} is not done: there is no part to put on a shelf.",
                        id=job.id)
     db.commit()
+    # here, not at the top: fpdf2 (with fontTools and Pillow) is ~28 MB that serve would
+    # carry idle for the few labels a day (bench/RESULTS.md, "Many machines per process")
+    from fabqueue.web.pickup_label import label_pdf
+
     tz = ZoneInfo(request.app.state.settings.timezone)
     pdf = label_pdf(url=f"{public_url(request)}/p/{p.token}", job_id=job.id, place=p.place,
                     day=service.aware(p.since).astimezone(tz).date())
