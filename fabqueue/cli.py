@@ -64,7 +64,7 @@ def serve(
     except AlreadyRunning as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    db = open_db(settings)
+    db = open_db(settings, migrate_in_child=True)
     try:
         sup.start_redis()
         os.environ["REDIS_URL"] = sup.redis_url

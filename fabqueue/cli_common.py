@@ -23,9 +23,11 @@ def settings_for(data_dir: Path | None) -> Settings:
     return Settings()
 
 
-def open_db(settings: Settings):  # type: ignore[no-untyped-def]
+def open_db(settings: Settings, *, migrate_in_child: bool = False):  # type: ignore[no-untyped-def]
+    """The database, its schema brought up to date (``migrate_in_child``: see
+    ``Database.migrate``; for ``serve``, which runs for months)."""
     from fabqueue.store.db import Database
 
     db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    db.migrate(in_child=migrate_in_child)
     return db

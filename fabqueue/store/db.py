@@ -75,6 +75,27 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+_MIGRATE_CHILD = ("import logging, sys\n"
+                  "logging.basicConfig(level=logging.INFO,\n"
+                  "                    format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
+                  "from fabqueue.store.db import migrate\n"
+                  "migrate(sys.stdin.read())\n")
+
+
+def migrate_in_child(url: str) -> None:
+    """:func:`migrate` in a child process (the URL on its stdin, not its command line: it
+    may hold a password); its log lines go where ours go."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _MIGRATE_CHILD], input=url, text=True,
+                          capture_output=True, check=False)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"the database migration failed ({done.returncode}): "
+                           f"{done.stderr.strip()[-2000:]}")
+
+
 def at_head(engine: Engine) -> bool:
     """Whether the database's schema is already the newest (read without Alembic)."""
     try:
@@ -91,12 +112,20 @@ class Database:
         self.engine = make_engine(url, max_overflow)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
-    def migrate(self) -> None:
-        """Upgrade the schema, then add the built-in materials a new database lacks."""
+    def migrate(self, *, in_child: bool = False) -> None:
+        """Upgrade the schema, then add the built-in materials a new database lacks.
+
+        ``in_child``: run Alembic in a short-lived process of its own. A long-running
+        process (``serve``) would otherwise keep Alembic's modules and the migration's
+        leftovers, ~16 MB, for as long as it runs (bench/RESULTS.md, "Many machines per
+        process")."""
         from fabqueue.store.inventory import seed_materials
 
         if not at_head(self.engine):
-            migrate(self.url)
+            if in_child:
+                migrate_in_child(self.url)
+            else:
+                migrate(self.url)
         with self.session() as session:
             seed_materials(session)
 

@@ -285,3 +285,26 @@ def test_schema_head_is_alembics_head_and_a_database_there_skips_alembic(
     monkeypatch.setattr(store_db, "migrate", lambda url: called.append(url))
     database.migrate()
     assert called == []
+
+
+def test_serve_migrates_in_a_child_and_keeps_no_alembic(tmp_path: Path) -> None:
+    """``serve`` runs for months: its migration runs in a process of its own, so Alembic's
+    modules never stay in it; a migration that fails says why."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'served.sqlite3'}"
+    code = ("import sys\n"
+            "from fabqueue.store.db import Database, at_head\n"
+            "d = Database(sys.argv[1])\n"
+            "d.migrate(in_child=True)\n"
+            "print(at_head(d.engine), 'alembic' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["True", "False"], done.stderr
+    assert "Running upgrade" in done.stderr  # Alembic's own lines reach our log
+
+    from fabqueue.store.db import migrate_in_child
+
+    with pytest.raises(RuntimeError, match="migration failed"):
+        migrate_in_child("nosuchdialect://nowhere")
