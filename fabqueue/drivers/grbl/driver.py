@@ -17,6 +17,7 @@ import math
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
@@ -87,6 +88,8 @@ class GrblDriver(JobStreaming, Reporting):
         self._position: tuple[float, ...] = ()
         self._buffer: tuple[int, int] | None = None  # free planner blocks, free RX bytes
         self._status_at = 0.0
+        # the recent reports (when, (state, position, Bf:)): is GRBL stuck in Run (jobs.STUCK_S)
+        self._reports: deque[tuple[float, tuple[object, ...]]] = deque()
         self._poll_paused = False
         self._poll_wake = threading.Event()  # a write or a state change: poll at full rate now
         self._poll_idle = False  # the poller sleeps at the idle rate (then _poll_soon wakes it)
@@ -361,6 +364,10 @@ class GrblDriver(JobStreaming, Reporting):
             self._poll_soon()
         self._grbl_state = status.state
         self._status_at = time.monotonic()
+        self._reports.append((self._status_at, (status.state, status.position, status.buffer)))
+        horizon = self._status_at - 2 * self._stuck_quiet_s()
+        while self._reports[0][0] < horizon:
+            self._reports.popleft()
         if status.position is not None:
             self._position = status.position
         if status.buffer is not None:

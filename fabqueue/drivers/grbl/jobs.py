@@ -22,6 +22,20 @@ log = logging.getLogger("fabqueue.drivers.grbl.driver")
 
 LINE_LIMIT = 80  # GRBL's line buffer
 END_SYNC = "G4 P0"  # answered only when the planner has run dry: the job's real end
+# GRBL reporting Run while nothing moves: no reply for this long, and the reports of that
+# time the same (state, position, Bf:) as one from its start, bar a few (noise can garble a
+# digit and still parse) and at least STUCK_REPORTS of them (a starved host that reads no
+# report proves nothing). Without a reply GRBL runs what it planned (or waits in a sync for
+# it), and motion moves MPos in every report (at GRBL's least feed, 1 mm/min, a 0.004 mm
+# step comes every 0.24 s); a feed hold reports Hold and a dwell Idle: nothing legitimate
+# looks like this for seconds. The
+# firmware has been seen wedged so under load (Run, one planner block, lines waiting in its
+# RX buffer) and was waited on for ever. Far above what
+# test_slow_moves_and_long_holds_outlast_the_ack_timeout needs (2 s moves whose position
+# changes in every report, a 3 s hold), and never below the ack timeout.
+STUCK_S = 15.0
+STUCK_REPORTS = 10
+STUCK_SAME = 0.8  # share of the reports that must be the same one
 
 
 @dataclass
@@ -173,8 +187,27 @@ class JobStreaming:
                     job.stop = "offline"
                 elif self._grbl_state == "Idle":
                     job.stop = "stalled"
+                elif self._stuck_in_run(now, answered_at):
+                    log.warning("GRBL on %s reports Run, yet nothing moved or was answered "
+                                "for %.0f s (%r); stopping the job", self.port,
+                                now - answered_at, self._reports[-1][1])
+                    job.stop = "stuck"
         self._poll_paused = False
         return not self._job_stopping(job)
+
+    def _stuck_quiet_s(self) -> float:
+        return max(STUCK_S, self.timeout_s)
+
+    def _stuck_in_run(self, now: float, answered_at: float) -> bool:
+        """GRBL says Run but neither moves nor takes a line nor a byte (STUCK_S)."""
+        quiet_s = self._stuck_quiet_s()
+        if self._grbl_state != "Run" or now - answered_at <= quiet_s or not self._reports:
+            return False
+        current = self._reports[-1][1]
+        recent = [report for at, report in self._reports if now - at <= quiet_s]
+        already = any(report == current for at, report in self._reports if now - at > quiet_s)
+        same = sum(report == current for report in recent)
+        return already and len(recent) >= STUCK_REPORTS and same >= STUCK_SAME * len(recent)
 
     def _job_stopping(self, job: StreamJob) -> bool:
         return job.stop is not None or job.outcome is not None or bool(self._offline_reason)
@@ -196,7 +229,7 @@ class JobStreaming:
             return
         if stop == "cancel":
             return  # finished by cancel() itself
-        if stop in ("error", "stalled", "desync", "noisy") or (
+        if stop in ("error", "stalled", "stuck", "desync", "noisy") or (
             stop == "offline" and self._offline_reason is None
         ):
             self._halt()
@@ -208,6 +241,14 @@ class JobStreaming:
                 N_("GRBL stopped acknowledging lines (after line {acked} of {total}) while "
                    "idle: bytes were lost on the link. The job was stopped."),
                 acked=job.acked, total=len(job.lines)))
+        elif stop == "stuck":
+            self._finish(Outcome.INTERRUPTED, reason(
+                "grbl_stuck",
+                N_("The laser's controller reported it was running but neither moved nor took "
+                   "a line for {seconds} s (after line {acked} of {total}). The laser was "
+                   "switched off and the job stopped."),
+                seconds=round(self._stuck_quiet_s()), acked=job.acked,
+                total=len(job.lines)))
         elif stop == "desync":
             self._finish(Outcome.INTERRUPTED, reason(
                 "grbl_desync",
