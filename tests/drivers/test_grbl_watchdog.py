@@ -1,20 +1,28 @@
 """GRBL wedged in Run: the streamer must not wait for ever (a noisy-line CI run on a loaded
 machine hung 600 s with the firmware reporting ``<Run|MPos:1.2,0.4,0|Bf:14,108>`` report
-after report, nothing answered, nothing moving). No firmware here: reports are fed to the
+after report, nothing answered, nothing moving). The rule's own tests feed reports to the
 driver's reader callback as the link would (their RX buffer empty, so the count stays in
-step), with the watchdog's times shortened."""
+step); the last one has a relay make the REAL firmware seem wedged, with the watchdog's
+times shortened."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from fabqueue.core.reasons import decode
+from fabqueue.drivers.base import MachineState, Outcome
 from fabqueue.drivers.grbl import GrblDriver, jobs
 from fabqueue.drivers.grbl import parsing as p
 from fabqueue.drivers.grbl.jobs import StreamJob
 from fabqueue.drivers.grbl.streaming import Line, Sent
+from tests.drivers.test_grbl_noisy_line import busy_program
+from tests.grbl_fixtures import GrblFirmware, make_grbl_firmware  # noqa: F401
+from tests.grbl_relay import GrblRelay
 
 
 @pytest.fixture
@@ -79,3 +87,59 @@ def test_moving_or_held_is_never_stuck(driver: GrblDriver) -> None:
     assert wait_for_room(driver, moving, 2.0).stop == "cancel"  # only the timer stopped it
     held = "<Hold:0|MPos:1.200,0.400,0.000|Bf:14,128|FS:0,0>"
     assert wait_for_room(driver, lambda _: held, 2.0).stop == "cancel"
+
+
+class WedgedRelay(GrblRelay):
+    """After ``after`` lines GRBL seems wedged as the firmware was: every ``?`` gets the same
+    Run report, lines go unanswered; until the driver's reset byte, which reaches the real
+    firmware (its banner and what follows are heard again)."""
+
+    WEDGED = b"<Run|MPos:1.200,0.400,0.000|Bf:14,108|FS:0,0>\r\n"
+
+    def __init__(self, firmware_path: str, after: int) -> None:
+        self.after, self.wedged = after, False
+        self.thawed = False
+        super().__init__(firmware_path)
+
+    def _to_firmware(self, data: bytes) -> None:
+        if not self.thawed and len(self.lines) >= self.after:
+            self.wedged = True
+        if self.wedged:
+            if 0x18 not in data:
+                for _ in range(data.count(b"?")):
+                    os.write(self._master, self.WEDGED)
+                return
+            self.wedged, self.thawed = False, True
+            data = data[data.index(0x18):]
+        super()._to_firmware(data)
+
+    def _deliver(self, data: bytes) -> None:
+        if not self.wedged:
+            super()._deliver(data)
+
+
+def test_real_firmware_seeming_wedged_ends_interrupted_with_the_beam_off(
+    make_grbl_firmware: Callable[..., GrblFirmware],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jobs, "STUCK_S", 4.0)
+    firmware = make_grbl_firmware()
+    relay = WedgedRelay(firmware.device_path, after=300)
+    driver = GrblDriver(relay.device_path, timeout_s=4.0)
+    try:
+        driver.connect()
+        driver.start_lines("wedged", busy_program())
+        deadline = time.monotonic() + 120
+        while driver.status().outcome is None:
+            assert time.monotonic() < deadline, f"the job hangs: {driver.status()}"
+            time.sleep(0.2)
+        status = driver.status()
+        assert status.outcome is Outcome.INTERRUPTED, status.message
+        found = decode(status.message)
+        assert found is not None and found.code == "grbl_stuck", status.message
+        realtime = relay.realtime_bytes()
+        assert 0x18 in realtime[realtime.index(ord("!")):]  # feed hold, then reset: beam off
+        assert status.state is not MachineState.RUNNING
+    finally:
+        driver.close()
+        relay.close()
