@@ -211,7 +211,7 @@ def test_a_helper_worker_analyses_while_the_warm_one_is_busy_and_then_leaves(
         # The warm worker busy with a long job of the test's own (RQ runs any importable
         # function): a slicing, as far as the queue can tell.
         queue = Queue("analysis", connection=redis.Redis.from_url(server.redis_url))
-        queue.enqueue("time.sleep", 45, job_timeout=120)
+        queue.enqueue("time.sleep", 120, job_timeout=300)
         warm = server.rq_workers()[0]
         wait_for(lambda: warm.children(), timeout=30, interval=0.2, what="the warm worker busy")
         passwords = server.demo_passwords()
@@ -225,7 +225,7 @@ def test_a_helper_worker_analyses_while_the_warm_one_is_busy_and_then_leaves(
             assert r.status_code == 201, r.text
             url = f"/api/jobs/{r.json()['id']}"
             job = wait_for(lambda: (j := http.get(url, headers=bearer).json())["status"]
-                           != "analyzing" and j, timeout=40, interval=0.3,
+                           != "analyzing" and j, timeout=90, interval=0.3,
                            what="the cube's verdict while the warm worker is busy")
         assert job["status"] == "awaiting_approval", job
         assert warm.children(), "the verdict came before the warm worker's long job ended"
