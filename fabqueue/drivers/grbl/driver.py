@@ -1,8 +1,7 @@
 """The GRBL 1.1 laser driver: streams G-code over a serial port (see the package docstring).
 
 Threads: the link's reader (answers, status reports, alarms; :mod:`.link`), a status poller
-(`?` at ≤ 5 Hz while anything happens, ``IDLE_STATUS_HZ`` otherwise) and, during a job, a
-streamer. The caller's thread never waits for the job.
+(`?` at ≤ 5 Hz) and, during a job, a streamer. The caller's thread never waits for the job.
 
 A GRBL controller keeps no job name and a stream cannot outlive the process that feeds it:
 ``find`` only knows the job this driver instance is running. After a process restart
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 import threading
 import time
@@ -35,15 +33,6 @@ log = logging.getLogger(__name__)
 OPTIONS = re.compile(r"[A-Z*+]*,(\d+),(\d+)")  # [OPT:V,15,128]: planner blocks, RX bytes
 STATUS_BUFFER_BIT = 2  # $10 bit 1: status reports carry Bf: (free planner blocks, RX bytes)
 MAX_LOST_REPLIES = 200  # beyond this many resynchronisations a line is too noisy to trust
-# An idle laser is asked for its status once a second, not five times: at 5 Hz an idle laser
-# cost ~0.8 % of a core here and ~0.3 % in GRBL's host. Nothing waits on an idle report (an
-# alarm or a restart announces itself, and no start reads a report before streaming), and
-# any write, start or state change brings the full rate back at once (ACTIVE_HOLD_S).
-IDLE_STATUS_HZ = 1.0
-# Full rate this long after a write or a state change: a reply lost on the line is recovered
-# from two agreeing reports (streaming), and an operator watching a jog, a hold or an unlock
-# sees it as it happens.
-ACTIVE_HOLD_S = 3.0
 Streaming = Literal["char_count", "send_wait"]
 EventCallback = Callable[[str, dict[str, object]], None]
 
@@ -91,9 +80,6 @@ class GrblDriver(JobStreaming, Reporting):
         # the recent reports (when, (state, position, Bf:)): is GRBL stuck in Run (jobs.STUCK_S)
         self._reports: deque[tuple[float, tuple[object, ...]]] = deque()
         self._poll_paused = False
-        self._poll_wake = threading.Event()  # a write or a state change: poll at full rate now
-        self._poll_idle = False  # the poller sleeps at the idle rate (then _poll_soon wakes it)
-        self._active_until = 0.0  # poll at full rate until then (ACTIVE_HOLD_S)
         self._paused = False
         self._job: StreamJob | None = None
         self._threads: list[threading.Thread] = []
@@ -185,7 +171,6 @@ class GrblDriver(JobStreaming, Reporting):
                 reason("grbl_closed", N_("The driver was closed during the job.")),
             )
         self._closing = True
-        self._poll_wake.set()  # a poller sleeping at the idle rate ends now, not in a second
         with self._cv:
             self._offline_reason = self._offline_reason or "closed"
             self._stop_job("offline")
@@ -299,8 +284,6 @@ class GrblDriver(JobStreaming, Reporting):
         link = self._link
         if link is None or self._offline_reason is not None:
             raise DriverOffline(f"The laser is not connected ({self._offline_reason}).")
-        if data != b"?":
-            self._poll_soon()
         try:
             link.write(data)
         except LinkError as err:
@@ -324,7 +307,6 @@ class GrblDriver(JobStreaming, Reporting):
                     self._alarm = code
                     self._stop_job("alarm")
             elif isinstance(item, p.Banner):
-                self._poll_soon()  # a restart: its state (Alarm?) shows only in a report
                 self._banners += 1
                 self._window.clear()  # a reset discards whatever GRBL had buffered
                 if not self._resetting:
@@ -360,8 +342,6 @@ class GrblDriver(JobStreaming, Reporting):
         self._emit_progress()
 
     def _on_status(self, status: p.Status) -> None:
-        if status.state != self._grbl_state:
-            self._poll_soon()
         self._grbl_state = status.state
         self._status_at = time.monotonic()
         self._reports.append((self._status_at, (status.state, status.position, status.buffer)))
@@ -402,50 +382,15 @@ class GrblDriver(JobStreaming, Reporting):
                         "sent was read); stopping any job", self.port)
             self._stop_job("desync")
 
-    def _poll_soon(self) -> None:
-        """Something happens (a write, a start, a state change): full rate for a while, and a
-        poller sleeping at the idle rate asks at once (never faster than ``status_hz``)."""
-        self._active_until = time.monotonic() + ACTIVE_HOLD_S
-        if self._poll_idle:  # at full rate already: waking it at every line would spin it
-            self._poll_wake.set()
-
-    def _poll_interval_s(self) -> float:
-        """Full rate while a job or frame runs, GRBL is not Idle, a line awaits its reply or
-        something just happened; ``IDLE_STATUS_HZ`` otherwise. Reads without the lock: every
-        change that ends idleness also calls :meth:`_poll_soon`, which wakes the poller."""
-        job = self._job
-        busy = (
-            (job is not None and job.outcome is None)
-            or self._grbl_state != "Idle"
-            or bool(self._window.sent)
-            or time.monotonic() < self._active_until
-        )
-        if busy:
-            return self.status_interval_s
-        return max(self.status_interval_s, 1.0 / IDLE_STATUS_HZ)
-
     def _poll_loop(self) -> None:
-        polled_at = -math.inf
         while not self._closing and self._offline_reason is None:
-            interval = self._poll_interval_s()
-            wait = polled_at + interval - time.monotonic()
-            if wait > 0:
-                # woken early by _poll_soon (or close): the interval is recomputed
-                self._poll_idle = interval > self.status_interval_s
-                if self._poll_idle and self._poll_interval_s() < interval:
-                    self._poll_idle = False  # _poll_soon ran before it could see the flag
-                    continue
-                self._poll_wake.wait(wait)
-                self._poll_wake.clear()
-                self._poll_idle = False
-                continue
-            polled_at = time.monotonic()
             if not self._poll_paused:
                 # numbered among the lines, in write order: a report shows only the lines
                 # written before its ``?`` (streaming.Window)
                 with self._cv, contextlib.suppress(DriverError):
                     self._window.queried()
                     self._write(b"?")
+            time.sleep(self.status_interval_s)
 
     def _link_lost(self, why: str) -> None:
         with self._cv:

@@ -107,9 +107,6 @@ class JobStreaming:
                 seconds = [float(line_seconds[line.number - 1]) for line in prepared]
             self._job = StreamJob(job_name, prepared, seconds)
             self._paused = False
-        # the poller may sleep at its idle rate: full rate from the start (the stream itself
-        # reads no report first, but a reply lost early is recovered only from reports)
-        self._poll_soon()
         self._spawn(self._stream, "streamer")
         self._emit_state()
 
