@@ -3,12 +3,22 @@ an operator runs them: the issue's own example, a lab's CSV list, bad input name
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.test_cli import ISSUE_TOML, fabqueue, rows
+
+
+def lab_today() -> date:
+    """Today in the lab's time zone, as the CLI dates a grant (Vilnius is UTC+2: from 22:00
+    UTC it is already tomorrow there)."""
+    from zoneinfo import ZoneInfo
+
+    from fabqueue.config import Settings
+
+    return datetime.now(ZoneInfo(Settings().timezone)).date()
 
 pytestmark = pytest.mark.stack
 
@@ -62,7 +72,7 @@ def test_grant_revoke_and_import_keep_every_record(lab: Path, tmp_path: Path) ->
     r = fabqueue("trainings", "revoke", "ona", "laser-basic", "--data-dir", str(lab))
     assert r.returncode == 0, r.stderr
     csv = tmp_path / "list.csv"
-    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    yesterday = (lab_today() - timedelta(days=1)).isoformat()
     csv.write_text(f"username,training,on\nona,laser-basic,{yesterday}\njonas,laser-basic,\n",
                    encoding="utf-8")
     r = fabqueue("trainings", "import", str(csv), "--data-dir", str(lab))
@@ -71,7 +81,7 @@ def test_grant_revoke_and_import_keep_every_record(lab: Path, tmp_path: Path) ->
                     "training_grants g JOIN users u ON u.id = g.user_id ORDER BY g.id")
     assert [(n, str(on)[:10], bool(rev)) for n, on, rev in got] == [
         ("ona", "2026-01-05", True), ("ona", yesterday, False),
-        ("jonas", date.today().isoformat(), False)]
+        ("jonas", lab_today().isoformat(), False)]
 
 
 @pytest.mark.parametrize(("line", "named"), [
