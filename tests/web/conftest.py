@@ -93,7 +93,11 @@ def server(tmp_path_factory: pytest.TempPathFactory,
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FABQUEUE_SMTP_HOST": "127.0.0.1",
            "FABQUEUE_SMTP_PORT": str(mailbox[1]), "FABQUEUE_SMTP_FROM": "lab@fabqueue.test",
-           "FABQUEUE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+           "FABQUEUE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+           # the browser tests wait for verdicts with UI timeouts while other tests' jobs
+           # run: two workers always, as before serve started helpers on demand (the
+           # helpers themselves: tests/test_serve.py)
+           "FABQUEUE_WARM_WORKERS": "2"}
     for var in ("REDIS_URL", "DATABASE_URL", "FABQUEUE_DATA_DIR"):
         env.pop(var, None)
     # the external pass serves from PostgreSQL and this machine's Redis
