@@ -257,6 +257,18 @@ class PrusaLinkPeer:
                 raise TimeoutError(f"PrusaLink peer stays {self.state()}")
             time.sleep(0.3)
 
+    def wait_held(self, timeout: float = 90) -> None:
+        """Until the print a :meth:`hold` asked for is PAUSED; else fail with what the peer
+        is doing and its logs' tails (why it did not pause is then in them)."""
+        deadline = time.monotonic() + timeout
+        while (state := self.state()) != "PAUSED":
+            if time.monotonic() > deadline:
+                flag = "still there" if (self.base / "ttyPrusa.hold").exists() else "taken"
+                raise AssertionError(f"the PrusaLink peer's print was not held after "
+                                     f"{timeout:g} s: it is {state}, the hold flag {flag}\n"
+                                     f"{self.logs()}")
+            time.sleep(0.1)
+
     def hold(self, on: bool = True) -> None:
         """Make the next print pause at its first fan-on (see prusa_firmware.py), or not."""
         flag = self.base / "ttyPrusa.hold"

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from fabqueue.queue import names
@@ -178,6 +179,7 @@ def test_a_host_killed_mid_print_leaves_no_print_started_twice(stack: Stack,
 
 
 @needs_prusaslicer
+@pytest.mark.host_protocol
 def test_a_host_killed_mid_print_reattaches_to_the_live_print(
         stack: Stack, client, tmp_path: Path, prusalink: PrusaLinkPeer) -> None:  # noqa: F811
     """A real PrusaLink keeps printing while the host is dead: the next host re-attaches
@@ -196,7 +198,7 @@ def test_a_host_killed_mid_print_reattaches_to_the_live_print(
     first = start_host(stack, site, log, **env)
     try:
         wait_for(lambda: stack.job(job).status == "running", timeout=90, what="running")
-        wait_for(lambda: prusalink.state() == "PAUSED", timeout=90, what="the print held")
+        prusalink.wait_held()
         held = (prusalink.job() or {})["id"]
         first.send_signal(signal.SIGKILL)
         first.wait()
