@@ -113,7 +113,10 @@ def fabqueue(data: Path, *args: str, stdin: str | None = None) -> None:
                    env={**os.environ, **own_database(str(data))})
 
 
-@pytest.mark.parametrize("driver", list(HOSTS))
+# Moonraker's again on PostgreSQL and an external Redis (serve's path does not depend on the
+# host); the others' protocols are the dispatch tests' (tests/queue/test_dispatch_*.py)
+@pytest.mark.parametrize("driver", [d if d == "moonraker" else pytest.param(
+    d, marks=pytest.mark.host_protocol) for d in HOSTS])
 def test_serve_prints_a_residents_model(tmp_path: Path, request: pytest.FixtureRequest,
                                         driver: str) -> None:
     if shutil.which("prusa-slicer") is None:

@@ -25,7 +25,7 @@ from tests.queue.host_scenarios import (
 )
 from tests.queue.test_dispatch_octoprint import ready_print
 
-pytestmark = [needs_prusaslicer]
+pytestmark = [needs_prusaslicer, pytest.mark.host_protocol]
 
 
 def bambu_printer(device_id: str, peer: BambuPeer, code: str | None = None) -> dict[str, Any]:

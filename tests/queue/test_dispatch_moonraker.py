@@ -22,7 +22,7 @@ from tests.queue.host_scenarios import (
 )
 from tests.queue.test_dispatch_octoprint import ready_print
 
-pytestmark = [needs_prusaslicer]
+pytestmark = [needs_prusaslicer, pytest.mark.host_protocol]
 
 
 def klipper_printer(device_id: str, peer: KlipperPeer, key: str | None = None,

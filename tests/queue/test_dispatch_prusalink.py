@@ -8,6 +8,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fabqueue.core.reasons import render
 from tests.conftest import Stack, needs_prusaslicer
 from tests.prusalink_fixtures import PrusaLinkPeer, prusalink, prusalink_peer  # noqa: F401
@@ -20,7 +22,7 @@ from tests.queue.host_scenarios import (
 )
 from tests.queue.test_dispatch_octoprint import ready_print
 
-pytestmark = [needs_prusaslicer]
+pytestmark = [needs_prusaslicer, pytest.mark.host_protocol]
 
 
 def prusa_printer(device_id: str, peer: PrusaLinkPeer, key: str | None = None,
