@@ -4,7 +4,8 @@ No real Bambu printer can run here, so the printer is three pieces on loopback:
 Debian's ``mosquitto`` (MQTT over TLS, a self-signed certificate made with ``openssl``,
 a password file for ``bblp``), an implicit-FTPS server (pyftpdlib's TLS handler, TLS from
 the first byte) writing to the SD folder, and ``fabqueue.simulators.bambu`` (the printer's
-logic, an MQTT client of that broker). ``bambu_peer`` starts them once per session;
+logic, an MQTT client of that broker). ``bambu_peer`` (registered in tests/conftest.py, so
+one for every module) starts them once per session;
 ``bambu`` is the same printer reset for the test. Without mosquitto/openssl/pyftpdlib the
 tests skip, except under CI (``CI=true``): there they fail.
 """

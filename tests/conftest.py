@@ -360,6 +360,11 @@ def client(stack: Stack) -> TestClient:
 PER_WORKER_FIXTURES = {"stack"}
 
 
+def _ours(func: Any) -> bool:
+    """A fixture of the suite's plugins (the peers', registered by the root conftest.py)."""
+    return str(getattr(func, "__module__", "")).startswith("tests.")
+
+
 def _shared_session_fixtures(item: pytest.Item) -> set[str]:
     """The project's session-scoped fixtures a test uses (a peer, a served FabQueue, a
     browser, a mailbox), pytest's own and the per-worker ones left out."""
@@ -368,8 +373,8 @@ def _shared_session_fixtures(item: pytest.Item) -> set[str]:
         return set()
     names = set()
     for name, defs in info.name2fixturedefs.items():
-        if defs and defs[-1].scope == "session" and defs[-1].baseid \
-                and name not in PER_WORKER_FIXTURES:
+        if defs and defs[-1].scope == "session" and name not in PER_WORKER_FIXTURES \
+                and (defs[-1].baseid or _ours(defs[-1].func)):
             names.add(name)
     return names
 
@@ -468,3 +473,4 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     config.option.loadscopereorder = False  # the workers' order: peer groups first
     return GroupScheduling(config, log)
+

@@ -1,8 +1,10 @@
 """Pytest fixtures that run a real Klipper printer: Klippy (no MCU, batch mode) + Moonraker.
 
-Use from a test module::
+Use from a test module (``klipper_peer`` is registered once in tests/conftest.py: a session
+fixture imported into several test modules is a fixture of each, a peer started once per
+module)::
 
-    from tests.klipper_fixtures import klipper, klipper_peer  # noqa: F401
+    from tests.klipper_fixtures import klipper  # noqa: F401
 
 ``klipper_peer`` (session-scoped) starts Klippy and Moonraker ONCE per session on a free
 loopback port in a temporary folder (``scripts/install_klipper_peer.sh`` installs them

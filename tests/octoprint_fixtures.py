@@ -1,9 +1,8 @@
 """Pytest fixtures that start real OctoPrint 1.11 instances with their Virtual Printer.
 
-Import the fixtures into a test module (or a conftest)::
-
-    from tests.octoprint_fixtures import octoprint_instance, octoprint_pair  # noqa: F401
-
+The session fixtures ``octoprint_instance`` and ``octoprint_pair`` are registered once in
+tests/conftest.py (a session fixture imported into several test modules is a fixture of
+each: a server started once per module, all kept to the session's end).
 ``octoprint_instance`` yields one ``OctoPrintInstance`` (``.url``, ``.api_key``,
 ``.basedir``), ``octoprint_pair`` two independent ones (a printer pool); both are
 session-scoped, listen on free ports of 127.0.0.1, and are stopped at the end of the session.

@@ -1,8 +1,10 @@
 """Pytest fixtures that run the real PrusaLink 0.8.1 in front of our Prusa-firmware responder.
 
-Use from a test module::
+Use from a test module (``prusalink_peer`` is registered once in tests/conftest.py: a session
+fixture imported into several test modules is a fixture of each, a peer started once per
+module)::
 
-    from tests.prusalink_fixtures import prusalink, prusalink_peer  # noqa: F401
+    from tests.prusalink_fixtures import prusalink  # noqa: F401
 
 ``prusalink_peer`` (session-scoped) starts, ONCE per session, the responder
 (tests/peers/prusa_firmware.py, on a pseudo-terminal) and PrusaLink

@@ -1,10 +1,7 @@
 """Pytest fixtures that run the real Spoolman 0.26.1 server (``scripts/install_spoolman_peer.sh``
 installs it under ``<repo>/.peers/spoolman``; see ../shared/peers/spoolman/README.md).
 
-Use from a test module::
-
-    from tests.spoolman_fixtures import spoolman_peer  # noqa: F401
-
+``spoolman_peer`` is registered once in tests/conftest.py, as every peer's session fixture.
 ``spoolman_peer`` (session-scoped) starts Spoolman once per session on a free loopback port,
 with a SQLite database in a folder of its own; ``stop()`` and ``start()`` take it down and
 bring it back on the same port and data (a Spoolman that was away). Without the installed

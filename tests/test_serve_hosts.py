@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.bambu_fixtures import bambu, bambu_peer  # noqa: F401
+from tests.bambu_fixtures import bambu  # noqa: F401
 from tests.conftest import own_database, sample, wait_for
-from tests.klipper_fixtures import klipper, klipper_peer  # noqa: F401
-from tests.prusalink_fixtures import prusalink, prusalink_peer  # noqa: F401
+from tests.klipper_fixtures import klipper  # noqa: F401
+from tests.prusalink_fixtures import prusalink  # noqa: F401
 from tests.test_serve import Server
 
 LAB_TOML = """

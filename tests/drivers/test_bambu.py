@@ -12,7 +12,7 @@ import pytest
 from fabqueue.core.reasons import decode, render
 from fabqueue.drivers.bambu import BambuDriver
 from fabqueue.drivers.base import DriverError, MachineState, MachineStatus, Outcome
-from tests.bambu_fixtures import BambuPeer, bambu, bambu_peer, gcode_lines  # noqa: F401
+from tests.bambu_fixtures import BambuPeer, bambu, gcode_lines  # noqa: F401
 from tests.conftest import status_until, wait_for
 
 LONG = 200_000  # ~50 s at the simulator's 4000 lines/s: time to pause and cancel

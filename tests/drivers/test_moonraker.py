@@ -11,7 +11,7 @@ from fabqueue.core.reasons import decode, render
 from fabqueue.drivers.base import DriverError, MachineState, MachineStatus, Outcome
 from fabqueue.drivers.moonraker import MoonrakerDriver
 from tests.conftest import status_until, wait_for
-from tests.klipper_fixtures import KlipperPeer, gcode_lines, klipper, klipper_peer  # noqa: F401
+from tests.klipper_fixtures import KlipperPeer, gcode_lines, klipper  # noqa: F401
 
 LONG = 200_000  # ~18 s of batch-mode printing: time to pause, cancel, kill mid-print
 

@@ -27,12 +27,10 @@ from fabqueue.drivers.octoprint import (
 )
 from fabqueue.slicing.profiles import default_profiles_folder, load_profiles
 from fabqueue.slicing.prusaslicer import slice_model
-from tests.octoprint_fixtures import (  # noqa: F401
+from tests.octoprint_fixtures import (
     OctoPrintInstance,
     ensure_idle,
-    octoprint_instance,
     octoprint_instance_module,
-    octoprint_pair,
     start_instance,
 )
 
@@ -87,7 +85,7 @@ def cube_gcode(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def driver(octoprint_instance: OctoPrintInstance) -> Iterator[OctoPrintDriver]:  # noqa: F811
+def driver(octoprint_instance: OctoPrintInstance) -> Iterator[OctoPrintDriver]:
     ensure_idle(octoprint_instance)
     printer = OctoPrintDriver(octoprint_instance.url, octoprint_instance.api_key)
     printer.connect()
@@ -131,7 +129,7 @@ def test_print_runs_to_completion(driver: OctoPrintDriver, cube_gcode: Path) -> 
 
 @pytest.mark.octoprint
 def test_busy_pause_find_resume_cancel(
-    octoprint_instance: OctoPrintInstance, driver: OctoPrintDriver, cube_gcode: Path  # noqa: F811
+    octoprint_instance: OctoPrintInstance, driver: OctoPrintDriver, cube_gcode: Path
 ) -> None:
     name = file_name_for(102)
     driver.start(name, cube_gcode)
@@ -165,7 +163,7 @@ def test_busy_pause_find_resume_cancel(
 
 @pytest.mark.octoprint
 def test_bad_api_key_is_forbidden_in_plain_words(
-    octoprint_instance: OctoPrintInstance,  # noqa: F811
+    octoprint_instance: OctoPrintInstance,
 ) -> None:
     wrong = OctoPrintDriver(octoprint_instance.url, "0" * 32)
     with pytest.raises(DriverError) as raised:
@@ -200,7 +198,7 @@ def test_octoprint_killed_mid_print_reads_offline(tmp_path: Path, cube_gcode: Pa
 
 @pytest.mark.octoprint
 def test_pair_are_separate_printers_and_connect_reconnects(
-    octoprint_pair: tuple[OctoPrintInstance, OctoPrintInstance],  # noqa: F811
+    octoprint_pair: tuple[OctoPrintInstance, OctoPrintInstance],
 ) -> None:
     first, second = octoprint_pair
     assert first.url != second.url and first.basedir != second.basedir

@@ -11,7 +11,7 @@ from fabqueue.core.reasons import render
 from fabqueue.drivers.base import DriverError, MachineState, MachineStatus, Outcome
 from fabqueue.drivers.prusalink import PrusaLinkDriver
 from tests.conftest import status_until
-from tests.prusalink_fixtures import PrusaLinkPeer, gcode_lines, prusalink, prusalink_peer  # noqa: F401
+from tests.prusalink_fixtures import PrusaLinkPeer, gcode_lines, prusalink  # noqa: F401
 
 LONG = 80_000  # ~40 s of PrusaLink streaming (~2000 lines/s): time to pause, cancel, kill
 

@@ -29,7 +29,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from fabqueue.drivers.prusalink import PrusaLinkDriver
 from tests.conftest import wait_for
-from tests.prusalink_fixtures import PrusaLinkPeer, gcode_lines, prusalink, prusalink_peer  # noqa: F401
+from tests.prusalink_fixtures import PrusaLinkPeer, gcode_lines, prusalink  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 

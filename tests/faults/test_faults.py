@@ -26,7 +26,7 @@ from rq import Worker
 
 from tests.conftest import EXTERNAL, EXTERNAL_REDIS, needs_prusaslicer, wait_for
 from tests.faults.lab import SETTLED_ANALYSIS, Lab, mesh_stl
-from tests.octoprint_fixtures import ensure_idle, octoprint_instance  # noqa: F401
+from tests.octoprint_fixtures import ensure_idle
 
 pytestmark = [pytest.mark.stack, pytest.mark.octoprint, pytest.mark.slicer,
               needs_prusaslicer]
@@ -36,7 +36,7 @@ FAULT_S = 30.0  # the issue's bound: nothing stuck, new uploads analysed, within
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory,
-        octoprint_instance) -> Iterator[Lab]:  # noqa: F811
+        octoprint_instance) -> Iterator[Lab]:
     ensure_idle(octoprint_instance)
     lab = Lab(tmp_path_factory.mktemp("faults"), octoprint_instance)
     lab.start()

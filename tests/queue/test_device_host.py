@@ -25,7 +25,7 @@ from fabqueue.queue import names
 from fabqueue.queue.pipeline import push_ready
 from fabqueue.store.models import Job, JobEvent
 from tests.conftest import Stack, needs_prusaslicer, wait_for
-from tests.prusalink_fixtures import PrusaLinkPeer, prusalink, prusalink_peer  # noqa: F401
+from tests.prusalink_fixtures import PrusaLinkPeer, prusalink  # noqa: F401
 from tests.queue.helpers import device, new_site, printer, ready_jobs
 from tests.queue.lease_procs import lease_row
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from fabqueue.core.reasons import render
-from tests.bambu_fixtures import BambuPeer, bambu, bambu_peer  # noqa: F401
+from tests.bambu_fixtures import BambuPeer, bambu  # noqa: F401
 from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.queue.helpers import device, device_workers, new_site, wait_status
 from tests.queue.host_scenarios import (

@@ -12,7 +12,7 @@ import pytest
 
 from fabqueue.core.reasons import render
 from tests.conftest import Stack, needs_prusaslicer, wait_for
-from tests.klipper_fixtures import KlipperPeer, klipper, klipper_peer  # noqa: F401
+from tests.klipper_fixtures import KlipperPeer, klipper  # noqa: F401
 from tests.queue.helpers import new_site
 from tests.queue.host_scenarios import (
     first_print_then_interlock,

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Stack, needs_prusaslicer, wait_for
-from tests.octoprint_fixtures import (  # noqa: F401
+from tests.octoprint_fixtures import (
     ensure_idle,
-    octoprint_instance,
-    octoprint_pair,
     start_instance,
 )
 from tests.queue.helpers import cube_file, device, device_workers, new_site, upload, wait_status
@@ -44,7 +42,7 @@ def ready_print(stack: Stack, client, site: str, tmp: Path, size: float = 10,  #
 
 
 def test_sliced_job_prints_to_done_with_live_progress(stack: Stack, client, tmp_path: Path,
-                                                      octoprint_instance) -> None:  # noqa: F811
+                                                      octoprint_instance) -> None:
     ensure_idle(octoprint_instance)
     site = new_site(stack, [octo_printer("op-1", octoprint_instance)])
     job, r, s = ready_print(stack, client, site, tmp_path, size=12)
@@ -97,7 +95,7 @@ def test_octoprint_killed_mid_print_interrupts_and_nothing_restarts(
 
 
 def test_killed_device_worker_reattaches_and_the_print_finishes_once(
-        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:  # noqa: F811
+        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:
     ensure_idle(octoprint_instance)
     site = new_site(stack, [octo_printer("op-reattach", octoprint_instance)])
     job, r, s = ready_print(stack, client, site, tmp_path, size=20)
@@ -114,7 +112,7 @@ def test_killed_device_worker_reattaches_and_the_print_finishes_once(
 
 
 def test_pool_prints_two_jobs_in_parallel_on_two_octoprints(
-        stack: Stack, client, tmp_path: Path, octoprint_pair) -> None:  # noqa: F811
+        stack: Stack, client, tmp_path: Path, octoprint_pair) -> None:
     a, b = octoprint_pair
     ensure_idle(a)
     ensure_idle(b)
@@ -133,7 +131,7 @@ def test_pool_prints_two_jobs_in_parallel_on_two_octoprints(
 
 
 def test_bad_api_key_puts_the_printer_in_error_with_a_reason(stack: Stack, client,
-                                                              octoprint_instance) -> None:  # noqa: F811
+                                                              octoprint_instance) -> None:
     spec = octo_printer("op-badkey", octoprint_instance)
     os.environ[spec["api_key_env"]] = "0" * 32
     site = new_site(stack, [spec])

@@ -12,7 +12,7 @@ import pytest
 
 from fabqueue.core.reasons import render
 from tests.conftest import Stack, needs_prusaslicer
-from tests.prusalink_fixtures import PrusaLinkPeer, prusalink, prusalink_peer  # noqa: F401
+from tests.prusalink_fixtures import PrusaLinkPeer, prusalink  # noqa: F401
 from tests.queue.helpers import new_site
 from tests.queue.host_scenarios import (
     first_print_then_interlock,

@@ -15,9 +15,8 @@ import pytest
 from fabqueue.drivers.octoprint import remote_name
 from fabqueue.queue.device_worker import job_name
 from tests.conftest import Stack, needs_prusaslicer, wait_for
-from tests.octoprint_fixtures import (  # noqa: F401
+from tests.octoprint_fixtures import (
     ensure_idle,
-    octoprint_instance,
     octoprint_instance_module,
 )
 from tests.queue.helpers import device, new_site, wait_status
@@ -55,7 +54,7 @@ def _check_once(client, r, job: int, instance) -> None:  # type: ignore[no-untyp
 
 
 def test_killed_holder_the_waiting_worker_reattaches_and_it_prints_once(
-        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:  # noqa: F811
+        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:
     ensure_idle(octoprint_instance)
     dev = f"olk-{secrets.token_hex(2)}"
     site = new_site(stack, [octo_printer(dev, octoprint_instance)])
@@ -80,7 +79,7 @@ def test_killed_holder_the_waiting_worker_reattaches_and_it_prints_once(
 
 
 def test_paused_holder_loses_the_lease_and_leaves_the_print_alone(
-        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:  # noqa: F811
+        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:
     ensure_idle(octoprint_instance)
     dev = f"olp-{secrets.token_hex(2)}"
     site = new_site(stack, [octo_printer(dev, octoprint_instance)])

@@ -20,13 +20,13 @@ from tests.conftest import Stack, wait_for
 from tests.helpers import english_client
 from tests.queue.helpers import device_workers, new_site, printer, ready_jobs
 from tests.queue.test_spool_gate import _job
-from tests.spoolman_fixtures import SpoolmanPeer, spoolman_peer  # noqa: F401
+from tests.spoolman_fixtures import SpoolmanPeer
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def with_spoolman(stack: Stack, spoolman_peer: SpoolmanPeer) -> Iterator[SpoolmanPeer]:  # noqa: F811
+def with_spoolman(stack: Stack, spoolman_peer: SpoolmanPeer) -> Iterator[SpoolmanPeer]:
     saved = stack.ctx.settings.spoolman_url
     stack.ctx.settings.spoolman_url = spoolman_peer.url
     try:

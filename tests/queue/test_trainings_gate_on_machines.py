@@ -14,9 +14,8 @@ import pytest
 from fabqueue.store import inventory
 from tests.conftest import Stack, needs_prusaslicer, wait_for
 from tests.grbl_fixtures import GrblFirmware, make_grbl_firmware, make_grbl_relay  # noqa: F401
-from tests.octoprint_fixtures import (  # noqa: F401
+from tests.octoprint_fixtures import (
     ensure_idle,
-    octoprint_instance,
     octoprint_instance_module,
 )
 from tests.queue.helpers import (
@@ -155,7 +154,7 @@ def test_due_printer_takes_no_job_pinned_job_waits_with_maintenance_due(
 @needs_prusaslicer
 @pytest.mark.octoprint
 def test_out_of_order_octoprint_printer_receives_nothing_until_back(
-        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:  # noqa: F811
+        stack: Stack, client, tmp_path: Path, octoprint_instance) -> None:
     ensure_idle(octoprint_instance)
     site = new_site(stack, [octo_printer("op-ooo", octoprint_instance)])
     staff = stack.token(client, stack.user("staff", site))
