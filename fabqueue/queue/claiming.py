@@ -72,6 +72,8 @@ class Claiming(DeviceWorkerBase):
     def next_job(self, d: Device) -> Candidate | None:
         caps = MachineCaps(d.id, tuple(d.materials or ()), d.loaded_material)
         own, pool = self.candidates(self.own), self.candidates(self.pool)
+        if not own and not pool:
+            return None  # nothing to pick: no fair-share query (a laser looks often)
         held = self.held_for_filament(d, [c.job_id for c in (*own, *pool)])
         if held:  # they wait (filament_low); another machine of the pool may take them
             own = [c for c in own if c.job_id not in held]

@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from rq import Queue
+
 from fabqueue import events
 from fabqueue.core.devices import DeviceState
 from fabqueue.drivers.base import Driver
@@ -45,6 +47,15 @@ class DeviceWorkerBase:
             self.site = d.site_id
             self.pool = names.pool_queue(d.site_id, d.printer_class or d.kind)
             self.own = names.device_queue(d.id)
+
+    def queued(self) -> bool:
+        """Any entry on the machine's own queue or its pool (one round trip): without one
+        there is nothing to pick, so no query of the jobs, the heating or fair shares."""
+        prefix = Queue.redis_queue_namespace_prefix
+        pipe = self.ctx.redis.pipeline(transaction=False)
+        pipe.llen(prefix + self.own)
+        pipe.llen(prefix + self.pool)
+        return any(pipe.execute())
 
     # -- device row -----------------------------------------------------------------------
     def _set_device(self, **fields: Any) -> None:

@@ -42,8 +42,8 @@ class Interlocks(DeviceWorkerBase):
         if self.kind == "laser":
             self.offer_to_operator(d)
             return
-        if d.state != DeviceState.IDLE:
-            return
+        if d.state != DeviceState.IDLE or not self.queued():
+            return  # (a look with nothing queued is for the gate's and the repairs' sake)
         with self.ctx.db.session() as s:
             heating = heating_at(s, self.site, but=self.device_id)
         if not may_start_heating(heating, self.ctx.settings.max_heating_per_site):

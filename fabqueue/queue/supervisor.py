@@ -172,8 +172,10 @@ class Supervisor:
         try:
             if self._queue_redis is None:
                 self._queue_redis = redis.Redis.from_url(self.redis_url, socket_timeout=2)
-            return sum(Queue(q, connection=self._queue_redis).count  # type: ignore[arg-type]
-                       for q in (names.ANALYSIS, names.SLICING))
+            pipe = self._queue_redis.pipeline(transaction=False)  # one round trip a tick
+            for q in (names.ANALYSIS, names.SLICING):
+                pipe.llen(Queue.redis_queue_namespace_prefix + q)
+            return sum(pipe.execute())
         except (redis.RedisError, OSError):
             return None
 
