@@ -19,6 +19,7 @@ from fabqueue.core.reasons import decode
 from fabqueue.drivers.bambu import BambuDriver
 from fabqueue.drivers.base import DriverError
 from tests.bambu_fixtures import SERIAL, BambuPeer
+from tests.conftest import wait_for
 
 OTHER = "01P00A000000999"
 
@@ -79,7 +80,9 @@ def test_the_certificate_of_the_configured_printer_is_accepted(
         program = tmp_path / "p.gcode"
         program.write_text("G28\n")
         d._upload(program, "fabqueue-check.gcode")
-        assert peer.uploads == ["fabqueue-check.gcode"]
+        # pyftpdlib answers 226 before it calls on_file_received: the list may lag the reply
+        wait_for(lambda: peer.uploads == ["fabqueue-check.gcode"], timeout=10,
+                 what=f"the upload recorded (have {peer.uploads})")
     finally:
         d.close()
     assert logins(peer) >= 1

@@ -26,7 +26,11 @@ from rq import Worker
 
 from tests.conftest import EXTERNAL, EXTERNAL_REDIS, needs_prusaslicer, wait_for
 from tests.faults.lab import SETTLED_ANALYSIS, Lab, mesh_stl
-from tests.octoprint_fixtures import ensure_idle
+
+# An OctoPrint of this module's own (a module-level fixture, not the shared one): the lab
+# kills serve and its workers mid-print, and what it leaves must not meet other modules'
+# prints (a clean-clone run's next OctoPrint test saw its print interrupted)
+from tests.octoprint_fixtures import ensure_idle, octoprint_instance  # noqa: F401
 
 pytestmark = [pytest.mark.stack, pytest.mark.octoprint, pytest.mark.slicer,
               needs_prusaslicer]
@@ -36,7 +40,7 @@ FAULT_S = 30.0  # the issue's bound: nothing stuck, new uploads analysed, within
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory,
-        octoprint_instance) -> Iterator[Lab]:
+        octoprint_instance) -> Iterator[Lab]:  # noqa: F811
     ensure_idle(octoprint_instance)
     lab = Lab(tmp_path_factory.mktemp("faults"), octoprint_instance)
     lab.start()
