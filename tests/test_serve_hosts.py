@@ -162,7 +162,17 @@ def test_serve_prints_a_residents_model(tmp_path: Path, request: pytest.FixtureR
                          interval=0.3, what="analysis")
             job, second = jobs
             assert http.post(f"/api/jobs/{job}/approve", headers=staff).status_code == 200
-            wait_for(host.paused, timeout=180, interval=0.3,
+            def held() -> bool:
+                if host.paused():
+                    return True
+                # a job that ended (an upload refused under load, say) fails here, at once,
+                # with its reason and serve's log, instead of after the whole wait
+                j = http.get(f"/api/jobs/{job}", headers=resident).json()
+                assert j["status"] not in ("done", "failed", "interrupted", "cancelled"), (
+                    j, server.output()[-4000:])
+                return False
+
+            wait_for(held, timeout=180, interval=0.3,
                      what=f"the sliced cube printing on {driver}")
             assert host.printing(job)
             dev = wait_for(lambda: (d := http.get(device, headers=staff).json())[
