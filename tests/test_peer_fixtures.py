@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests import prusalink_fixtures
-from tests.prusalink_fixtures import PrusaLinkPeer, refused, require_prusalink, runs_root
+from tests.prusalink_fixtures import (  # noqa: F401
+    PrusaLinkPeer,
+    prusalink,
+    refused,
+    require_prusalink,
+    runs_root,
+)
 
 
 def test_prusalink_runs_go_where_prusalink_accepts_storage(
@@ -45,3 +51,20 @@ def test_a_prusalink_without_storage_fails_its_start_with_the_log() -> None:
     finally:
         peer.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_prusalink_that_says_it_is_broken_is_started_afresh(
+        prusalink: PrusaLinkPeer) -> None:  # noqa: F811
+    """PrusaLink logs "This instance is now broken" when one of its threads died (as a
+    daemon it would restart; in the foreground it goes on half dead): the next test's reset
+    starts the pair again instead of handing every later test a peer that prints nothing."""
+    assert prusalink.link is not None
+    pid = prusalink.link.pid
+    with (prusalink.base / "prusalink.out").open("ab") as f:
+        f.write(b"CRITICAL {__main__.excepthook():46} [sq_sender]: This instance is now "
+                b"broken. Will not restart because we're running in the foreground mode\n")
+    prusalink.reset()
+    assert prusalink.link.pid != pid and prusalink.state() in ("IDLE", "READY")
+    again = prusalink.link.pid
+    prusalink.reset()
+    assert prusalink.link.pid == again  # a healthy one is kept
