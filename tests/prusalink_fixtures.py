@@ -134,6 +134,7 @@ class PrusaLinkPeer:
     # why the peer could not be brought back: later tests fail at once with it
     broken: str | None = None
     log_from: int = 0  # where the running PrusaLink's part of prusalink.out begins
+    suspect: bool = False  # a test on it failed: the next reset starts the pair afresh
 
     def says_broken(self) -> bool:
         """PrusaLink logs this when one of its threads died; as a daemon it then restarts
@@ -298,7 +299,10 @@ class PrusaLinkPeer:
         if self.broken:
             raise RuntimeError(f"the PrusaLink peer failed earlier in this session: {self.broken}")
         self.hold(False)
-        if self.says_broken():  # start it afresh, as its daemon mode would
+        if self.suspect or self.says_broken():  # afresh, as its daemon mode would restart
+            # (and after any failed test: a peer half dead in a way not known yet must not
+            # fail every later test of the session, now that all modules share it)
+            self.suspect = False
             stop_process(self.link, signal.SIGKILL)
             stop_process(self.firmware, signal.SIGKILL)
         try:
@@ -325,6 +329,17 @@ class PrusaLinkPeer:
                 self.call("DELETE", f"/api/v1/job/{job['id']}")
         self.wait_ready()
         self.wait_idle()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test on the peer marks it suspect (this module is a plugin: conftest.py)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and report.when == "call":
+        peer = getattr(item, "funcargs", {}).get("prusalink")
+        if isinstance(peer, PrusaLinkPeer):
+            peer.suspect = True
 
 
 @pytest.fixture(scope="session")
